@@ -46,7 +46,7 @@ FUZZERS :=
 INSTALL_RULES :=
 CLEAN_EXTRA :=
 
-.PHONY: all check check-unit check-integration check-asan fuzz fuzz-build bench demo install clean cppcheck
+.PHONY: all check check-unit check-integration check-asan fuzz fuzz-run bench demo install clean cppcheck
 all:
 
 $(B)/%.o: %.c
@@ -74,15 +74,16 @@ check-asan:
 
 FUZZ_SECONDS ?= 30
 fuzz:
-	$(MAKE) FUZZ=1 fuzz-build
-	@set -e; for f in $(patsubst build/%,build-fuzz/%,$(FUZZERS:$(B)/%=build/%)); do \
-	  c=fuzz/corpus/$$(basename $$f); mkdir -p $$c build-fuzz/fuzz-work; \
-	  echo "== $$f for $(FUZZ_SECONDS)s"; \
-	  $$f -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
-	      -artifact_prefix=build-fuzz/fuzz-work/ build-fuzz/fuzz-work/$$(basename $$f)-corpus $$c \
-	      2>&1 | tail -n 3; test $${PIPESTATUS[0]} -eq 0; done
+	$(MAKE) FUZZ=1 fuzz-run
 
-fuzz-build: $(FUZZERS)
+# Runs inside the FUZZ=1 make, so $(FUZZERS) are the clang/libFuzzer builds under build-fuzz/.
+fuzz-run: $(FUZZERS)
+	@set -e; for f in $(FUZZERS); do n=$$(basename $$f); w=$(B)/fuzz-work/$$n; \
+	  mkdir -p $$w/corpus fuzz/corpus/$$n; \
+	  echo "== $$n for $(FUZZ_SECONDS)s"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
+	      -artifact_prefix=$$w/ $$w/corpus fuzz/corpus/$$n >$$w/log 2>&1 || { tail -n 40 $$w/log; exit 1; }; \
+	  tail -n 1 $$w/log; done
 
 bench: all
 	bench/run
