@@ -1,0 +1,20 @@
+/* sandboxctl: one file per subcommand (ctl/cmd_NAME.c defines cmd_NAME).  A subcommand whose file
+ * is not built yet is reported as unavailable with exit 2 (weak symbol). */
+#ifndef PS_CTL_H
+#define PS_CTL_H
+
+struct ctl_opts {
+    const char *confdir;          /* -c DIR, default /etc/pam_sandbox */
+};
+
+/* argv[0] is the subcommand name; return the process exit code (0 ok, 1 config/policy error,
+ * 2 usage). */
+#define CTL_COMMANDS(X) \
+    X(check)   X(explain) X(decide) X(apply) X(status) X(flush) \
+    X(ca)      X(denials) X(doctor)
+
+#define X(name) int cmd_##name(const struct ctl_opts *o, int argc, char **argv) __attribute__((weak));
+CTL_COMMANDS(X)
+#undef X
+
+#endif
