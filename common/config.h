@@ -110,6 +110,8 @@ struct ps_profile {
 
     char **match_groups; size_t n_match_groups;
     char **match_users;  size_t n_match_users;
+    struct ps_origin *match_group_origins;  /* parallel to match_groups (FILE:LINE for explain) */
+    struct ps_origin *match_user_origins;   /* parallel to match_users */
 
     struct ps_limit limits[RLIM_NLIMITS];   /* indexed by RLIMIT_*; NPROC and CORE defaulted */
     bool no_new_privs;            /* default yes */
@@ -129,6 +131,9 @@ struct ps_profile {
     char **models; size_t n_models;
     unsigned requests_per_minute; /* 0 = unlimited */
 
+    /* Where each setting came from (file NULL = default), for sandboxctl explain. */
+    struct ps_origin no_new_privs_origin, cap_keep_origin, umask_origin, network_origin,
+        allow_netlink_origin, mode_origin, models_origin, rpm_origin;
 };
 
 /* ---- inference.d/NAME.conf ---- */
@@ -157,6 +162,8 @@ struct ps_config {
     struct ps_global global;
     struct ps_profile *profiles; size_t n_profiles;   /* in file-name order */
     struct ps_backend *backends; size_t n_backends;
+    char **files; size_t n_files, cap_files;   /* storage for ps_origin.file of sandbox.conf */
+    char *global_file;                          /* sandbox.conf path when one was read */
 };
 
 /* Load and validate everything under dir (sandbox.conf, profiles/, inference.d/, ownership and
@@ -172,6 +179,10 @@ int ps_config_parse_buffer(struct ps_config *cfg, enum ps_file_kind kind, const 
 struct ps_config *ps_config_new_empty(const char *dir);   /* all defaults, no profiles */
 
 void ps_config_free(struct ps_config *cfg);
+
+/* Helpers for explain and logs: "LimitNOFILE" for RLIMIT_NOFILE (NULL if none), and back. */
+const char *ps_limit_name(int resource);
+int ps_limit_by_name(const char *name);
 
 /* Key/secret file check (root-owned, not other-readable, not group/other-writable). */
 int ps_check_secret_file(const char *path, struct ps_diags *diags);

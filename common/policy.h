@@ -4,7 +4,9 @@
 #define PS_POLICY_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include "config.h"
 
 enum ps_verdict { PS_ALLOW, PS_DENY };
@@ -55,5 +57,26 @@ bool ps_addr_permitted(const struct sockaddr *sa, const struct ps_cidr *syntheti
 /* Parse "10.0.0.0/8", "::1", "192.0.2.1" into a CIDR; 0 or -1. */
 int ps_cidr_parse(const char *s, struct ps_cidr *out);
 bool ps_cidr_contains(const struct ps_cidr *net, const struct sockaddr *sa);
+/* The first (last=false) or last address of a network, as a sockaddr (port 0). */
+void ps_cidr_endpoint(const struct ps_cidr *c, bool last, struct sockaddr_storage *ss);
+bool ps_cidr_has_host_bits(const struct ps_cidr *c);          /* "10.0.0.1/8" */
+void ps_cidr_format(const struct ps_cidr *c, char *out, size_t outlen); /* "10.0.0.0/8", "::1" */
+
+/* ps_policy_decide for a name only, on any port and with the binary unknown: the decision policy
+ * DNS takes (allow when some Allow= covers the name and no Deny= covers it on every port;
+ * Mode=report turns a deny into allow + would_deny).  ps_policy_name_allowed() is its verdict. */
+void ps_policy_name_decide(const struct ps_profile *p, const char *name, struct ps_decision *out);
+
+/* A connection to a real address (not a synthetic one): IP/CIDR rules decide, then
+ * ps_addr_permitted(via_name=false) may still deny (metadata, unspecified, a private range that no
+ * explicit rule opens).  An address-class denial is never softened by Mode=report.  reason is
+ * then "address_class_<class>". */
+void ps_policy_decide_addr(const struct ps_profile *p, const struct sockaddr *sa, uint16_t port,
+                           const char *binary, const struct ps_cidr *synthetic,
+                           struct ps_decision *out);
+
+/* The special name of DESIGN.md §5.4 (case-insensitive, trailing dot ignored). */
+#define PS_INFERENCE_NAME "inference.local"
+bool ps_is_inference_name(const char *host);
 
 #endif

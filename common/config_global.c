@@ -1,0 +1,200 @@
+/* sandbox.conf (DESIGN.md §3.1): keyword table, handlers, defaults. */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "common/config_int.h"
+#include "common/policy.h"
+#include "common/util.h"
+#include "common/values.h"
+
+const char *const ps_global_sections[] = { "Proxy", "Inference", NULL };
+
+static int key_user(struct pctx *c, const struct ps_key *k, const char *val, unsigned line)
+{
+    if (!ps_valid_account_name(val)) {
+        ps_perr(c, line, "%s=%s: not a valid user name", k->name, val);
+        return -1;
+    }
+    free(c->cfg->global.proxy_user);
+    c->cfg->global.proxy_user = ps_xstrdup(val);
+    return 0;
+}
+
+/* ExplicitListen=, TransparentListen=, DNSListen=, Resolver=: lists of ADDRESS:PORT.  The first
+ * assignment in the file replaces the default; an empty value empties the list. */
+static int key_addrs(struct pctx *c, const struct ps_key *k, const char *val, unsigned line)
+{
+    struct ps_global *g = &c->cfg->global;
+    struct ps_sockaddr **list;
+    size_t *n;
+    switch (k->arg) {
+    case 0: list = &g->explicit_listen; n = &g->n_explicit_listen; break;
+    case 1: list = &g->transparent_listen; n = &g->n_transparent_listen; break;
+    case 2: list = &g->dns_listen; n = &g->n_dns_listen; break;
+    default: list = &g->resolvers; n = &g->n_resolvers; break;
+    }
+    if (c->first || !*val)
+        *n = 0;
+    const char *p = val;
+    char *w, err[256];
+    while ((w = ps_next_word(&p))) {
+        struct ps_sockaddr sa;
+        if (ps_parse_sockaddr(w, k->arg == 3 ? 53 : 0, &sa, err, sizeof err) < 0) {
+            ps_perr(c, line, "%s=: %s", k->name, err);
+        } else if (*n >= 64) {
+            ps_perr(c, line, "%s=: too many addresses (at most 64)", k->name);
+        } else {
+            sa.origin = ps_origin_at(c, line);
+            *list = ps_xrealloc(*list, *n + 1, sizeof **list);
+            (*list)[(*n)++] = sa;
+        }
+        free(w);
+    }
+    return 0;
+}
+
+static int key_synthetic(struct pctx *c, const struct ps_key *k, const char *val, unsigned line)
+{
+    struct ps_cidr cidr;
+    if (ps_cidr_parse(val, &cidr) < 0 || !strchr(val, '/')) {
+        ps_perr(c, line, "%s=%s: expected a network such as 198.18.0.0/15", k->name, val);
+        return -1;
+    }
+    if (ps_cidr_has_host_bits(&cidr)) {
+        ps_perr(c, line, "%s=%s: bits set after the prefix", k->name, val);
+        return -1;
+    }
+    unsigned bits = cidr.family == AF_INET ? 32 : 128;
+    if (bits - cidr.prefix < 8) {
+        ps_perr(c, line, "%s=%s: too small (needs at least 256 addresses)", k->name, val);
+        return -1;
+    }
+    struct sockaddr_storage first;
+    ps_cidr_endpoint(&cidr, false, &first);
+    enum ps_addr_class cl = ps_addr_classify((struct sockaddr *)&first, NULL);
+    if (cl == PS_ADDR_PUBLIC || cl == PS_ADDR_METADATA || cl == PS_ADDR_LOOPBACK ||
+        cl == PS_ADDR_MULTICAST || cl == PS_ADDR_UNSPECIFIED) {
+        ps_perr(c, line, "%s=%s: must be a private or reserved range that no real host uses "
+                "(%s addresses are not)", k->name, val, ps_addr_class_name(cl));
+        return -1;
+    }
+    c->cfg->global.synthetic_range = cidr;
+    return 0;
+}
+
+static int key_upstream(struct pctx *c, const struct ps_key *k, const char *val, unsigned line)
+{
+    struct ps_global *g = &c->cfg->global;
+    char err[256];
+    free(g->upstream_proxy_host);
+    g->upstream_proxy_host = NULL;
+    g->upstream_proxy_port = 0;
+    if (!*val)
+        return 0;
+    if (ps_parse_hostport(val, &g->upstream_proxy_host, &g->upstream_proxy_port, 0, err,
+                          sizeof err) < 0) {
+        ps_perr(c, line, "%s=: %s", k->name, err);
+        return -1;
+    }
+    return 0;
+}
+
+static int key_path(struct pctx *c, const struct ps_key *k, const char *val, unsigned line)
+{
+    if (val[0] != '/' || strstr(val, "/../") || strchr(val, ' ') || strchr(val, '\t')) {
+        ps_perr(c, line, "%s=%s: expected an absolute path", k->name, val);
+        return -1;
+    }
+    free(c->cfg->global.decision_log);
+    c->cfg->global.decision_log = ps_xstrdup(val);
+    return 0;
+}
+
+static int key_size(struct pctx *c, const struct ps_key *k, const char *val, unsigned line)
+{
+    uint64_t v;
+    char err[256];
+    if (ps_parse_size(val, &v, err, sizeof err) < 0) {
+        ps_perr(c, line, "%s=: %s", k->name, err);
+        return -1;
+    }
+    if (v < 1024 || v > (1ull << 30)) {
+        ps_perr(c, line, "%s=%s: out of range (1K-1G)", k->name, val);
+        return -1;
+    }
+    c->cfg->global.max_request_size = v;
+    return 0;
+}
+
+static int key_timeout(struct pctx *c, const struct ps_key *k, const char *val, unsigned line)
+{
+    uint64_t v;
+    char err[256];
+    if (ps_parse_duration_ms(val, &v, err, sizeof err) < 0) {
+        ps_perr(c, line, "%s=: %s", k->name, err);
+        return -1;
+    }
+    if (v < 1000 || v > 24ull * 3600 * 1000) {
+        ps_perr(c, line, "%s=%s: out of range (1s-24h)", k->name, val);
+        return -1;
+    }
+    c->cfg->global.stream_idle_timeout_ms = v;
+    return 0;
+}
+
+const struct ps_key ps_global_keys[] = {
+    { "Proxy", "User", 0, key_user, 0 },
+    { "Proxy", "ExplicitListen", KEY_REPEAT, key_addrs, 0 },
+    { "Proxy", "TransparentListen", KEY_REPEAT, key_addrs, 1 },
+    { "Proxy", "DNSListen", KEY_REPEAT, key_addrs, 2 },
+    { "Proxy", "Resolver", KEY_REPEAT, key_addrs, 3 },
+    { "Proxy", "SyntheticRange", 0, key_synthetic, 0 },
+    { "Proxy", "UpstreamProxy", 0, key_upstream, 0 },
+    { "Proxy", "DecisionLog", 0, key_path, 0 },
+    { "Inference", "MaxRequestSize", 0, key_size, 0 },
+    { "Inference", "StreamIdleTimeout", 0, key_timeout, 0 },
+};
+const size_t ps_n_global_keys = sizeof ps_global_keys / sizeof ps_global_keys[0];
+
+static void add_default_addr(struct ps_sockaddr **list, size_t *n, const char *s)
+{
+    char err[64];
+    *list = ps_xrealloc(*list, *n + 1, sizeof **list);
+    if (ps_parse_sockaddr(s, 0, &(*list)[*n], err, sizeof err) == 0)
+        (*n)++;
+}
+
+void ps_global_defaults(struct ps_global *g)
+{
+    memset(g, 0, sizeof *g);
+    g->proxy_user = ps_xstrdup("pam-sandbox");
+    add_default_addr(&g->explicit_listen, &g->n_explicit_listen, "127.0.0.1:3128");
+    add_default_addr(&g->transparent_listen, &g->n_transparent_listen, "127.0.0.1:3129");
+    add_default_addr(&g->dns_listen, &g->n_dns_listen, "127.0.0.1:3153");
+    ps_cidr_parse("198.18.0.0/15", &g->synthetic_range);
+    g->decision_log = ps_xstrdup("/var/log/pam_sandbox/decisions.jsonl");
+    g->max_request_size = 10ull << 20;
+    g->stream_idle_timeout_ms = 120000;
+}
+
+void ps_global_free(struct ps_global *g)
+{
+    free(g->proxy_user);
+    free(g->explicit_listen);
+    free(g->transparent_listen);
+    free(g->dns_listen);
+    free(g->resolvers);
+    free(g->upstream_proxy_host);
+    free(g->decision_log);
+    memset(g, 0, sizeof *g);
+}
+
+void ps_global_finish(struct pctx *c)
+{
+    const struct ps_global *g = &c->cfg->global;
+    if (g->n_transparent_listen == 0)
+        ps_perr(c, 0, "[Proxy] TransparentListen= is empty: proxyd needs somewhere to listen");
+    if (g->n_dns_listen == 0)
+        ps_perr(c, 0, "[Proxy] DNSListen= is empty: proxyd needs somewhere to listen");
+}

@@ -1,0 +1,114 @@
+/* Account -> profile (DESIGN.md §3.2): group membership from NSS, supplementary groups included
+ * (getgrouplist), profiles in file-name order, the first match wins, UID 0 never by Group=. */
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "common/resolve.h"
+#include "common/util.h"
+
+#define MAX_GIDS ((int)(sizeof ((struct ps_identity *)0)->gids / sizeof(gid_t)))
+
+static int fill_groups(const struct passwd *pw, struct ps_identity *id)
+{
+    gid_t gids[MAX_GIDS];
+    int n = MAX_GIDS;
+    if (getgrouplist(pw->pw_name, pw->pw_gid, gids, &n) < 0) {
+        /* More groups than we hold: membership would be incomplete, and a missed Group= match
+         * would leave the account unconfined.  Refuse. */
+        errno = E2BIG;
+        return -1;
+    }
+    id->n_gids = 0;
+    id->gids[id->n_gids++] = pw->pw_gid;             /* primary group first */
+    for (int i = 0; i < n; i++)
+        if (gids[i] != pw->pw_gid && id->n_gids < MAX_GIDS)
+            id->gids[id->n_gids++] = gids[i];
+    for (int i = 0; i < id->n_gids; i++) {
+        struct group gr, *res = NULL;
+        char buf[16384];
+        id->group_names[i] = NULL;
+        if (getgrgid_r(id->gids[i], &gr, buf, sizeof buf, &res) == 0 && res)
+            id->group_names[i] = ps_xstrdup(res->gr_name);
+    }
+    return 0;
+}
+
+static int from_passwd(struct passwd *res, int rc, struct ps_identity *id)
+{
+    memset(id, 0, sizeof *id);
+    if (!res) {
+        errno = rc ? rc : ENOENT;
+        return -1;
+    }
+    if (strlen(res->pw_name) >= sizeof id->name) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    strcpy(id->name, res->pw_name);
+    id->uid = res->pw_uid;
+    if (fill_groups(res, id) < 0) {
+        int e = errno;
+        ps_identity_free(id);
+        errno = e;
+        return -1;
+    }
+    return 0;
+}
+
+int ps_identity_lookup(const char *user, struct ps_identity *id)
+{
+    struct passwd pw, *res = NULL;
+    char buf[16384];
+    int rc = getpwnam_r(user, &pw, buf, sizeof buf, &res);
+    return from_passwd(res, rc, id);
+}
+
+int ps_identity_lookup_uid(uid_t uid, struct ps_identity *id)
+{
+    struct passwd pw, *res = NULL;
+    char buf[16384];
+    int rc = getpwuid_r(uid, &pw, buf, sizeof buf, &res);
+    return from_passwd(res, rc, id);
+}
+
+void ps_identity_free(struct ps_identity *id)
+{
+    for (int i = 0; i < id->n_gids && i < MAX_GIDS; i++) {
+        free(id->group_names[i]);
+        id->group_names[i] = NULL;
+    }
+    id->n_gids = 0;
+}
+
+const struct ps_profile *ps_resolve_profile(const struct ps_config *cfg, const struct ps_identity *id,
+                                            char *why, size_t whylen)
+{
+    for (size_t i = 0; cfg && i < cfg->n_profiles; i++) {
+        const struct ps_profile *p = &cfg->profiles[i];
+        for (size_t u = 0; u < p->n_match_users; u++)
+            if (strcmp(p->match_users[u], id->name) == 0) {
+                if (why)
+                    snprintf(why, whylen, "%s:%u: User=%s", p->file,
+                             p->match_user_origins ? p->match_user_origins[u].line : 0, id->name);
+                return p;
+            }
+        if (id->uid == 0)
+            continue;        /* root is never confined by a group: it would lock out the admin */
+        for (size_t g = 0; g < p->n_match_groups; g++)
+            for (int k = 0; k < id->n_gids && k < MAX_GIDS; k++)
+                if (id->group_names[k] && strcmp(p->match_groups[g], id->group_names[k]) == 0) {
+                    if (why)
+                        snprintf(why, whylen, "%s:%u: Group=%s (%s)", p->file,
+                                 p->match_group_origins ? p->match_group_origins[g].line : 0,
+                                 p->match_groups[g], k == 0 ? "primary" : "supplementary");
+                    return p;
+                }
+    }
+    if (why)
+        snprintf(why, whylen, "no profile matches user %s", id->name);
+    return NULL;
+}

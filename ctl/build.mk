@@ -1,0 +1,15 @@
+# ctl/: sandboxctl.  Every ctl/*.c is linked in (one file per subcommand, see ctl/ctl.h), so a new
+# cmd_NAME.c needs no edit here.  Other parts append in their own build.mk:
+#   CTL_ARCHIVES += $(B)/libpsnft.a      (archives; also prerequisites of the link)
+#   CTL_LIBS     += $(call pc,libnftables)
+# Both are expanded late (secondary expansion / recipe), so the order of build.mk files is free.
+CTL_SRCS := $(sort $(wildcard ctl/*.c))
+CTL_OBJS := $(patsubst %.c,$(B)/%.o,$(CTL_SRCS))
+CTL_ARCHIVES ?=
+CTL_LIBS ?=
+
+.SECONDEXPANSION:
+$(B)/sandboxctl: $(CTL_OBJS) $$(CTL_ARCHIVES) $(B)/libpscommon.a
+	$(CC) $(LDFLAGS) -o $@ $(CTL_OBJS) $(CTL_ARCHIVES) $(B)/libpscommon.a $(CTL_LIBS) $(COMMON_LIBS)
+
+BINS += $(B)/sandboxctl
