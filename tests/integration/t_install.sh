@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# `make install DESTDIR=...` produces the documented tree (README "Installed files"), with root
+# ownership and the documented modes; a second install keeps an admin's edited config; the example
+# profiles are installed inert (they sandbox nobody until renamed to NAME.conf).
+# UIDs: 59900-59909.
+. "${PS_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/world.sh"
+world_enter "$@"
+
+command -v make >/dev/null || skip "make missing"
+D=$WORLD/destdir
+MODDIR=$(pkg-config --variable=libdir pam 2>/dev/null)/security
+[ "$MODDIR" != /security ] || skip "pkg-config pam missing (libpam0g-dev)"
+
+inst() { make -s -C "$PS_SRC" B="$PS_BUILD" DESTDIR="$D" install "$@" >"$WORLD/install.log" 2>&1 \
+         || { cat "$WORLD/install.log"; fail "make install $*"; }; }
+inst
+
+# assert_node PATH MODE (type+perm as stat %A) : exists, root:root, that mode.
+assert_node() {
+    [ -e "$D$1" ] || fail "missing $1"
+    assert_eq "$1" "$2 root:root" "$(stat -c '%A %U:%G' "$D$1")"
+}
+
+assert_node "$MODDIR/pam_sandbox.so"             -rw-r--r--
+assert_node /usr/sbin/sandboxctl                 -rwxr-xr-x
+assert_node /usr/sbin/sandbox-proxyd             -rwxr-xr-x
+assert_node /usr/share/pam-configs/pam_sandbox   -rw-r--r--
+assert_node /etc/pam_sandbox                     drwxr-xr-x
+assert_node /etc/pam_sandbox/profiles            drwxr-xr-x
+assert_node /etc/pam_sandbox/inference.d         drwxr-xr-x
+assert_node /usr/share/pam_sandbox/examples      drwxr-xr-x
+# Every man page of the tree, in its section; every unit.
+n=0
+for p in "$PS_SRC"/man/*.[0-9]; do
+    [ -e "$p" ] || continue
+    b=${p##*/}; assert_node "/usr/share/man/man${b##*.}/$b" -rw-r--r--; n=$((n+1))
+done
+[ $n -gt 0 ] || fail "no man page installed (man/ is empty)"
+n=0
+for u in "$PS_SRC"/packaging/*.service; do
+    [ -e "$u" ] || continue
+    assert_node "/lib/systemd/system/${u##*/}" -rw-r--r--; n=$((n+1))
+done
+[ $n -ge 2 ] || fail "expected the ruleset and the proxyd units, found $n unit(s)"
+# The module is a loadable PAM module exporting the session hooks.
+assert_match "module exports pam_sm_open_session" 'pam_sm_open_session' \
+    "$(nm -D --defined-only "$D$MODDIR/pam_sandbox.so")"
+# The pam-auth-update profile must not restrict itself to interactive sessions (DESIGN §9.5).
+assert_no_match "no Session-Interactive-Only" 'Session-Interactive-Only' \
+    "$(cat "$D/usr/share/pam-configs/pam_sandbox")"
+
+# Config: global settings active, examples inert (*.conf.example), pristine copies in examples/.
+[ -e "$PS_SRC/profiles/sandbox.conf" ] && assert_node /etc/pam_sandbox/sandbox.conf -rw-r--r--
+nprof=0
+for p in "$PS_SRC"/profiles/*.conf; do
+    b=${p##*/}; [ "$b" = sandbox.conf ] && continue
+    assert_node "/etc/pam_sandbox/profiles/$b.example" -rw-r--r--
+    assert_node "/usr/share/pam_sandbox/examples/profiles/$b" -rw-r--r--
+    [ -e "$D/etc/pam_sandbox/profiles/$b" ] && fail "example $b installed active"
+    nprof=$((nprof+1))
+done
+[ $nprof -gt 0 ] || fail "no example profile in profiles/"
+# Nothing group/other-writable anywhere in the tree (the config loader would reject it, and a
+# writable program directory is a root compromise).
+bad=$(find "$D" -perm /022 ! -type l)
+assert_eq "no group/other-writable path" "" "$bad"
+
+# The installed config is valid, and it sandboxes nobody: an account in every group and with every
+# name that the examples match is not matched...
+SC=$D/usr/sbin/sandboxctl
+out=$("$SC" -c "$D/etc/pam_sandbox" check 2>&1) || fail "installed config does not check: $out"
+ok "installed config checks"
+groups=$(sed -n 's/^[[:space:]]*Group=//p' "$PS_SRC"/profiles/*.conf | tr -s ' \t' '\n' | sort -u | grep -v '^$' || true)
+for g in $groups; do getent group "$g" >/dev/null || groupadd "$g"; done
+world_add_user psinst 59900 $groups
+out=$("$SC" -c "$D/etc/pam_sandbox" explain psinst 2>&1) || true
+assert_match "inert: examples match nobody" 'not sandboxed|no profile' "$out"
+# ...while the same account IS matched once the admin enables an example (so the test above means
+# something).
+for p in "$PS_SRC"/profiles/*.conf; do
+    b=${p##*/}; [ "$b" = sandbox.conf ] && continue
+    cp "$D/etc/pam_sandbox/profiles/$b.example" "$D/etc/pam_sandbox/profiles/$b"
+done
+out=$("$SC" -c "$D/etc/pam_sandbox" explain psinst 2>&1) || true
+assert_no_match "enabled example matches" 'not sandboxed|no profile' "$out"
+rm -f "$D"/etc/pam_sandbox/profiles/*.conf
+
+# A second install keeps the admin's edits, and says so.
+printf '# edited by the admin\n' >> "$D/etc/pam_sandbox/sandbox.conf" 2>/dev/null || \
+    printf '# edited by the admin\n' > "$D/etc/pam_sandbox/sandbox.conf"
+first=$(ls "$D"/etc/pam_sandbox/profiles/*.example | head -n 1)
+echo "# admin" > "$first"
+sum_before=$(md5sum "$D/etc/pam_sandbox/sandbox.conf" "$first")
+inst
+assert_eq "edited config kept" "$sum_before" "$(md5sum "$D/etc/pam_sandbox/sandbox.conf" "$first")"
+assert_match "install says it kept the file" "keep .*/etc/pam_sandbox/sandbox.conf" "$(cat "$WORLD/install.log")"
+# examples/ under /usr/share is the package's own and is refreshed.
+assert_eq "examples refreshed" "$(md5sum < "$(ls "$PS_SRC"/profiles/*.conf | grep -v /sandbox.conf | head -n 1)")" \
+    "$(md5sum < "$D/usr/share/pam_sandbox/examples/profiles/$(basename "$first" .example)")"
+
+# PREFIX moves the programs; SYSCONFDIR stays /etc.
+D=$WORLD/destdir2
+make -s -C "$PS_SRC" B="$PS_BUILD" DESTDIR="$D" PREFIX=/usr/local install >"$WORLD/install2.log" 2>&1 \
+    || { cat "$WORLD/install2.log"; fail "make install PREFIX=/usr/local"; }
+assert_node /usr/local/sbin/sandboxctl -rwxr-xr-x
+assert_node /usr/local/share/pam-configs/pam_sandbox -rw-r--r--
+assert_node /etc/pam_sandbox drwxr-xr-x
+echo "t_install: all assertions passed"
