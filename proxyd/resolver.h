@@ -19,4 +19,23 @@ typedef void (*resolver_cb)(void *arg, int status, const struct sockaddr_storage
 struct resolver_query *resolver_lookup(struct resolver *r, const char *name, resolver_cb cb, void *arg);
 void resolver_cancel(struct resolver *r, struct resolver_query *q);
 
+/* Added by the DNS part (may be used by anyone): */
+/* Negative statuses a callback can receive. */
+enum {
+    RESOLVER_ENOTFOUND = -1,   /* NXDOMAIN: the name does not exist (cached RESOLVER_NEG_TTL s) */
+    RESOLVER_ENODATA = -2,     /* the name exists but has no A/AAAA (cached RESOLVER_NEG_TTL s) */
+    RESOLVER_EFAIL = -3,       /* SERVFAIL, REFUSED, timeout, unreachable server: not cached */
+    RESOLVER_EINVAL = -4,      /* not a valid DNS name */
+    RESOLVER_ENOMEM = -5,      /* out of memory, or the cache is full of pending lookups */
+};
+#define RESOLVER_NEG_TTL 30u      /* getaddrinfo hides the SOA minimum, so a fixed negative TTL */
+#define RESOLVER_MAX_TTL 3600u    /* longer TTLs are clamped: a stale address is worse than a query */
+#define RESOLVER_CACHE_MAX 4096u  /* names remembered; the least recently used answer goes first */
+const char *resolver_strerror(int status);
+/* Point the resolver at the servers of a new config (Resolver=, else /etc/resolv.conf) without
+ * dropping lookups in flight or the cache.  0 or -1. */
+int resolver_reconfigure(struct resolver *r, const struct ps_config *cfg);
+/* Counters, for tests and status: upstream lookups started, answers served from the cache. */
+void resolver_stats(const struct resolver *r, unsigned long *upstream, unsigned long *cached);
+
 #endif

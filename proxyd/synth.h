@@ -14,5 +14,7 @@ void synth_free(struct synth *s);
 int synth_assign(struct synth *s, const char *name, struct in_addr *out);
 /* The name behind a synthetic address; false when the address was never handed out. */
 bool synth_lookup(const struct synth *s, struct in_addr addr, char name[PS_MAX_NAME + 1]);
+/* How many names are remembered (for tests and status). */
+size_t synth_count(const struct synth *s);
 
 #endif
