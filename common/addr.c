@@ -159,9 +159,9 @@ static enum ps_addr_class classify6(const uint8_t *a, const struct ps_cidr *syn)
         return c;
     }
     if (in6(a, "64:ff9b:1::", 48))
-        return worse(PS_ADDR_PRIVATE, classify4(a + 12, syn));
+        return worse(classify4(a + 12, syn), PS_ADDR_PRIVATE);
     if (in6(a, "::", 96))
-        return worse(PS_ADDR_RESERVED, classify4(a + 12, syn));
+        return worse(classify4(a + 12, syn), PS_ADDR_RESERVED);
     if (in6(a, "2002::", 16))
         return classify4(a + 2, syn);
     if (in6(a, "2001::", 32)) {
