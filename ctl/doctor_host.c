@@ -1,0 +1,279 @@
+/* sandboxctl doctor: the host around the module — sshd and sudo settings that skip PAM sessions,
+ * the nftables table, proxyd, DNS reachable through Unix sockets, ICMP sockets. */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <dirent.h>
+#include "common/util.h"
+#include "ctl/doctor_int.h"
+
+extern char **environ;
+
+/* ---- sshd: UsePAM (the first value sshd reads wins; Include is expanded where it stands) ---- */
+
+struct sshd_find {
+    char file[512];
+    unsigned line;
+    char value[32];
+    bool found;
+};
+
+static void sshd_scan(const struct doctor *d, const char *path, int depth, struct sshd_find *f);
+
+static void sshd_include(const struct doctor *d, const char *pattern, int depth, struct sshd_find *f)
+{
+    char rel[1100], full[4096];
+    if (pattern[0] == '/')
+        snprintf(rel, sizeof rel, "%s", pattern);
+    else
+        snprintf(rel, sizeof rel, "/etc/ssh/%s", pattern);
+    glob_t g;
+    if (glob(doc_path(d, rel, full, sizeof full), 0, NULL, &g) != 0)
+        return;
+    size_t skip = strcmp(d->root, "/") == 0 ? 0 : strlen(d->root);
+    for (size_t i = 0; i < g.gl_pathc && !f->found; i++)
+        sshd_scan(d, g.gl_pathv[i] + skip, depth + 1, f);
+    globfree(&g);
+}
+
+static void sshd_scan(const struct doctor *d, const char *path, int depth, struct sshd_find *f)
+{
+    if (depth > 8)
+        return;
+    char *buf = doc_read(d, path);
+    if (!buf)
+        return;
+    unsigned lineno = 0;
+    char *p = buf;
+    while (*p && !f->found) {
+        char *line = p, *nl = strchr(p, '\n');
+        if (nl)
+            *nl = '\0';
+        p = nl ? nl + 1 : p + strlen(p);
+        lineno++;
+        char key[64], val[1024];
+        /* "Key value" or "Key=value" */
+        for (char *c = line; *c; c++)
+            if (*c == '=') {
+                *c = ' ';
+                break;
+            }
+        if (sscanf(line, " %63s %1023s", key, val) != 2 || key[0] == '#')
+            continue;
+        if (strcasecmp(key, "Include") == 0) {
+            sshd_include(d, val, depth, f);
+        } else if (strcasecmp(key, "UsePAM") == 0) {
+            snprintf(f->file, sizeof f->file, "%s", path);
+            f->line = lineno;
+            snprintf(f->value, sizeof f->value, "%.31s", val);
+            f->found = true;
+        }
+    }
+    free(buf);
+}
+
+void doc_check_sshd(struct doctor *d)
+{
+    char full[4096];
+    struct stat st;
+    if (stat(doc_path(d, "/etc/ssh/sshd_config", full, sizeof full), &st) != 0)
+        return;                   /* no sshd here */
+    struct sshd_find f = { .found = false };
+    sshd_scan(d, "/etc/ssh/sshd_config", 0, &f);
+    if (!f.found)
+        doc_finding(d, "/etc/ssh/sshd_config", 0, "UsePAM is not set and defaults to no: SSH logins "
+                    "open no PAM session and are not confined; fix: set \"UsePAM yes\"");
+    else if (strcasecmp(f.value, "yes") != 0)
+        doc_finding(d, f.file, f.line, "\"UsePAM %s\": SSH logins open no PAM session and are not "
+                    "confined; fix: set \"UsePAM yes\" (the first UsePAM sshd reads wins)", f.value);
+}
+
+/* ---- sudo: Defaults !pam_session (sudo then runs commands without opening a session) ---- */
+
+static void sudoers_scan(struct doctor *d, const char *path)
+{
+    char *buf = doc_read(d, path);
+    if (!buf)
+        return;
+    unsigned lineno = 0;
+    char *p = buf;
+    while (*p) {
+        char *line = p, *nl = strchr(p, '\n');
+        if (nl)
+            *nl = '\0';
+        p = nl ? nl + 1 : p + strlen(p);
+        lineno++;
+        while (*line == ' ' || *line == '\t')
+            line++;
+        if (strncmp(line, "Defaults", 8) != 0)
+            continue;
+        /* Scan the flags after "Defaults[:@>!]LIST" for a "!pam_session" token. */
+        for (char *s = strstr(line, "pam_session"); s; s = strstr(s + 1, "pam_session")) {
+            char *b = s;
+            while (b > line && (b[-1] == ' ' || b[-1] == '\t'))
+                b--;
+            bool negated = b > line && b[-1] == '!';
+            char after = s[11];
+            if (negated && (after == '\0' || after == ',' || isspace((unsigned char)after))) {
+                doc_finding(d, path, lineno, "\"Defaults !pam_session\": sudo runs commands without "
+                            "opening a PAM session, so pam_sandbox.so never runs for them; fix: "
+                            "remove it");
+                break;
+            }
+        }
+    }
+    free(buf);
+}
+
+void doc_check_sudoers(struct doctor *d)
+{
+    sudoers_scan(d, "/etc/sudoers");
+    char full[4096];
+    DIR *dir = opendir(doc_path(d, "/etc/sudoers.d", full, sizeof full));
+    if (!dir)
+        return;
+    struct dirent *e;
+    while ((e = readdir(dir)) != NULL) {
+        /* sudo skips names containing '.' or ending in '~' */
+        size_t l = strlen(e->d_name);
+        if (strchr(e->d_name, '.') || (l && e->d_name[l - 1] == '~'))
+            continue;
+        char path[512];
+        snprintf(path, sizeof path, "/etc/sudoers.d/%s", e->d_name);
+        sudoers_scan(d, path);
+    }
+    closedir(dir);
+}
+
+/* ---- the nftables table (live: it belongs to this network namespace) ---- */
+
+void doc_check_ruleset(struct doctor *d)
+{
+    static const char *const nft_paths[] = { "/usr/sbin/nft", "/sbin/nft" };
+    const char *nft = NULL;
+    for (size_t i = 0; i < sizeof nft_paths / sizeof nft_paths[0]; i++)
+        if (access(nft_paths[i], X_OK) == 0)
+            nft = nft_paths[i];
+    if (!nft) {
+        doc_finding(d, "nft", 0, "nft(8) is not installed, so the ruleset cannot be checked (and "
+                    "sandboxctl apply cannot load it); fix: apt-get install nftables");
+        return;
+    }
+    if (geteuid() != 0) {
+        doc_finding(d, "table inet pam_sandbox", 0, "cannot check the ruleset without root; fix: "
+                    "run sandboxctl doctor as root");
+        return;
+    }
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    char *argv[] = { (char *)nft, "list", "table", "inet", "pam_sandbox", NULL };
+    pid_t pid;
+    int status = -1;
+    if (posix_spawn(&pid, nft, &fa, NULL, argv, environ) == 0)
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+            ;
+    posix_spawn_file_actions_destroy(&fa);
+    if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+        doc_finding(d, "table inet pam_sandbox", 0, "the ruleset is not loaded: egress of sandboxed "
+                    "accounts is not steered and the module refuses their logins; fix: sandboxctl "
+                    "apply (and enable the ruleset unit from packaging/ at boot)");
+}
+
+/* ---- proxyd (pid file, then the process behind it) ---- */
+
+#define PROXYD_PIDFILE "/run/pam_sandbox/proxyd.pid"
+
+void doc_check_proxyd(struct doctor *d)
+{
+    char *buf = doc_read(d, PROXYD_PIDFILE);
+    long pid = 0;
+    char comm[64] = "";
+    if (buf) {
+        char *end;
+        pid = strtol(buf, &end, 10);
+        if (end == buf || pid <= 0 || (*end && *end != '\n'))
+            pid = 0;
+        free(buf);
+    }
+    if (pid > 0) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%ld/comm", pid);
+        FILE *f = fopen(path, "re");
+        if (f) {
+            if (!fgets(comm, sizeof comm, f))
+                comm[0] = '\0';
+            fclose(f);
+            comm[strcspn(comm, "\n")] = '\0';
+        }
+    }
+    if (pid <= 0)
+        doc_finding(d, PROXYD_PIDFILE, 0, "sandbox-proxyd is not running (no pid file): sandboxed "
+                    "accounts can reach nothing; fix: systemctl start sandbox-proxyd");
+    else if (strcmp(comm, "sandbox-proxyd") != 0)
+        doc_finding(d, PROXYD_PIDFILE, 0, "sandbox-proxyd is not running (pid %ld is %s): sandboxed "
+                    "accounts can reach nothing; fix: systemctl restart sandbox-proxyd", pid,
+                    comm[0] ? comm : "gone");
+}
+
+/* ---- DNS through Unix sockets: a lookup there leaves by a path nftables never sees ---- */
+
+void doc_check_dns_sockets(struct doctor *d)
+{
+    static const struct { const char *path, *what, *fix; } socks[] = {
+        { "/run/systemd/resolve/io.systemd.Resolve", "systemd-resolved's varlink socket",
+          "systemctl mask --now systemd-resolved (or remove \"resolve\" from nsswitch and make the "
+          "socket unreachable for sandboxed accounts)" },
+        { "/run/nscd/socket", "nscd's socket", "stop and disable nscd (or disable its hosts cache)" },
+    };
+    for (size_t i = 0; i < sizeof socks / sizeof socks[0]; i++) {
+        char full[4096];
+        struct stat st;
+        if (lstat(doc_path(d, socks[i].path, full, sizeof full), &st) != 0 || !S_ISSOCK(st.st_mode))
+            continue;
+        if (!(st.st_mode & S_IWOTH))
+            continue;             /* connect(2) needs write permission: not reachable */
+        doc_finding(d, socks[i].path, 0, "%s is reachable by sandboxed accounts: names resolved "
+                    "through it bypass policy DNS (a denied name leaks, nftables cannot see it); "
+                    "fix: %s", socks[i].what, socks[i].fix);
+    }
+}
+
+/* ---- ICMP echo sockets (net.ipv4.ping_group_range; per network namespace, read live) ---- */
+
+void doc_check_ping(struct doctor *d)
+{
+    FILE *f = fopen("/proc/sys/net/ipv4/ping_group_range", "re");
+    if (!f)
+        return;
+    unsigned long lo, hi;
+    int n = fscanf(f, "%lu %lu", &lo, &hi);
+    fclose(f);
+    if (n != 2 || lo > hi)
+        return;                   /* "1 0": nobody */
+    for (size_t i = 0; i < d->n_acct; i++) {
+        const struct doc_account *a = &d->acct[i];
+        for (int g = 0; g < a->id.n_gids; g++) {
+            if (a->id.gids[g] < lo || a->id.gids[g] > hi)
+                continue;
+            doc_finding(d, "/proc/sys/net/ipv4/ping_group_range", 0, "\"%lu %lu\" lets sandboxed "
+                        "account %s (group %u) open ICMP sockets, which only nftables then stops; "
+                        "fix: echo 'net.ipv4.ping_group_range = 1 0' > "
+                        "/etc/sysctl.d/60-pam-sandbox.conf && sysctl --system", lo, hi, a->id.name,
+                        (unsigned)a->id.gids[g]);
+            return;               /* one line names the problem */
+        }
+    }
+}

@@ -1,0 +1,212 @@
+/* sandboxctl doctor: PAM session stacks.  A service that opens sessions must run pam_sandbox.so
+ * (required, not skippable), and pam_limits after it must not raise what it set (DESIGN.md §9.4). */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "common/util.h"
+#include "ctl/doctor_int.h"
+
+#define PAM_DIR "/etc/pam.d"
+#define MAX_DEPTH 8               /* include nesting; Debian uses 1 */
+#define MAX_ENTRIES 256
+
+/* Services through which an account gets a session (an unlisted one is not checked: chfn and
+ * friends authenticate but start nothing; runuser is root-only, and root is not confined). */
+static const char *const session_services[] = {
+    "common-session", "common-session-noninteractive", "sshd", "login", "su", "su-l",
+    "sudo", "sudo-i", "cron", "atd", "systemd-user",
+};
+
+struct pam_entry {
+    char file[256];               /* as shown: /etc/pam.d/NAME */
+    unsigned line;
+    bool dash;                    /* "-session": silently skipped when the module is missing */
+    char control[128];
+    char module[128];             /* base name, e.g. pam_limits.so */
+    char args[512];
+};
+
+struct stack {
+    struct pam_entry v[MAX_ENTRIES];
+    size_t n;
+};
+
+static void copy(char *dst, size_t len, const char *src)
+{
+    snprintf(dst, len, "%s", src);
+}
+
+/* Next token of *p (PAM splits on blanks; a control in brackets may contain blanks). */
+static char *next_token(char **p)
+{
+    char *s = *p;
+    while (*s == ' ' || *s == '\t')
+        s++;
+    if (!*s)
+        return NULL;
+    char *start = s;
+    if (*s == '[') {
+        char *close = strchr(s, ']');
+        s = close ? close + 1 : s + strlen(s);
+    } else {
+        while (*s && *s != ' ' && *s != '\t')
+            s++;
+    }
+    if (*s)
+        *s++ = '\0';
+    *p = s;
+    return start;
+}
+
+static void expand(const struct doctor *d, const char *name, int depth, struct stack *st);
+
+static void include_file(const struct doctor *d, const char *target, int depth, struct stack *st)
+{
+    char path[512];
+    if (target[0] == '/')
+        copy(path, sizeof path, target);
+    else
+        snprintf(path, sizeof path, PAM_DIR "/%s", target);
+    expand(d, path, depth + 1, st);
+}
+
+/* Append the session entries of file path (and what it includes) to st, in stack order. */
+static void expand(const struct doctor *d, const char *path, int depth, struct stack *st)
+{
+    if (depth > MAX_DEPTH)
+        return;
+    char *buf = doc_read(d, path);
+    if (!buf)
+        return;
+    unsigned lineno = 0;
+    char *p = buf;
+    while (*p) {
+        char *line = p, *nl = strchr(p, '\n');
+        if (nl)
+            *nl = '\0';
+        p = nl ? nl + 1 : p + strlen(p);
+        unsigned at = ++lineno;
+        /* "\\" at the end of a line continues it, as in libpam; findings name the first line. */
+        size_t l = strlen(line);
+        while (l && line[l - 1] == '\\' && nl) {
+            line[l - 1] = ' ';
+            *nl = ' ';
+            nl = strchr(p, '\n');
+            if (nl)
+                *nl = '\0';
+            p = nl ? nl + 1 : p + strlen(p);
+            lineno++;
+            l = strlen(line);
+        }
+        char *hash = strchr(line, '#');
+        if (hash)
+            *hash = '\0';
+        char *q = line, *type = next_token(&q);
+        if (!type)
+            continue;
+        if (strcmp(type, "@include") == 0) {
+            char *t = next_token(&q);
+            if (t)
+                include_file(d, t, depth, st);
+            continue;
+        }
+        bool dash = type[0] == '-';
+        if (strcmp(type + dash, "session") != 0)
+            continue;
+        char *control = next_token(&q), *module = next_token(&q);
+        if (!control || !module)
+            continue;
+        if (strcmp(control, "include") == 0 || strcmp(control, "substack") == 0) {
+            include_file(d, module, depth, st);
+            continue;
+        }
+        if (st->n == MAX_ENTRIES)
+            continue;
+        struct pam_entry *e = &st->v[st->n++];
+        copy(e->file, sizeof e->file, path);
+        e->line = at;
+        e->dash = dash;
+        copy(e->control, sizeof e->control, control);
+        const char *base = strrchr(module, '/');
+        copy(e->module, sizeof e->module, base ? base + 1 : module);
+        while (*q == ' ' || *q == '\t')
+            q++;
+        copy(e->args, sizeof e->args, q);
+    }
+    free(buf);
+}
+
+/* "conf=FILE" among pam_limits' arguments, else its default. */
+static void limits_conf(const struct pam_entry *e, char *out, size_t len)
+{
+    char args[sizeof e->args];
+    copy(args, sizeof args, e->args);
+    char *p = args, *t;
+    copy(out, len, "/etc/security/limits.conf");
+    while ((t = next_token(&p)) != NULL)
+        if (strncmp(t, "conf=", 5) == 0)
+            copy(out, len, t + 5);
+}
+
+static bool weak_control(const char *c)
+{
+    return strcmp(c, "optional") == 0 || strcmp(c, "sufficient") == 0 ||
+           (c[0] == '[' && (strstr(c, "default=ignore") || strstr(c, "default=ok") ||
+                            strstr(c, "default=done")));
+}
+
+void doc_check_pam(struct doctor *d)
+{
+    struct stack *st = ps_xcalloc(1, sizeof *st);
+    char checked[8][512];
+    size_t n_checked = 0;
+    for (size_t s = 0; s < sizeof session_services / sizeof session_services[0]; s++) {
+        char file[256], full[4096];
+        snprintf(file, sizeof file, PAM_DIR "/%s", session_services[s]);
+        FILE *f = fopen(doc_path(d, file, full, sizeof full), "re");
+        if (!f)
+            continue;             /* not installed here: nothing opens sessions through it */
+        fclose(f);
+        st->n = 0;
+        expand(d, file, 0, st);
+        size_t at = st->n;
+        for (size_t i = 0; i < st->n && at == st->n; i++)
+            if (strcmp(st->v[i].module, "pam_sandbox.so") == 0)
+                at = i;
+        if (at == st->n) {
+            doc_finding(d, file, 0, "no pam_sandbox.so in its session stack (includes followed), so "
+                        "sessions opened through %s are not confined; fix: pam-auth-update --enable "
+                        "pam_sandbox, or add \"session required pam_sandbox.so\"",
+                        session_services[s]);
+            continue;
+        }
+        const struct pam_entry *m = &st->v[at];
+        if (weak_control(m->control))
+            doc_finding(d, m->file, m->line, "pam_sandbox.so is \"%s\": a failure to confine does not "
+                        "refuse the session (%s); fix: make it \"required\"", m->control, file);
+        if (m->dash)
+            doc_finding(d, m->file, m->line, "\"-session\" skips pam_sandbox.so silently when the "
+                        "module is missing (%s); fix: drop the leading \"-\"", file);
+        for (size_t i = 0; i < at; i++)
+            if (strcmp(st->v[i].control, "sufficient") == 0)
+                doc_finding(d, st->v[i].file, st->v[i].line, "\"sufficient\" %s before pam_sandbox.so "
+                            "can end the stack (%s) before the module runs; fix: move pam_sandbox.so "
+                            "above it", st->v[i].module, file);
+        for (size_t i = at + 1; i < st->n; i++) {
+            if (strcmp(st->v[i].module, "pam_limits.so") != 0)
+                continue;
+            char conf[512];
+            limits_conf(&st->v[i], conf, sizeof conf);
+            bool seen = false;
+            for (size_t k = 0; k < n_checked; k++)
+                seen |= strcmp(checked[k], conf) == 0;
+            if (seen)
+                continue;         /* one report per limits file, naming the first stack */
+            if (n_checked < sizeof checked / sizeof checked[0])
+                copy(checked[n_checked++], sizeof checked[0], conf);
+            doc_check_limits(d, conf, file);
+        }
+    }
+    free(st);
+}
