@@ -180,7 +180,8 @@ void doc_check_limits(struct doctor *d, const char *conf_path, const char *stack
             *(char **)ps_vec_push(&names, &n, &cap, sizeof *names) = ps_xstrdup(e->d_name);
     }
     closedir(dir);
-    qsort(names, n, sizeof *names, cmp_str);
+    if (n)
+        qsort(names, n, sizeof *names, cmp_str);
     for (size_t i = 0; i < n; i++) {
         char path[512];
         snprintf(path, sizeof path, "/etc/security/limits.d/%s", names[i]);
