@@ -75,6 +75,10 @@ void ps_policy_decide_addr(const struct ps_profile *p, const struct sockaddr *sa
                            const char *binary, const struct ps_cidr *synthetic,
                            struct ps_decision *out);
 
+/* A rule as it would be written after Allow=/Deny= ("*.example.com:80,443 binary=/usr/bin/ssh"),
+ * for explain, logs and suggested rules.  Always re-parses to the same rule. */
+void ps_rule_format(const struct ps_rule *r, char *out, size_t outlen);
+
 /* The special name of DESIGN.md §5.4 (case-insensitive, trailing dot ignored). */
 #define PS_INFERENCE_NAME "inference.local"
 bool ps_is_inference_name(const char *host);

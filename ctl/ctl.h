@@ -17,4 +17,9 @@ struct ctl_opts {
 CTL_COMMANDS(X)
 #undef X
 
+/* ctl/ctl_conf.c: load and validate o->confdir; on any error print every "FILE:LINE: message" to
+ * stderr and return NULL (the caller exits 1). */
+struct ps_config;
+struct ps_config *ctl_load_config(const struct ctl_opts *o);
+
 #endif
