@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# sandboxctl doctor in a world: a clean setup (module in both common-session stacks, UsePAM yes, the
+# ruleset loaded by sandboxctl apply, a real proxyd with its pid file, no DNS socket, ICMP sockets
+# off) reports nothing and exits 0; each weakening, made one at a time, gives its own finding line
+# (file, line where there is one) and exit 1, and undoing it makes the report clean again.
+# UIDs: 59910-59919.
+. "${PS_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/world.sh"
+world_enter "$@"
+
+SC=$PS_BUILD/sandboxctl
+[ -x "$SC" ] || skip "sandboxctl not built"
+"$SC" doctor --help >/dev/null 2>&1 || skip "sandboxctl doctor not in this build"
+command -v nft >/dev/null || skip "nft missing"
+
+# ---- the clean setup ----
+getent passwd pam-sandbox >/dev/null || useradd -r -M -d / -s /usr/sbin/nologin pam-sandbox
+world_add_user psdoc 59910 psdocsbx
+world_add_user psdocfree 59911
+world_conf
+cat > "$CONF/profiles/10-doc.conf" <<'EOF'
+[Match]
+Group=psdocsbx
+[Limits]
+LimitNPROC=512
+LimitNOFILE=1024:4096
+[Network]
+Allow=example.com:443
+EOF
+chmod 644 "$CONF/profiles/10-doc.conf"
+"$SC" -c "$CONF" check >/dev/null || fail "test config does not check"
+
+PAMD=/etc/pam.d
+for f in common-session common-session-noninteractive; do
+    [ -e "$PAMD/$f" ] || fail "$PAMD/$f missing (libpam-runtime)"
+    echo "session required pam_sandbox.so conf=$CONF" >> "$PAMD/$f"
+done
+# Debian's stacks for the services this host may lack (sudo, cron, systemd-user), as packaged.
+[ -e $PAMD/sudo ] || printf '%s\n' '#%PAM-1.0' 'session required pam_limits.so' \
+    '@include common-auth' '@include common-account' '@include common-session-noninteractive' > $PAMD/sudo
+[ -e $PAMD/cron ] || printf '%s\n' '@include common-auth' 'session required pam_loginuid.so' \
+    '@include common-session-noninteractive' 'session required pam_limits.so' > $PAMD/cron
+[ -e $PAMD/systemd-user ] || printf '%s\n' '@include common-account' \
+    'session include common-session-noninteractive' 'session optional pam_systemd.so' > $PAMD/systemd-user
+# sshd: Debian's config (UsePAM yes in the main file, Include of sshd_config.d first).
+mkdir -p /etc/ssh/sshd_config.d
+[ -e /etc/ssh/sshd_config ] || printf '%s\n' 'Include /etc/ssh/sshd_config.d/*.conf' 'UsePAM yes' > /etc/ssh/sshd_config
+rm -f /etc/ssh/sshd_config.d/*.conf
+mkdir -p /etc/security/limits.d /etc/sudoers.d
+echo "# world: no limits" > /etc/security/limits.conf
+rm -f /etc/security/limits.d/* /etc/sudoers.d/*
+echo 'Defaults env_reset' > /etc/sudoers
+sysctl -qw net.ipv4.ping_group_range="1 0"
+
+"$SC" -c "$CONF" apply >"$WORLD/apply.log" 2>&1 || { cat "$WORLD/apply.log"; fail "sandboxctl apply"; }
+nft list table inet pam_sandbox >/dev/null || fail "apply loaded no table"
+[ -x "$PS_BUILD/sandbox-proxyd" ] || skip "sandbox-proxyd not built"
+mkdir -p /run/pam_sandbox
+world_bg "$PS_BUILD/sandbox-proxyd" -c "$CONF" -f
+PROXYD_PID=${WORLD_PIDS[-1]}
+for _ in $(seq 100); do [ -s /run/pam_sandbox/proxyd.pid ] && break; sleep 0.05; done
+[ -s /run/pam_sandbox/proxyd.pid ] || fail "proxyd wrote no /run/pam_sandbox/proxyd.pid"
+
+OUT= RC=
+run_doctor() { OUT=$("$SC" -c "$CONF" doctor 2>"$WORLD/doctor.err"); RC=$?; }
+assert_clean() {
+    run_doctor
+    assert_eq "$1: no finding" "" "$OUT"
+    assert_eq "$1: exit" 0 "$RC"
+}
+# assert_finding WHAT REGEX: exit 1 and a line matching REGEX.
+assert_finding() {
+    run_doctor
+    assert_eq "$1: exit" 1 "$RC"
+    assert_match "$1" "$2" "$OUT"
+}
+assert_clean "clean setup"
+assert_match "doctor counts the sandboxed account" '0 findings \(1 sandboxed account\)' "$(cat "$WORLD/doctor.err")"
+
+# ---- each weakening, one at a time ----
+cp $PAMD/common-session "$WORLD/cs.bak"
+grep -v pam_sandbox "$WORLD/cs.bak" > $PAMD/common-session
+assert_finding "module missing from common-session" '^/etc/pam.d/common-session: no pam_sandbox.so in its session stack' "$OUT"
+assert_match "...and from sshd, which includes it" '^/etc/pam.d/sshd: no pam_sandbox.so' "$OUT"
+assert_no_match "...not from cron (noninteractive has it)" '^/etc/pam.d/cron:' "$OUT"
+sed 's/^session required pam_sandbox.so/session optional pam_sandbox.so/' "$WORLD/cs.bak" > $PAMD/common-session
+n=$(grep -n 'optional pam_sandbox.so' $PAMD/common-session | cut -d: -f1)
+assert_finding "module optional" "^/etc/pam.d/common-session:$n: pam_sandbox.so is \"optional\"" "$OUT"
+sed 's/^session required pam_sandbox.so/-session required pam_sandbox.so/' "$WORLD/cs.bak" > $PAMD/common-session
+assert_finding "module with -session" "^/etc/pam.d/common-session:$n: \"-session\" skips pam_sandbox.so" "$OUT"
+cp "$WORLD/cs.bak" $PAMD/common-session
+cp $PAMD/common-session-noninteractive "$WORLD/csn.bak"
+grep -v pam_sandbox "$WORLD/csn.bak" > $PAMD/common-session-noninteractive
+assert_finding "module missing from common-session-noninteractive" '^/etc/pam.d/cron: no pam_sandbox.so' "$OUT"
+assert_match "...sudo too" '^/etc/pam.d/sudo: no pam_sandbox.so' "$OUT"
+assert_match "...systemd-user too (session include)" '^/etc/pam.d/systemd-user: no pam_sandbox.so' "$OUT"
+assert_no_match "...not sshd" '^/etc/pam.d/sshd:' "$OUT"
+cp "$WORLD/csn.bak" $PAMD/common-session-noninteractive
+assert_clean "PAM restored"
+
+# pam_limits after the module (cron, sshd) with an entry that raises a sandboxed limit.
+printf '%s\n' '# ours' '@psdocsbx soft nproc 100000' '@psdocsbx hard nproc 10' \
+    '@nosuchgroup hard nproc unlimited' 'psdocfree hard nofile 65536' > /etc/security/limits.d/50-ok.conf
+assert_clean "limits that lower, are soft, or hit nobody sandboxed"
+printf '%s\n' '# raise it' '@psdocsbx hard nproc unlimited' > /etc/security/limits.d/60-raise.conf
+assert_finding "limits.d raises NPROC" '^/etc/security/limits.d/60-raise.conf:2: "@psdocsbx hard nproc unlimited" raises LimitNPROC of sandboxed account psdoc .*pam_limits runs after pam_sandbox.so in /etc/pam.d/(sshd|cron)' "$OUT"
+rm /etc/security/limits.d/60-raise.conf
+printf '%s\n' '*  -  nofile  8192' >> /etc/security/limits.conf
+assert_finding "limits.conf wildcard raises NOFILE" '^/etc/security/limits.conf:2: "\* - nofile 8192" raises LimitNOFILE of sandboxed account psdoc' "$OUT"
+echo "# world: no limits" > /etc/security/limits.conf
+printf '%s\n' '59900:59919 hard nproc 100000' > /etc/security/limits.d/70-range.conf
+assert_finding "uid range raises NPROC" '^/etc/security/limits.d/70-range.conf:1: ' "$OUT"
+rm /etc/security/limits.d/70-range.conf
+assert_clean "limits restored"
+
+# sshd: UsePAM no in an included file wins over the main file's yes; unset means no.
+echo 'UsePAM no' > /etc/ssh/sshd_config.d/10-nopam.conf
+assert_finding "UsePAM no (included)" '^/etc/ssh/sshd_config.d/10-nopam.conf:1: "UsePAM no"' "$OUT"
+rm /etc/ssh/sshd_config.d/10-nopam.conf
+cp /etc/ssh/sshd_config "$WORLD/sshd.bak"
+grep -iv '^[[:space:]]*usepam' "$WORLD/sshd.bak" > /etc/ssh/sshd_config
+assert_finding "UsePAM unset" '^/etc/ssh/sshd_config: UsePAM is not set' "$OUT"
+cp "$WORLD/sshd.bak" /etc/ssh/sshd_config
+assert_clean "sshd restored"
+
+# sudo: Defaults !pam_session in sudoers and in sudoers.d (qualified too); a positive flag and a
+# file that sudo ignores (a '.' in its name) are not findings.
+echo 'Defaults pam_session' > /etc/sudoers.d/ok
+echo 'Defaults !pam_session' > /etc/sudoers.d/ignored.conf
+assert_clean "pam_session set, ignored file"
+printf '%s\n' 'Defaults env_reset' 'Defaults:psdoc  env_keep+=FOO, !pam_session' > /etc/sudoers
+assert_finding "sudoers !pam_session" '^/etc/sudoers:2: "Defaults !pam_session"' "$OUT"
+echo 'Defaults env_reset' > /etc/sudoers
+echo 'Defaults	!pam_session' > /etc/sudoers.d/nosession
+assert_finding "sudoers.d !pam_session" '^/etc/sudoers.d/nosession:1: "Defaults !pam_session"' "$OUT"
+rm -f /etc/sudoers.d/*
+assert_clean "sudo restored"
+
+# The ruleset.
+nft delete table inet pam_sandbox
+assert_finding "ruleset not loaded" '^table inet pam_sandbox: the ruleset is not loaded' "$OUT"
+"$SC" -c "$CONF" apply >/dev/null 2>&1 || fail "re-apply"
+assert_clean "ruleset reloaded"
+
+# proxyd: stopped (stale pid file), then no pid file.
+kill "$PROXYD_PID"; wait "$PROXYD_PID" 2>/dev/null
+echo "$PROXYD_PID" > /run/pam_sandbox/proxyd.pid
+assert_finding "proxyd stopped, stale pid file" '^/run/pam_sandbox/proxyd.pid: sandbox-proxyd is not running' "$OUT"
+rm -f /run/pam_sandbox/proxyd.pid
+assert_finding "proxyd stopped, no pid file" '^/run/pam_sandbox/proxyd.pid: sandbox-proxyd is not running \(no pid file\)' "$OUT"
+world_bg "$PS_BUILD/sandbox-proxyd" -c "$CONF" -f
+for _ in $(seq 100); do [ -s /run/pam_sandbox/proxyd.pid ] && break; sleep 0.05; done
+assert_clean "proxyd restarted"
+
+# DNS through Unix sockets that nftables cannot see (created in the world's private /run).
+mksock() { python3 -c 'import socket,sys,os; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); os.chmod(sys.argv[1], 0o666)' "$1"; }
+mkdir -p /run/nscd /run/systemd/resolve
+mksock /run/nscd/socket
+assert_finding "nscd socket" "^/run/nscd/socket: nscd's socket is reachable" "$OUT"
+chmod 600 /run/nscd/socket
+assert_clean "nscd socket not reachable by others"
+rm /run/nscd/socket
+mksock /run/systemd/resolve/io.systemd.Resolve
+assert_finding "resolved socket" "^/run/systemd/resolve/io.systemd.Resolve: systemd-resolved's varlink socket is reachable" "$OUT"
+rm /run/systemd/resolve/io.systemd.Resolve
+assert_clean "sockets removed"
+
+# ping_group_range (this network namespace's own): Debian's systemd default covers every group.
+sysctl -qw net.ipv4.ping_group_range="0 2147483647"
+assert_finding "ping_group_range" '^/proc/sys/net/ipv4/ping_group_range: "0 2147483647" lets sandboxed account psdoc' "$OUT"
+g=$(id -g psdocfree)
+sysctl -qw net.ipv4.ping_group_range="$g $g"
+assert_clean "ping only for a group without sandboxed members"
+sysctl -qw net.ipv4.ping_group_range="1 0"
+
+# A broken config is a finding too (and --root reads the files of another tree).
+echo 'Bogus=1' >> "$CONF/profiles/10-doc.conf"
+assert_finding "config error" "^$CONF: the configuration does not load" "$OUT"
+mkdir -p "$WORLD/tree/etc/pam.d"
+printf '%s\n' 'session required pam_unix.so' > "$WORLD/tree/etc/pam.d/login"
+OUT=$("$SC" doctor --root "$WORLD/tree" 2>/dev/null); RC=$?
+assert_eq "--root: exit" 1 "$RC"
+assert_match "--root: the tree's login stack" '^/etc/pam.d/login: no pam_sandbox.so' "$OUT"
+assert_match "--root: config from the tree" '^'"$WORLD"'/tree/etc/pam_sandbox: the configuration does not load' "$OUT"
+assert_no_match "--root: not the world's stacks" '^/etc/pam.d/sshd:' "$OUT"
+echo "t_doctor: all assertions passed"
