@@ -5,8 +5,9 @@
 # Example configuration is installed so that it sandboxes NOBODY until the admin acts:
 #   profiles/sandbox.conf        -> $(SYSCONFDIR)/pam_sandbox/sandbox.conf   (global settings only;
 #                                   they match no account)
-#   profiles/<other>.conf        -> $(SYSCONFDIR)/pam_sandbox/profiles/<other>.conf.example
-#   profiles/inference.d/*.conf  -> $(SYSCONFDIR)/pam_sandbox/inference.d/<name>.conf.example
+#   profiles/profiles/NAME.conf  -> $(SYSCONFDIR)/pam_sandbox/profiles/NAME.conf.example
+#   profiles/inference.d/NAME.conf -> $(SYSCONFDIR)/pam_sandbox/inference.d/NAME.conf.example
+# (profiles/ mirrors the layout of /etc/pam_sandbox.)
 # The loader reads only *.conf, so an example is inert until the admin copies it to NAME.conf: an
 # example with "Group=sandboxed" must not start confining an existing group on the day the package
 # is installed.  Files under $(SYSCONFDIR) are installed only when absent (an admin's edits always
@@ -23,7 +24,7 @@ PS_CONFDIR_INST := $(DESTDIR)$(SYSCONFDIR)/pam_sandbox
 PS_MAN_PAGES    := $(sort $(wildcard man/*.[0-9]))
 PS_UNITS        := $(sort $(wildcard packaging/*.service packaging/*.socket packaging/*.timer))
 PS_EX_GLOBAL    := $(wildcard profiles/sandbox.conf)
-PS_EX_PROFILES  := $(sort $(filter-out profiles/sandbox.conf,$(wildcard profiles/*.conf)))
+PS_EX_PROFILES  := $(sort $(wildcard profiles/profiles/*.conf))
 PS_EX_BACKENDS  := $(sort $(wildcard profiles/inference.d/*.conf))
 
 .PHONY: install-module install-sbin install-man install-units install-pamconfig install-config

@@ -52,14 +52,21 @@ assert_no_match "no Session-Interactive-Only" 'Session-Interactive-Only' \
 # Config: global settings active, examples inert (*.conf.example), pristine copies in examples/.
 [ -e "$PS_SRC/profiles/sandbox.conf" ] && assert_node /etc/pam_sandbox/sandbox.conf -rw-r--r--
 nprof=0
-for p in "$PS_SRC"/profiles/*.conf; do
-    b=${p##*/}; [ "$b" = sandbox.conf ] && continue
+for p in "$PS_SRC"/profiles/profiles/*.conf; do
+    [ -e "$p" ] || continue
+    b=${p##*/}
     assert_node "/etc/pam_sandbox/profiles/$b.example" -rw-r--r--
     assert_node "/usr/share/pam_sandbox/examples/profiles/$b" -rw-r--r--
     [ -e "$D/etc/pam_sandbox/profiles/$b" ] && fail "example $b installed active"
     nprof=$((nprof+1))
 done
-[ $nprof -gt 0 ] || fail "no example profile in profiles/"
+[ $nprof -gt 0 ] || fail "no example profile in profiles/profiles/"
+for p in "$PS_SRC"/profiles/inference.d/*.conf; do
+    [ -e "$p" ] || continue
+    b=${p##*/}
+    assert_node "/etc/pam_sandbox/inference.d/$b.example" -rw-r--r--
+    [ -e "$D/etc/pam_sandbox/inference.d/$b" ] && fail "example backend $b installed active"
+done
 # Nothing group/other-writable anywhere in the tree (the config loader would reject it, and a
 # writable program directory is a root compromise).
 bad=$(find "$D" -perm /022 ! -type l)
@@ -70,15 +77,15 @@ assert_eq "no group/other-writable path" "" "$bad"
 SC=$D/usr/sbin/sandboxctl
 out=$("$SC" -c "$D/etc/pam_sandbox" check 2>&1) || fail "installed config does not check: $out"
 ok "installed config checks"
-groups=$(sed -n 's/^[[:space:]]*Group=//p' "$PS_SRC"/profiles/*.conf | tr -s ' \t' '\n' | sort -u | grep -v '^$' || true)
+groups=$(sed -n 's/^[[:space:]]*Group=//p' "$PS_SRC"/profiles/profiles/*.conf | tr -s ' \t' '\n' | sort -u | grep -v '^$' || true)
 for g in $groups; do getent group "$g" >/dev/null || groupadd "$g"; done
 world_add_user psinst 59900 $groups
 out=$("$SC" -c "$D/etc/pam_sandbox" explain psinst 2>&1) || true
 assert_match "inert: examples match nobody" 'not sandboxed|no profile' "$out"
 # ...while the same account IS matched once the admin enables an example (so the test above means
 # something).
-for p in "$PS_SRC"/profiles/*.conf; do
-    b=${p##*/}; [ "$b" = sandbox.conf ] && continue
+for p in "$PS_SRC"/profiles/profiles/*.conf; do
+    b=${p##*/}
     cp "$D/etc/pam_sandbox/profiles/$b.example" "$D/etc/pam_sandbox/profiles/$b"
 done
 out=$("$SC" -c "$D/etc/pam_sandbox" explain psinst 2>&1) || true
@@ -95,7 +102,7 @@ inst
 assert_eq "edited config kept" "$sum_before" "$(md5sum "$D/etc/pam_sandbox/sandbox.conf" "$first")"
 assert_match "install says it kept the file" "keep .*/etc/pam_sandbox/sandbox.conf" "$(cat "$WORLD/install.log")"
 # examples/ under /usr/share is the package's own and is refreshed.
-assert_eq "examples refreshed" "$(md5sum < "$(ls "$PS_SRC"/profiles/*.conf | grep -v /sandbox.conf | head -n 1)")" \
+assert_eq "examples refreshed" "$(md5sum < "$PS_SRC/profiles/profiles/$(basename "$first" .example)")" \
     "$(md5sum < "$D/usr/share/pam_sandbox/examples/profiles/$(basename "$first" .example)")"
 
 # PREFIX moves the programs; SYSCONFDIR stays /etc.
