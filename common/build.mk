@@ -13,13 +13,3 @@ $(B)/libpscommon.a: $(COMMON_OBJS)
 	$(AR) rcs $@ $^
 
 all: $(B)/libpscommon.a
-
-# The config language's manual page and the example configuration (installed as examples, never
-# into /etc: an admin copies what they want).
-.PHONY: install-config-docs
-install-config-docs:
-	install -D -m 0644 man/sandbox.conf.5 $(DESTDIR)$(MANDIR)/man5/sandbox.conf.5
-	install -D -m 0644 profiles/sandbox.conf $(DESTDIR)$(DATADIR)/examples/sandbox.conf
-	install -D -m 0644 profiles/profiles/example-dev.conf $(DESTDIR)$(DATADIR)/examples/profiles/example-dev.conf
-	install -D -m 0644 profiles/inference.d/example-openai.conf $(DESTDIR)$(DATADIR)/examples/inference.d/example-openai.conf
-INSTALL_RULES += install-config-docs

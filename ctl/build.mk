@@ -13,8 +13,3 @@ $(B)/sandboxctl: $(CTL_OBJS) $$(CTL_ARCHIVES) $(B)/libpscommon.a
 	$(CC) $(LDFLAGS) -o $@ $(CTL_OBJS) $(CTL_ARCHIVES) $(B)/libpscommon.a $(CTL_LIBS) $(COMMON_LIBS)
 
 BINS += $(B)/sandboxctl
-
-.PHONY: install-sandboxctl
-install-sandboxctl: $(B)/sandboxctl
-	install -D -m 0755 $(B)/sandboxctl $(DESTDIR)$(SBINDIR)/sandboxctl
-INSTALL_RULES += install-sandboxctl
