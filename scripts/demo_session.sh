@@ -1,0 +1,95 @@
+# Run by scripts/demo_world inside an SSH session (bash -s -- MODE ...), as the account under test.
+# Prints one line per check: "VERDICT PASS|FAIL name: detail"; other lines are shown as they are.
+#   sandboxed ALLOWED_URL DENIED_URL DENIED_NAME   - the confined demo account
+#   free DENIED_URL                                - an account no profile matches
+mode=$1; shift
+verdict() { # verdict NAME OK DETAIL
+    if [ "$2" = 1 ]; then echo "VERDICT PASS $1: $3"; else echo "VERDICT FAIL $1: $3"; fi
+}
+status_field() { awk -v k="$1:" '$1 == k { print $2 }' /proc/self/status; }
+
+# socket(family, type, proto) -> "ok" or the errno name
+sock_errno() {
+    python3 -c '
+import errno, socket, sys
+try:
+    socket.socket(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])).close(); print("ok")
+except OSError as e:
+    print(errno.errorcode.get(e.errno, str(e.errno)))' "$@"
+}
+AF_NETLINK=16 AF_PACKET=17 SOCK_RAW=3 SOCK_DGRAM=2 NETLINK_ROUTE=0
+
+if [ "$mode" = sandboxed ]; then
+    allowed=$1 denied=$2 dname=$3
+
+    # 1. Process limit: fork until the kernel refuses; count this account's processes then.
+    hard=$(ulimit -Hu)
+    read -r forked err total < <(python3 -c '
+import errno, os, signal, time
+kids, err = [], "none"
+try:
+    for _ in range(100000):
+        pid = os.fork()
+        if pid == 0:
+            time.sleep(60); os._exit(0)
+        kids.append(pid)
+except OSError as e:
+    err = errno.errorcode.get(e.errno, str(e.errno))
+uid = os.getuid()
+total = sum(1 for p in os.listdir("/proc") if p.isdigit() and os.stat("/proc/" + p).st_uid == uid)
+for k in kids: os.kill(k, signal.SIGKILL)
+for k in kids: os.waitpid(k, 0)
+print(len(kids), err, total)')
+    ok=0; [ "$hard" = 512 ] && [ "$err" = EAGAIN ] && [ "$total" -le 512 ] && ok=1
+    verdict "process limit" $ok "hard RLIMIT_NPROC $hard; fork bomb stopped by $err after $forked forks, $total processes of this account"
+
+    # 2. Kernel socket families.
+    nl=$(sock_errno $AF_NETLINK $SOCK_RAW $NETLINK_ROUTE); pk=$(sock_errno $AF_PACKET $SOCK_RAW 0)
+    pkd=$(sock_errno $AF_PACKET $SOCK_DGRAM 0)
+    # route netlink is kept by the example profile (AllowNetlink=audit route): prove a protocol
+    # the profile does not keep is refused instead (NETLINK_SOCK_DIAG = 4).
+    diag=$(sock_errno $AF_NETLINK $SOCK_RAW 4)
+    ok=0; [ "$pk" = EAFNOSUPPORT ] && [ "$pkd" = EAFNOSUPPORT ] && [ "$diag" = EAFNOSUPPORT ] && ok=1
+    verdict "packet/netlink sockets" $ok "AF_PACKET raw: $pk, AF_PACKET dgram: $pkd, AF_NETLINK sock_diag: $diag (route netlink, kept by the profile: $nl)"
+
+    # 3. no_new_privs, seccomp, capability bounding set.
+    nnp=$(status_field NoNewPrivs); sc=$(status_field Seccomp); bnd=$(status_field CapBnd)
+    ok=0; [ "$nnp" = 1 ] && [ "$sc" = 2 ] && [ "$bnd" = 0000000000000000 ] && ok=1
+    verdict "no_new_privs" $ok "NoNewPrivs=$nnp Seccomp=$sc CapBnd=$bnd"
+
+    # 4. An allowed site, through the proxy the module put into the environment, and transparently.
+    code=$(curl -sS -m 10 -o /dev/null -w '%{http_code}' "$allowed" 2>&1)
+    tcode=$(curl -sS -m 10 --noproxy '*' -o /dev/null -w '%{http_code}' "$allowed" 2>&1)
+    ok=0; [ "$code" = 200 ] && [ "$tcode" = 200 ] && ok=1
+    verdict "allowed site" $ok "$allowed: HTTP $code via HTTP_PROXY=${HTTP_PROXY:-unset}, HTTP $tcode without it (transparent)"
+
+    # 5. A denied site: 403 with the reason in X-Sandbox-Deny.
+    hdrs=$(curl -sS -m 10 -D - -o /dev/null "$denied" 2>&1)
+    code=$(printf '%s' "$hdrs" | awk 'NR==1 {print $2}')
+    why=$(printf '%s' "$hdrs" | tr -d '\r' | awk -F': ' 'tolower($1) == "x-sandbox-deny" {print $2}')
+    ok=0; [ "$code" = 403 ] && [ -n "$why" ] && ok=1
+    verdict "denied site" $ok "$denied: HTTP ${code:-none}, X-Sandbox-Deny: ${why:-missing}"
+
+    # 6. A denied name: policy DNS answers REFUSED (and asks nobody upstream).
+    st=$(dig +time=3 +tries=1 "$dname" A 2>&1 | sed -n 's/.*status: \([A-Z]*\).*/\1/p')
+    ok=0; [ "$st" = REFUSED ] && ok=1
+    verdict "denied name" $ok "dig $dname: status ${st:-no answer}"
+
+    # 7. inference.local: answered on 443 (TLS from the local CA, trusted via the session's
+    #    CURL_CA_BUNDLE), denied on any other port.
+    body=$(curl -sS -m 20 https://inference.local/v1/chat/completions -H 'content-type: application/json' \
+           -d '{"model":"fast","messages":[{"role":"user","content":"hello"}]}' -w '\n%{http_code}' 2>&1)
+    code=$(printf '%s' "$body" | tail -n 1)
+    hdrs=$(curl -sS -m 10 -D - -o /dev/null http://inference.local:8080/v1/models 2>&1)
+    ocode=$(printf '%s' "$hdrs" | awk 'NR==1 {print $2}')
+    owhy=$(printf '%s' "$hdrs" | tr -d '\r' | awk -F': ' 'tolower($1) == "x-sandbox-deny" {print $2}')
+    ok=0; [ "$code" = 200 ] && [ "$ocode" = 403 ] && ok=1
+    verdict "inference.local" $ok "443: HTTP $code ($(printf '%s' "$body" | head -n 1 | cut -c1-100)); port 8080: HTTP ${ocode:-none}, X-Sandbox-Deny: ${owhy:-missing}"
+else
+    denied=$1
+    hard=$(ulimit -Hu); nnp=$(status_field NoNewPrivs); nl=$(sock_errno $AF_NETLINK $SOCK_RAW 4)
+    code=$(curl -sS -m 10 -o /dev/null -w '%{http_code}' "$denied" 2>&1)
+    ok=0; [ "$hard" != 512 ] && [ "$nnp" = 0 ] && [ "$nl" = ok ] && [ "$code" = 200 ] && \
+        [ -z "${HTTP_PROXY:-}" ] && ok=1
+    verdict "non-sandboxed account" $ok "hard RLIMIT_NPROC $hard, NoNewPrivs=$nnp, sock_diag netlink: $nl, HTTP_PROXY=${HTTP_PROXY:-unset}, $denied: HTTP $code"
+fi
