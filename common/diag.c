@@ -2,6 +2,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include "common/config.h"
 #include "common/util.h"
 
@@ -21,10 +22,34 @@ void ps_diags_add(struct ps_diags *d, const char *file, unsigned line, const cha
     e->line = line;
 }
 
+/* Printed file by file (in the order files were read), each in line order: end-of-file checks
+ * are found last but may point at an early line. */
 void ps_diags_print(const struct ps_diags *d, FILE *out)
 {
-    for (size_t i = 0; i < d->n; i++)
-        fprintf(out, "%s:%u: %s\n", d->v[i].file, d->v[i].line, d->v[i].msg);
+    size_t *order = ps_xcalloc(d->n, sizeof *order), *rank = ps_xcalloc(d->n, sizeof *rank);
+    for (size_t i = 0; i < d->n; i++) {
+        rank[i] = i;
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(d->v[j].file, d->v[i].file) == 0) {
+                rank[i] = rank[j];
+                break;
+            }
+    }
+    for (size_t i = 0; i < d->n; i++) {          /* stable insertion sort by (rank, line) */
+        size_t k = i;
+        while (k > 0 && (rank[order[k - 1]] > rank[i] ||
+                         (rank[order[k - 1]] == rank[i] && d->v[order[k - 1]].line > d->v[i].line))) {
+            order[k] = order[k - 1];
+            k--;
+        }
+        order[k] = i;
+    }
+    for (size_t i = 0; i < d->n; i++) {
+        const struct ps_diag *e = &d->v[order[i]];
+        fprintf(out, "%s:%u: %s\n", e->file, e->line, e->msg);
+    }
+    free(order);
+    free(rank);
 }
 
 void ps_diags_free(struct ps_diags *d)

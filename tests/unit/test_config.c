@@ -557,6 +557,16 @@ static void test_diags_print_format(void **state)
     ps_diags_print(&diags, f);
     fclose(f);
     assert_true(strncmp(buf, "profiles/t.conf:4: Allow=*.com: ", 32) == 0);
+    /* printed in line order even though the [Match] check runs at the end of the file */
+    ps_diags_free(&diags);
+    parse(PS_FILE_PROFILE, "[Match]\n[Network]\nAllow=*.com\n");
+    assert_int_equal(diags.v[0].line, 3);
+    memset(buf, 0, sizeof buf);
+    f = fmemopen(buf, sizeof buf, "w");
+    ps_diags_print(&diags, f);
+    fclose(f);
+    assert_true(strncmp(buf, "profiles/t.conf:1: no Group=", 28) == 0);
+    assert_non_null(strstr(buf, "\nprofiles/t.conf:3: Allow=*.com"));
 }
 
 /* ---- ps_config_load: files, order, ownership and modes (needs root to chown) ---- */
