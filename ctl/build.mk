@@ -7,6 +7,7 @@ CTL_SRCS := $(sort $(wildcard ctl/*.c))
 CTL_OBJS := $(patsubst %.c,$(B)/%.o,$(CTL_SRCS))
 CTL_ARCHIVES ?=
 CTL_LIBS ?=
+CTL_LIBS += $(call pc,libcrypto)   # ctl/cmd_ca.c (sandboxctl ca init)
 
 .SECONDEXPANSION:
 $(B)/sandboxctl: $(CTL_OBJS) $$(CTL_ARCHIVES) $(B)/libpscommon.a
