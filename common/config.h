@@ -86,7 +86,7 @@ struct ps_rule {
     enum ps_host_kind kind;
     char *host;                   /* EXACT and SUFFIX */
     struct ps_cidr cidr;          /* CIDR */
-    struct ps_port_range *ports;  /* never empty: no port in the rule means 443 */
+    struct ps_port_range *ports;  /* never empty: no port means 443 for Allow=, every port for Deny= */
     size_t n_ports;
     char *binary;                 /* absolute path, or NULL */
     struct ps_origin origin;
