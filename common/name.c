@@ -14,7 +14,7 @@ int ps_name_normalize(const char *in, char *out)
         n--;                               /* "example.com." is "example.com" */
     if (n == 0 || n > PS_MAX_NAME)
         return -1;
-    size_t label = 0, last_start = 0;
+    size_t label = 0;
     bool last_numeric = true;
     for (size_t i = 0; i < n; i++) {
         char c = in[i];
@@ -26,7 +26,6 @@ int ps_name_normalize(const char *in, char *out)
             if (label == 0 || out[i - 1] == '-')
                 return -1;
             label = 0;
-            last_start = i + 1;
             last_numeric = true;
             continue;
         }
@@ -40,7 +39,6 @@ int ps_name_normalize(const char *in, char *out)
         return -1;
     /* A name whose last label is all digits is no host name but a (possibly abbreviated, e.g.
      * "127.1") IPv4 literal, which inet_aton would accept: refuse the ambiguity. */
-    (void)last_start;
     if (last_numeric)
         return -1;
     return 0;
