@@ -403,6 +403,34 @@ static void test_cidr_helpers(void **state)
     assert_true(ps_cidr_has_host_bits(&c));
 }
 
+/* explain and suggested rules print rules with ps_rule_format: the text must mean the same rule */
+static void test_rule_format_round_trip(void **state)
+{
+    (void)state;
+    const struct ps_profile *p = profile("[Network]\nAllow=GitHub.com\nAllow=*.example.com:80,8000-8100\n"
+                                         "Allow=10.20.0.0/16:*\nAllow=[2001:db8::/32]:22 binary=/usr/bin/ssh\n"
+                                         "Deny=gist.github.com\nAllow=192.0.2.7:5432\n");
+    static const char *want[] = { "github.com:443", "*.example.com:80,8000-8100", "10.20.0.0/16:*",
+                                  "[2001:db8::/32]:22 binary=/usr/bin/ssh", "gist.github.com:*",
+                                  "192.0.2.7:5432" };
+    char body[2048] = "[Network]\n", buf[512];
+    for (size_t i = 0; i < p->n_rules; i++) {
+        ps_rule_format(&p->rules[i], buf, sizeof buf);
+        assert_string_equal(buf, want[i]);
+        snprintf(body + strlen(body), sizeof body - strlen(body), "%s=%s\n",
+                 p->rules[i].action == PS_RULE_ALLOW ? "Allow" : "Deny", buf);
+    }
+    const struct ps_profile *q = profile(body);
+    assert_int_equal(q->n_rules, p->n_rules);
+    for (size_t i = 0; i < p->n_rules; i++) {
+        char again[512];
+        ps_rule_format(&p->rules[i], buf, sizeof buf);
+        ps_rule_format(&q->rules[i], again, sizeof again);
+        assert_string_equal(buf, again);
+        assert_int_equal(p->rules[i].action, q->rules[i].action);
+    }
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 int main(void)
 {
@@ -411,7 +439,7 @@ int main(void)
         T(test_wildcard_not_apex), T(test_case_and_trailing_dot), T(test_ports),
         T(test_ip_and_cidr_rules), T(test_binary), T(test_report_mode), T(test_inference_name),
         T(test_name_allowed), T(test_name_normalize), T(test_classify), T(test_addr_permitted),
-        T(test_decide_addr), T(test_cidr_helpers),
+        T(test_decide_addr), T(test_cidr_helpers), T(test_rule_format_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
