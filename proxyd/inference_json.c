@@ -1,0 +1,190 @@
+/* JSON request and response bodies of inference.local (json-c): the "model" field (read and
+ * rewritten), OpenAI's stream_options.include_usage (injected so usage can be logged), and token
+ * usage in either API's shape.  Bodies are hostile input: json-c's tokener is given an explicit
+ * length and a depth limit, and anything but an object with a string model is refused. */
+#include <stdlib.h>
+#include <string.h>
+#include <json-c/json.h>
+#include "common/util.h"
+#include "proxyd/inference_int.h"
+
+#define INF_JSON_DEPTH 64
+#define INF_MODEL_MAX 256
+
+struct inf_body {
+    json_object *root;
+};
+
+static json_object *parse(const char *buf, size_t len)
+{
+    if (len > INT32_MAX)
+        return NULL;
+    json_tokener *tok = json_tokener_new_ex(INF_JSON_DEPTH);
+    if (!tok)
+        return NULL;
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+    json_object *o = json_tokener_parse_ex(tok, buf, (int)len);
+    /* The whole buffer must be one value: trailing bytes are a smuggling attempt or garbage. */
+    if (o && (json_tokener_get_error(tok) != json_tokener_success ||
+              json_tokener_get_parse_end(tok) != len)) {
+        size_t end = json_tokener_get_parse_end(tok);
+        for (; end < len; end++)
+            if (buf[end] != ' ' && buf[end] != '\t' && buf[end] != '\r' && buf[end] != '\n')
+                break;
+        if (end != len || json_tokener_get_error(tok) != json_tokener_success) {
+            json_object_put(o);
+            o = NULL;
+        }
+    }
+    json_tokener_free(tok);
+    return o;
+}
+
+enum inf_body_err inf_body_parse(const char *buf, size_t len, struct inf_body **out)
+{
+    *out = NULL;
+    json_object *root = parse(buf, len);
+    if (!root)
+        return INF_BODY_NOT_JSON;
+    if (!json_object_is_type(root, json_type_object)) {
+        json_object_put(root);
+        return INF_BODY_NOT_OBJECT;
+    }
+    json_object *m;
+    if (!json_object_object_get_ex(root, "model", &m) || !json_object_is_type(m, json_type_string) ||
+        json_object_get_string_len(m) == 0 || json_object_get_string_len(m) > INF_MODEL_MAX ||
+        strlen(json_object_get_string(m)) != (size_t)json_object_get_string_len(m)) {
+        json_object_put(root);
+        return INF_BODY_NO_MODEL;
+    }
+    json_object *s;
+    if (json_object_object_get_ex(root, "stream", &s) && !json_object_is_type(s, json_type_boolean) &&
+        !json_object_is_type(s, json_type_null)) {
+        json_object_put(root);
+        return INF_BODY_BAD_FIELD;
+    }
+    if (json_object_object_get_ex(root, "stream_options", &s) && !json_object_is_type(s, json_type_object) &&
+        !json_object_is_type(s, json_type_null)) {
+        json_object_put(root);
+        return INF_BODY_BAD_FIELD;
+    }
+    struct inf_body *b = ps_xcalloc(1, sizeof *b);
+    b->root = root;
+    *out = b;
+    return INF_BODY_OK;
+}
+
+const char *inf_body_model(const struct inf_body *b)
+{
+    json_object *m = NULL;
+    json_object_object_get_ex(b->root, "model", &m);
+    return json_object_get_string(m);
+}
+
+bool inf_body_stream(const struct inf_body *b)
+{
+    json_object *s;
+    return json_object_object_get_ex(b->root, "stream", &s) && json_object_get_boolean(s);
+}
+
+bool inf_body_client_wants_usage(const struct inf_body *b)
+{
+    json_object *so, *iu;
+    return json_object_object_get_ex(b->root, "stream_options", &so) &&
+           json_object_is_type(so, json_type_object) &&
+           json_object_object_get_ex(so, "include_usage", &iu) && json_object_get_boolean(iu);
+}
+
+char *inf_body_rewrite(struct inf_body *b, const char *upstream_model, bool inject_usage, size_t *outlen)
+{
+    json_object_object_add(b->root, "model", json_object_new_string(upstream_model));
+    if (inject_usage) {
+        json_object *so;
+        if (!json_object_object_get_ex(b->root, "stream_options", &so) ||
+            !json_object_is_type(so, json_type_object)) {
+            so = json_object_new_object();
+            json_object_object_add(b->root, "stream_options", so);
+        }
+        json_object_object_add(so, "include_usage", json_object_new_boolean(1));
+    }
+    size_t n = 0;
+    const char *s = json_object_to_json_string_length(b->root, JSON_C_TO_STRING_PLAIN |
+                                                      JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+    if (!s)
+        return NULL;
+    *outlen = n;
+    return ps_xstrndup(s, n);
+}
+
+void inf_body_free(struct inf_body *b)
+{
+    if (!b)
+        return;
+    json_object_put(b->root);
+    free(b);
+}
+
+const char *inf_body_strerror(enum inf_body_err e)
+{
+    switch (e) {
+    case INF_BODY_OK: return "ok";
+    case INF_BODY_NOT_JSON: return "the request body is not valid JSON";
+    case INF_BODY_NOT_OBJECT: return "the request body is not a JSON object";
+    case INF_BODY_NO_MODEL: return "the request body has no valid \"model\" string";
+    case INF_BODY_BAD_FIELD: return "\"stream\" or \"stream_options\" has the wrong type";
+    }
+    return "invalid body";
+}
+
+static bool get_count(json_object *usage, const char *key, int64_t *out)
+{
+    json_object *v;
+    if (!usage || !json_object_is_type(usage, json_type_object) ||
+        !json_object_object_get_ex(usage, key, &v) || !json_object_is_type(v, json_type_int))
+        return false;
+    int64_t n = json_object_get_int64(v);
+    if (n < 0)
+        return false;
+    *out = n;
+    return true;
+}
+
+static bool scan_usage_obj(json_object *usage, struct inf_usage *u)
+{
+    bool found = false;
+    found |= get_count(usage, "prompt_tokens", &u->input_tokens);
+    found |= get_count(usage, "completion_tokens", &u->output_tokens);
+    found |= get_count(usage, "input_tokens", &u->input_tokens);
+    found |= get_count(usage, "output_tokens", &u->output_tokens);
+    return found;
+}
+
+bool inf_usage_scan(const char *buf, size_t len, struct inf_usage *u, bool *usage_only)
+{
+    if (usage_only)
+        *usage_only = false;
+    json_object *root = parse(buf, len);
+    if (!root)
+        return false;
+    bool found = false;
+    if (json_object_is_type(root, json_type_object)) {
+        json_object *usage = NULL, *inner = NULL, *choices = NULL;
+        if (json_object_object_get_ex(root, "usage", &usage))
+            found |= scan_usage_obj(usage, u);
+        /* Responses API (response.completed) and Anthropic message_start nest it one deeper. */
+        if (json_object_object_get_ex(root, "response", &inner) &&
+            json_object_object_get_ex(inner, "usage", &usage))
+            found |= scan_usage_obj(usage, u);
+        if (json_object_object_get_ex(root, "message", &inner) &&
+            json_object_is_type(inner, json_type_object) &&
+            json_object_object_get_ex(inner, "usage", &usage))
+            found |= scan_usage_obj(usage, u);
+        if (usage_only && json_object_object_get_ex(root, "usage", &usage) &&
+            json_object_is_type(usage, json_type_object) &&
+            json_object_object_get_ex(root, "choices", &choices) &&
+            json_object_is_type(choices, json_type_array) && json_object_array_length(choices) == 0)
+            *usage_only = true;
+    }
+    json_object_put(root);
+    return found;
+}
