@@ -3,6 +3,7 @@
 PD_DNS_SRCS := proxyd/dns_msg.c proxyd/dns_ident.c proxyd/dns_server.c proxyd/synth.c proxyd/resolver.c
 PD_DNS_OBJS := $(patsubst %.c,$(B)/%.o,$(PD_DNS_SRCS))
 PD_DNS_LIBS := $(call pc,libcares)
+PROXYD_LIBS += $(PD_DNS_LIBS)
 
 TEST_OBJS_test_dns_msg := $(B)/proxyd/dns_msg.o
 TEST_OBJS_test_synth := $(B)/proxyd/synth.o

@@ -3,8 +3,9 @@
  * Decisions, in order (every one is logged with mode "dns"):
  *   client not found or ambiguous, account not sandboxed, class not IN, a name that is not a valid
  *   host name                                     -> REFUSED, nothing leaves the host;
- *   inference.local and the profile has models    -> synthetic A, never asked upstream;
- *   a name the profile allows (ps_policy_name_allowed), or any name under Mode=report
+ *   inference.local, when the profile has models or an Allow= rule for one of its ports other
+ *   than 443                                      -> synthetic A, never asked upstream;
+ *   a name ps_policy_name_decide() allows (Mode=report: also its would-deny names)
  *                                                 -> asked upstream (through the resolver cache):
  *        exists  -> A: synthetic address, AAAA and other types: empty NOERROR;
  *        NXDOMAIN -> NXDOMAIN, no data -> empty NOERROR, upstream failure -> SERVFAIL;
@@ -215,17 +216,31 @@ static void on_resolved(void *arg, int status, const struct sockaddr_storage *ad
     if (c) tcp_settle(c);
 }
 
-/* The rule that lets a profile have a name: ask the matcher on the ports of each Allow= rule. */
-static void allow_rule_where(const struct ps_profile *prof, const char *name, char *where, size_t len)
+/* inference.local: a profile with models gets it (port 443 is the inference hand-off); otherwise
+ * only an Allow= rule for one of its other ports (§5.4: they go through normal policy) lets a client
+ * have the name.  The matcher is asked on the ports of each Allow= rule, never 443. */
+static bool inference_allowed(const struct ps_profile *prof, char *where, size_t len)
 {
     struct ps_decision dec;
-    snprintf(where, len, "default");
+    if (prof->has_models && (prof->all_models || prof->n_models > 0)) {
+        snprintf(where, len, "default");
+        return true;
+    }
     for (size_t i = 0; i < prof->n_rules; i++) {
         const struct ps_rule *r = &prof->rules[i];
-        if (r->action != PS_RULE_ALLOW || r->n_ports == 0) continue;
-        ps_policy_decide(prof, name, r->ports[0].lo, NULL, &dec);
-        if (dec.verdict == PS_ALLOW && !dec.would_deny) { snprintf(where, len, "%s", dec.where); return; }
+        if (r->action != PS_RULE_ALLOW) continue;
+        for (size_t k = 0; k < r->n_ports; k++) {
+            uint16_t port = r->ports[k].lo != 443 ? r->ports[k].lo
+                          : r->ports[k].hi > 443 ? 444 : 0;
+            if (!port) continue;
+            ps_policy_decide(prof, INFERENCE_NAME, port, NULL, &dec);
+            if (dec.verdict == PS_ALLOW && !dec.would_deny) {
+                snprintf(where, len, "%s", dec.where);
+                return true;
+            }
+        }
     }
+    return false;
 }
 
 /* Fill who from a uid (or from the identity error), holding a reference to the current conf. */
@@ -286,25 +301,26 @@ static void handle_query(const uint8_t *msg, size_t len, struct origin *o, int i
 
     const struct ps_profile *prof = who.profile;
     const char *decision = "allow";
-    bool inference = strcmp(name, INFERENCE_NAME) == 0 && prof->has_models;
+    bool inference = strcmp(name, INFERENCE_NAME) == 0;
+    bool allowed;
+    struct ps_decision dec;
     if (inference) {
-        reason = "inference";
-    } else if (ps_policy_name_allowed(prof, name)) {
-        reason = "allow_rule";
-        allow_rule_where(prof, name, rule, sizeof rule);
+        /* It exists only here: answered locally, never asked upstream. */
+        allowed = inference_allowed(prof, rule, sizeof rule);
+        reason = allowed ? "inference" : "inference_not_permitted";
+        if (!allowed && prof->mode == PS_MODE_REPORT) { allowed = true; decision = "would_deny"; }
     } else {
-        struct ps_decision dec;
-        ps_policy_decide(prof, name, 443, NULL, &dec);
+        ps_policy_name_decide(prof, name, &dec);
+        allowed = dec.verdict == PS_ALLOW;
+        reason = dec.reason ? dec.reason : (allowed ? "allow_rule" : "no_matching_rule");
         snprintf(rule, sizeof rule, "%s", dec.where);
-        if (prof->mode != PS_MODE_REPORT) {
-            send_answer(o, out, dns_build_answer(&q, msg, DNS_RCODE_REFUSED, NULL, 0, out, sizeof out));
-            log_decision(o, &who, name, &q, "deny", dec.reason ? dec.reason : "no_matching_rule", rule,
-                         DNS_RCODE_REFUSED, NULL);
-            pd_conf_unref(who.conf);
-            return;
-        }
-        decision = "would_deny";                 /* Mode=report: log, then answer as allowed */
-        reason = dec.reason ? dec.reason : "no_matching_rule";
+        if (dec.would_deny) decision = "would_deny";   /* Mode=report: log, answer as allowed */
+    }
+    if (!allowed) {
+        send_answer(o, out, dns_build_answer(&q, msg, DNS_RCODE_REFUSED, NULL, 0, out, sizeof out));
+        log_decision(o, &who, name, &q, "deny", reason, rule, DNS_RCODE_REFUSED, NULL);
+        pd_conf_unref(who.conf);
+        return;
     }
 
     struct pending *p = calloc(1, sizeof *p);
