@@ -1,0 +1,158 @@
+/* pam_bench: the cost of pam_sandbox, measured (DESIGN.md §6), never asserted.
+ *
+ *   pam_bench session SERVICE USER N
+ *       N times, in a fresh child each (open_session confines the calling process, so a second
+ *       round in the same process would stack filters): pam_start, then the time of
+ *       pam_open_session + pam_close_session, then pam_end.  Prints the median and mean in µs.
+ *   pam_bench syscall CONFDIR USER N
+ *       ns per getppid() via syscall(2) in a tight loop of N, without a filter and then in a
+ *       child under the filters pam_sandbox builds for USER's profile in CONFDIR.
+ * Output lines are "key value" so that bench/module.sh can compute ratios. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <security/pam_appl.h>
+#include "common/config.h"
+#include "common/resolve.h"
+#include "pam_sandbox/sandbox.h"
+
+static double now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
+static int no_conv(int n, const struct pam_message **m, struct pam_response **r, void *d)
+{
+    (void)n; (void)m; (void)r; (void)d;
+    return PAM_CONV_ERR;
+}
+
+/* One round in a child; returns ns or -1. */
+static double one_session(const char *service, const char *user)
+{
+    int p[2];
+    if (pipe(p) < 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(p[0]);
+        struct pam_conv conv = { no_conv, NULL };
+        pam_handle_t *h;
+        double t = -1;
+        if (pam_start(service, user, &conv, &h) == PAM_SUCCESS) {
+            double t0 = now_ns();
+            int r1 = pam_open_session(h, 0);
+            int r2 = pam_close_session(h, 0);
+            double t1 = now_ns();
+            if (r1 == PAM_SUCCESS && r2 == PAM_SUCCESS)
+                t = t1 - t0;
+            else
+                fprintf(stderr, "open: %s, close: %s\n", pam_strerror(h, r1), pam_strerror(h, r2));
+            pam_end(h, PAM_SUCCESS);
+        }
+        if (write(p[1], &t, sizeof t) != (ssize_t)sizeof t)
+            _exit(1);
+        _exit(0);
+    }
+    close(p[1]);
+    double t = -1;
+    if (pid < 0 || read(p[0], &t, sizeof t) != (ssize_t)sizeof t)
+        t = -1;
+    close(p[0]);
+    if (pid > 0)
+        waitpid(pid, NULL, 0);
+    return t;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int bench_session(const char *service, const char *user, int n)
+{
+    double *v = calloc((size_t)n, sizeof *v), sum = 0;
+    if (!v)
+        return 1;
+    for (int i = 0; i < n; i++) {
+        v[i] = one_session(service, user);
+        if (v[i] < 0) {
+            fprintf(stderr, "session %s for %s failed\n", service, user);
+            return 1;
+        }
+        sum += v[i];
+    }
+    qsort(v, (size_t)n, sizeof *v, cmp_d);
+    printf("session_median_us %.1f\nsession_mean_us %.1f\n", v[n / 2] / 1e3, sum / n / 1e3);
+    free(v);
+    return 0;
+}
+
+static double loop_ns(long n)
+{
+    double best = 1e18;
+    for (int rep = 0; rep < 5; rep++) {    /* best of 5: the least disturbed run */
+        double t0 = now_ns();
+        for (long i = 0; i < n; i++)
+            syscall(SYS_getppid);
+        double t = (now_ns() - t0) / (double)n;
+        if (t < best)
+            best = t;
+    }
+    return best;
+}
+
+static int bench_syscall(const char *confdir, const char *user, long n)
+{
+    struct ps_diags d = { 0 };
+    struct ps_config *cfg = ps_config_load(confdir, &d);
+    if (!cfg) {
+        ps_diags_print(&d, stderr);
+        return 1;
+    }
+    struct ps_identity id;
+    const struct ps_profile *p = NULL;
+    if (ps_identity_lookup(user, &id) == 0)
+        p = ps_resolve_profile(cfg, &id, NULL, 0);
+    if (!p) {
+        fprintf(stderr, "%s: no profile\n", user);
+        return 1;
+    }
+    printf("syscall_plain_ns %.2f\n", loop_ns(n));
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        char err[512];
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || ps_seccomp_install(p, err, sizeof err) < 0) {
+            fprintf(stderr, "%s\n", err);
+            _exit(1);
+        }
+        printf("syscall_filtered_ns %.2f\n", loop_ns(n));
+        fflush(stdout);
+        _exit(0);
+    }
+    int st = 1;
+    waitpid(pid, &st, 0);
+    ps_identity_free(&id);
+    ps_config_free(cfg);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 1;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 5 && strcmp(argv[1], "session") == 0)
+        return bench_session(argv[2], argv[3], atoi(argv[4]));
+    if (argc == 5 && strcmp(argv[1], "syscall") == 0)
+        return bench_syscall(argv[2], argv[3], atol(argv[4]));
+    fprintf(stderr, "usage: pam_bench session SERVICE USER N | syscall CONFDIR USER N\n");
+    return 2;
+}
