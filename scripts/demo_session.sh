@@ -19,6 +19,17 @@ except OSError as e:
 }
 AF_NETLINK=16 AF_PACKET=17 SOCK_RAW=3 SOCK_DGRAM=2 NETLINK_ROUTE=0
 
+# fetch CURL-ARGS...: sets CODE (HTTP status, or "000 (curl's error)"), DENY (X-Sandbox-Deny) and
+# BODY (first line of the body).
+fetch() {
+    local t; t=$(mktemp -d)
+    CODE=$(curl -sS -m 15 -D "$t/h" -o "$t/b" -w '%{http_code}' "$@" 2>"$t/e")
+    [ "$CODE" = 000 ] && CODE="000 ($(head -n 1 "$t/e"))"
+    DENY=$(tr -d '\r' < "$t/h" | awk -F': ' 'tolower($1) == "x-sandbox-deny" {print $2}')
+    BODY=$(head -c 300 "$t/b" | head -n 1)
+    rm -rf "$t"
+}
+
 if [ "$mode" = sandboxed ]; then
     allowed=$1 denied=$2 dname=$3
 
@@ -58,17 +69,15 @@ print(len(kids), err, total)')
     verdict "no_new_privs" $ok "NoNewPrivs=$nnp Seccomp=$sc CapBnd=$bnd"
 
     # 4. An allowed site, through the proxy the module put into the environment, and transparently.
-    code=$(curl -sS -m 10 -o /dev/null -w '%{http_code}' "$allowed" 2>&1)
-    tcode=$(curl -sS -m 10 --noproxy '*' -o /dev/null -w '%{http_code}' "$allowed" 2>&1)
+    fetch "$allowed"; code=$CODE
+    fetch --noproxy '*' "$allowed"; tcode=$CODE
     ok=0; [ "$code" = 200 ] && [ "$tcode" = 200 ] && ok=1
     verdict "allowed site" $ok "$allowed: HTTP $code via HTTP_PROXY=${HTTP_PROXY:-unset}, HTTP $tcode without it (transparent)"
 
     # 5. A denied site: 403 with the reason in X-Sandbox-Deny.
-    hdrs=$(curl -sS -m 10 -D - -o /dev/null "$denied" 2>&1)
-    code=$(printf '%s' "$hdrs" | awk 'NR==1 {print $2}')
-    why=$(printf '%s' "$hdrs" | tr -d '\r' | awk -F': ' 'tolower($1) == "x-sandbox-deny" {print $2}')
-    ok=0; [ "$code" = 403 ] && [ -n "$why" ] && ok=1
-    verdict "denied site" $ok "$denied: HTTP ${code:-none}, X-Sandbox-Deny: ${why:-missing}"
+    fetch "$denied"
+    ok=0; [ "$CODE" = 403 ] && [ -n "$DENY" ] && ok=1
+    verdict "denied site" $ok "$denied: HTTP $CODE, X-Sandbox-Deny: ${DENY:-missing}"
 
     # 6. A denied name: policy DNS answers REFUSED (and asks nobody upstream).
     st=$(dig +time=3 +tries=1 "$dname" A 2>&1 | sed -n 's/.*status: \([A-Z]*\).*/\1/p')
@@ -77,18 +86,16 @@ print(len(kids), err, total)')
 
     # 7. inference.local: answered on 443 (TLS from the local CA, trusted via the session's
     #    CURL_CA_BUNDLE), denied on any other port.
-    body=$(curl -sS -m 20 https://inference.local/v1/chat/completions -H 'content-type: application/json' \
-           -d '{"model":"fast","messages":[{"role":"user","content":"hello"}]}' -w '\n%{http_code}' 2>&1)
-    code=$(printf '%s' "$body" | tail -n 1)
-    hdrs=$(curl -sS -m 10 -D - -o /dev/null http://inference.local:8080/v1/models 2>&1)
-    ocode=$(printf '%s' "$hdrs" | awk 'NR==1 {print $2}')
-    owhy=$(printf '%s' "$hdrs" | tr -d '\r' | awk -F': ' 'tolower($1) == "x-sandbox-deny" {print $2}')
-    ok=0; [ "$code" = 200 ] && [ "$ocode" = 403 ] && ok=1
-    verdict "inference.local" $ok "443: HTTP $code ($(printf '%s' "$body" | head -n 1 | cut -c1-100)); port 8080: HTTP ${ocode:-none}, X-Sandbox-Deny: ${owhy:-missing}"
+    fetch https://inference.local/v1/chat/completions -H 'content-type: application/json' \
+        -d '{"model":"fast","messages":[{"role":"user","content":"hello"}]}'
+    code=$CODE body=$BODY
+    fetch http://inference.local:8080/v1/models
+    ok=0; [ "$code" = 200 ] && [ "$CODE" = 403 ] && ok=1
+    verdict "inference.local" $ok "443: HTTP $code ${body:0:120}; port 8080: HTTP $CODE, X-Sandbox-Deny: ${DENY:-missing}"
 else
     denied=$1
     hard=$(ulimit -Hu); nnp=$(status_field NoNewPrivs); nl=$(sock_errno $AF_NETLINK $SOCK_RAW 4)
-    code=$(curl -sS -m 10 -o /dev/null -w '%{http_code}' "$denied" 2>&1)
+    fetch "$denied"; code=$CODE
     ok=0; [ "$hard" != 512 ] && [ "$nnp" = 0 ] && [ "$nl" = ok ] && [ "$code" = 200 ] && \
         [ -z "${HTTP_PROXY:-}" ] && ok=1
     verdict "non-sandboxed account" $ok "hard RLIMIT_NPROC $hard, NoNewPrivs=$nnp, sock_diag netlink: $nl, HTTP_PROXY=${HTTP_PROXY:-unset}, $denied: HTTP $code"
