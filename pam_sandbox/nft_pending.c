@@ -5,6 +5,9 @@
 #include <stdio.h>
 #include "netfilter/nft.h"
 
+/* Lets tests (and `strings`) tell such a build apart. */
+__attribute__((used)) static const char pending_marker[] = "pam_sandbox built with nft_pending.c";
+
 int ps_nft_ensure_uid(const struct ps_config *cfg, uid_t uid, char *err, size_t errlen)
 {
 #ifdef PS_NFT_PENDING_ALLOW
