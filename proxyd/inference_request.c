@@ -1,0 +1,179 @@
+/* A complete request to inference.local: route it by model to the admin's backend (or answer it
+ * here: the model list, a model the profile does not allow, an unknown model, the rate limit),
+ * rewrite the body, and build the backend request with the backend's key and only allow-listed
+ * client headers.  Every request leaves one decision-log line (inf_log); none holds a key, a token
+ * or a body. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <json-c/json.h>
+#include <openssl/crypto.h>
+#include "common/util.h"
+#include "proxyd/inference_conn.h"
+
+#define ANTHROPIC_VERSION_DEFAULT "2023-06-01"
+
+/* JSON string literal of s (quotes included), or "null". */
+static void json_str(char *out, size_t cap, const char *s)
+{
+    if (!s) {
+        snprintf(out, cap, "null");
+        return;
+    }
+    json_object *o = json_object_new_string(s);
+    snprintf(out, cap, "%s", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+                                                                    JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(o);
+}
+
+void inf_log(struct inf_conn *k, const char *decision, const char *reason, const char *model,
+             const char *upstream_model, const char *backend, int status, const struct inf_usage *u)
+{
+    char m[600], um[600], be[300], extra[2048], rule[512];
+    json_str(m, sizeof m, model);
+    json_str(um, sizeof um, upstream_model);
+    json_str(be, sizeof be, backend);
+    int n = snprintf(extra, sizeof extra, "\"model\":%s,\"upstream_model\":%s,\"backend\":%s,\"status\":%d,"
+                     "\"path\":\"%s\"", m, um, be, status,
+                     k->ep != INF_EP_NONE ? inf_endpoint_path(k->ep) : "");
+    if (u && n > 0 && (size_t)n < sizeof extra)
+        snprintf(extra + n, sizeof extra - (size_t)n, ",\"input_tokens\":%lld,\"output_tokens\":%lld",
+                 (long long)u->input_tokens, (long long)u->output_tokens);
+    const struct ps_profile *p = k->who.profile;
+    if (p && p->models_origin.file)
+        snprintf(rule, sizeof rule, "%s:%u", p->models_origin.file, p->models_origin.line);
+    else
+        snprintf(rule, sizeof rule, "default");
+    struct pd_log_entry e = {
+        .who = &k->who,
+        .host = "inference.local",
+        .port = 443,
+        .address = k->up && k->up->address[0] ? k->up->address : NULL,
+        .decision = decision,
+        .reason = reason,
+        .rule = rule,
+        .binary = NULL,
+        .bytes_up = -1,
+        .bytes_down = -1,
+        .duration_ms = k->started_ms ? (int64_t)(pd_now_ms() - k->started_ms) : -1,
+        .extra_json = extra,
+    };
+    pd_log_decision(&e);
+}
+
+static void api_error(struct inf_conn *k, int status, const char *type, const char *code,
+                      const char *message, const char *extra_headers)
+{
+    char *body = inf_error_body(k->api, type, code, message);
+    inf_conn_respond(k, status, extra_headers, "application/json", body, strlen(body), false);
+    free(body);
+}
+
+static void host_header(const struct ps_backend *be, char *out, size_t cap)
+{
+    bool v6 = strchr(be->url_host, ':') != NULL;
+    bool dflt = be->url_port == (be->tls ? 443 : 80);
+    if (dflt)
+        snprintf(out, cap, v6 ? "[%s]" : "%s", be->url_host);
+    else
+        snprintf(out, cap, v6 ? "[%s]:%u" : "%s:%u", be->url_host, (unsigned)be->url_port);
+}
+
+void inf_request_handle(struct inf_conn *k)
+{
+    const struct ps_config *cfg = k->who.conf->cfg;
+    const struct ps_profile *p = k->who.profile;
+    if (k->ep == INF_EP_MODELS) {
+        char *list = inf_models_list(cfg, p, PS_API_OPENAI);
+        inf_conn_respond(k, 200, NULL, "application/json", list, strlen(list), false);
+        free(list);
+        inf_log(k, "allow", "models_list", NULL, NULL, NULL, 200, NULL);
+        return;
+    }
+    struct inf_body *b = NULL;
+    enum inf_body_err be_err = inf_body_parse(inf_buf_data(&k->body), inf_buf_used(&k->body), &b);
+    if (be_err != INF_BODY_OK) {
+        api_error(k, 400, "invalid_request_error", NULL, inf_body_strerror(be_err), NULL);
+        inf_log(k, "deny", "bad_body", NULL, NULL, NULL, 400, NULL);
+        return;
+    }
+    const char *model = inf_body_model(b);
+    const struct ps_backend *be;
+    const struct ps_model_map *mm;
+    char msg[512];
+    switch (inf_route(cfg, p, k->api, model, &be, &mm)) {
+    case INF_ROUTE_OK:
+        break;
+    case INF_ROUTE_NOT_ALLOWED:
+        snprintf(msg, sizeof msg, "the model '%s' is not allowed for this account (ask the "
+                 "administrator to add it to the profile's [Inference] Models=)", model);
+        api_error(k, 403, k->api == PS_API_ANTHROPIC ? "permission_error" : "invalid_request_error",
+                  "model_not_allowed", msg, "X-Sandbox-Deny: model_not_allowed\r\n");
+        inf_log(k, "deny", "model_not_allowed", model, NULL, NULL, 403, NULL);
+        inf_body_free(b);
+        return;
+    default:
+        if (k->api == PS_API_ANTHROPIC)
+            snprintf(msg, sizeof msg, "model: %s", model);
+        else
+            snprintf(msg, sizeof msg, "The model `%s` does not exist or you do not have access to it.", model);
+        api_error(k, 404, k->api == PS_API_ANTHROPIC ? "not_found_error" : "invalid_request_error",
+                  "model_not_found", msg, NULL);
+        inf_log(k, "deny", "model_not_found", model, NULL, NULL, 404, NULL);
+        inf_body_free(b);
+        return;
+    }
+    unsigned wait = inf_rate_take(inf_daemon_rate(), k->who.uid, p->requests_per_minute, pd_now_ms());
+    if (wait) {
+        char hdr[64];
+        snprintf(hdr, sizeof hdr, "Retry-After: %u\r\n", wait);
+        snprintf(msg, sizeof msg, "Rate limit reached: %u requests per minute for this account; "
+                 "retry after %u s", p->requests_per_minute, wait);
+        api_error(k, 429, k->api == PS_API_ANTHROPIC ? "rate_limit_error" : "requests",
+                  "rate_limit_exceeded", msg, hdr);
+        inf_log(k, "deny", "rate_limited", model, NULL, be->name, 429, NULL);
+        inf_body_free(b);
+        return;
+    }
+    bool stream = inf_body_stream(b) && inf_endpoint_streams(k->ep);
+    /* Usage is only sent in an OpenAI stream when asked for; ask, and hide the extra chunk from
+     * a client that did not. */
+    bool inject = stream && k->api == PS_API_OPENAI && inf_endpoint_takes_stream_options(k->ep) &&
+                  !inf_body_client_wants_usage(b);
+    size_t blen = 0;
+    char *body = inf_body_rewrite(b, mm->upstream, inject, &blen);
+    char path[1024], host[300];
+    if (!body || inf_upstream_path(be->url_path, k->ep, path, sizeof path) < 0) {
+        free(body);
+        inf_body_free(b);
+        api_error(k, 500, "api_error", NULL, "could not build the backend request", NULL);
+        inf_log(k, "deny", "internal_error", model, NULL, be->name, 500, NULL);
+        return;
+    }
+    host_header(be, host, sizeof host);
+    const char *key = inf_state_key(k->st, be->name);
+    struct inf_buf req = { 0 };
+    inf_buf_printf(&req, "POST %s HTTP/1.1\r\nHost: %s\r\n", path, host);
+    inf_buf_add(&req, k->hdrs, k->hdrs_len);
+    if (!strcasestr(k->hdrs, "content-type:"))
+        inf_buf_printf(&req, "Content-Type: application/json\r\n");
+    if (be->api == PS_API_ANTHROPIC) {
+        inf_buf_printf(&req, "anthropic-version: %s\r\n",
+                       k->anthropic_version[0] ? k->anthropic_version : ANTHROPIC_VERSION_DEFAULT);
+        if (key)
+            inf_buf_printf(&req, "x-api-key: %s\r\n", key);
+    } else if (key) {
+        inf_buf_printf(&req, "Authorization: Bearer %s\r\n", key);
+    }
+    inf_buf_printf(&req, "Content-Length: %zu\r\nAccept-Encoding: identity\r\nConnection: close\r\n\r\n", blen);
+    inf_buf_add(&req, body, blen);
+    free(body);
+    struct inf_up *u = inf_up_start(k, be, req.p + req.off, inf_buf_used(&req));
+    inf_buf_free(&req);                      /* wipes the copy holding the key */
+    snprintf(u->model, sizeof u->model, "%s", model);
+    snprintf(u->upstream_model, sizeof u->upstream_model, "%s", mm->upstream);
+    u->strip_usage_chunk = inject;
+    u->stream_req = stream;
+    inf_body_free(b);
+    k->up = u;
+}
