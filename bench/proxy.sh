@@ -1,0 +1,218 @@
+#!/usr/bin/env bash
+# Proxy benchmark (issue 4, DESIGN.md §6): sandbox-proxyd side by side with haproxy (TCP mode, the
+# relay ceiling), squid and tinyproxy, all in one run, against one nginx origin, reported as ratios.
+#
+# Everything runs in a private mount + network namespace (tests/lib/world.sh): the origin lives in
+# an "upstream" namespace at 203.0.113.10 behind a veth pair, the proxies listen on the world's
+# loopback, and the load generator (bench/lib/tunload.c) runs as a throw-away account of the world
+# so that proxyd's sock_diag identity finds a sandboxed UID.  Every peer gets a config written from
+# bench/*.conf into the world's tmpfs; none reads the host's /etc/<peer>.  Peers are stopped by
+# the PID we started.
+#
+# Output: progress on stderr, a markdown table on stdout.  Targets are reported, never asserted.
+# Environment: PS_BUILD (tree build dir), TUNLOAD (load generator), BENCH_SECS (default 5),
+# BENCH_PEERS (default "direct haproxy squid tinyproxy proxyd").
+set -u
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$here/../tests/lib/world.sh"
+world_enter "$@"
+. "$here/lib/peers.sh"
+
+: "${TUNLOAD:=$PS_BUILD/bench/tunload}"
+: "${BENCH_SECS:=5}"
+: "${BENCH_PEERS:=direct haproxy squid tinyproxy proxyd}"
+[ -x "$TUNLOAD" ] || skip "load generator $TUNLOAD not built (make bench-tools)"
+for b in nginx haproxy squid tinyproxy wrk curl; do
+    command -v "$b" >/dev/null || [ -x "/usr/sbin/$b" ] || skip "$b missing: bash scripts/deps --bench"
+done
+
+ORIGIN=203.0.113.10
+UPNS=psb-up
+BENCH_USER=psbench BENCH_UID=59900
+PROXY_USER=psb-proxyd
+KA_CONNS=32 NEW_CONNS=32 IDLE_TUNNELS=1000 BULK10_RUNS=20
+log() { echo "[bench] $*" >&2; }
+
+# Namespace-local knobs only (these sysctls are per network namespace): enough ephemeral ports and
+# TIME_WAIT reuse for the new-connection test, and listen backlogs for 1,000 tunnels.
+tune_netns() {
+    "$@" sysctl -q -w net.ipv4.ip_local_port_range="1024 65000" net.ipv4.tcp_tw_reuse=1 \
+        net.core.somaxconn=8192 net.ipv4.tcp_max_syn_backlog=8192 >/dev/null
+}
+tune_netns
+world_upstream "$UPNS"
+tune_netns ip netns exec "$UPNS"
+ulimit -n "$(ulimit -Hn)"   # the container caps the hard limit (20000 here); 1,000 tunnels need ~2,100
+world_add_user "$BENCH_USER" "$BENCH_UID"
+useradd -r -M -d / -s /usr/sbin/nologin "$PROXY_USER"
+export PROXY_USER
+
+start_origin "$WORLD/origin" "$UPNS" "$ORIGIN" || fail "origin: $PEER_WHY"
+ORIGIN_PID=$PEER_PID; WORLD_PIDS+=("$ORIGIN_PID"); PEER_PID=
+log "origin nginx at $ORIGIN:80 (pid $ORIGIN_PID), files small=128 B, 10M, 1G on tmpfs"
+
+as_bench() { setpriv --reuid="$BENCH_UID" --regid="$BENCH_UID" --clear-groups -- "$@"; }
+kv() { printf '%s\n' "$2" | tr ' ' '\n' | sed -n "s/^$1=//p" | head -n 1; }
+
+# Resident memory (KiB) of a process and all its descendants.
+rss_kib() {
+    local want=" $1 " changed=1 p pp total=0
+    while [ $changed = 1 ]; do
+        changed=0
+        while read -r p pp; do
+            case "$want" in *" $pp "*) case "$want" in *" $p "*) ;; *) want+="$p "; changed=1;; esac;; esac
+        done < <(ps -e -o pid=,ppid=)
+    done
+    for p in $want; do
+        total=$(( total + $(awk '/^VmRSS:/{print $2}' "/proc/$p/status" 2>/dev/null || echo 0) ))
+    done
+    echo "$total"
+}
+
+declare -A R     # R[peer.metric] = value or "—" / "error: ..."
+declare -A NOTE  # NOTE[peer] = why a peer has no figures
+
+# load ARGS...: run tunload as the bench account with this row's server/CONNECT arguments.
+load() { as_bench "$TUNLOAD" "${ROW_ARGS[@]}" "$@"; }
+
+# run_metric PEER METRIC KEY ARGS...: run tunload and keep KEY of its output, or the error.
+run_metric() {
+    local peer=$1 metric=$2 key=$3 out
+    shift 3
+    out=$(load "$@" 2>&1)
+    log "  $metric: $out"
+    local errs; errs=$(kv errors "$out")
+    if [ -z "$(kv "$key" "$out")" ]; then R[$peer.$metric]="error"; return; fi
+    if [ "${errs:-0}" != 0 ]; then R[$peer.$metric]="error ($errs: $(kv first_error "$out"))"; return; fi
+    R[$peer.$metric]=$(kv "$key" "$out")
+}
+
+measure_idle() {   # PEER PID
+    local peer=$1 pid=$2 out="$WORLD/idle.$1" before after opened i
+    before=$(rss_kib "$pid")
+    load -m idle -p /small -c "$IDLE_TUNNELS" -d 4 > "$out" 2>&1 &
+    local lp=$!
+    for i in $(seq 600); do grep -q '^ready' "$out" && break; kill -0 $lp 2>/dev/null || break; sleep 0.1; done
+    sleep 1   # let the proxy settle (lazy frees, timers) before reading its memory
+    after=$(rss_kib "$pid")
+    wait $lp
+    log "  idle: $(tr '\n' ' ' < "$out") rss ${before} -> ${after} KiB"
+    opened=$(kv opened "$(tail -n 1 "$out")")
+    if [ "$(kv still_open "$(tail -n 1 "$out")")" != "$IDLE_TUNNELS" ]; then
+        R[$peer.idle]="error ($(kv opened "$(tail -n 1 "$out")") of $IDLE_TUNNELS held: $(kv first_error "$(tail -n 1 "$out")"))"
+        return
+    fi
+    R[$peer.idle]=$(awk -v a="$after" -v b="$before" -v n="$opened" 'BEGIN{printf "%.1f", (a-b)/n}')
+    R[$peer.rss0]=$before
+}
+
+# The same path checked by curl first: a row is measured only if a real client gets the file.
+smoke() {   # PEER CURL_ARGS...
+    local peer=$1 got
+    shift
+    got=$(as_bench env -u http_proxy -u HTTP_PROXY -u all_proxy curl -sS --max-time 10 -o /dev/null \
+          -w '%{http_code} %{size_download}' "$@" 2>&1)
+    if [ "$got" != "200 128" ]; then NOTE[$peer]="curl through it failed: $got"; return 1; fi
+}
+
+measure_row() {     # PEER PID(or empty)
+    local peer=$1 pid=$2
+    log "$peer: measuring"
+    [ -n "$pid" ] && measure_idle "$peer" "$pid"
+    run_metric "$peer" ka rate -m ka -p /small -c "$KA_CONNS" -d "$BENCH_SECS" -w 1
+    run_metric "$peer" new rate -m new -p /small -c "$NEW_CONNS" -d "$BENCH_SECS" -w 1
+    run_metric "$peer" bulk10 mib_s -m bulk -p /10M -n "$BULK10_RUNS"
+    run_metric "$peer" bulk1g mib_s -m bulk -p /1G -n 1
+}
+
+# wrk cannot CONNECT; on the rows it can reach it cross-checks tunload's keep-alive figure.
+wrk_check() {   # PEER URL
+    local out
+    out=$(as_bench wrk -t1 -c"$KA_CONNS" -d"${BENCH_SECS}s" "$2" 2>&1)
+    R[$1.wrk]=$(printf '%s\n' "$out" | awk '/^Requests\/sec:/{printf "%.0f", $2}')
+    log "  wrk: ${R[$1.wrk]:-failed} req/s"
+}
+
+for peer in $BENCH_PEERS; do
+    PEER_PID=; PEER_WHY=
+    case $peer in
+      direct)
+        ROW_ARGS=(-s "$ORIGIN:80")
+        smoke direct "http://$ORIGIN/small" || continue
+        measure_row direct ""
+        wrk_check direct "http://$ORIGIN/small"
+        continue;;
+      haproxy)   start_haproxy "$WORLD/haproxy" 127.0.0.1:8001 "$ORIGIN"; ROW_ARGS=(-s 127.0.0.1:8001);;
+      squid)     start_squid "$WORLD/squid" 127.0.0.1:8002; ROW_ARGS=(-s 127.0.0.1:8002 -x "$ORIGIN:80");;
+      tinyproxy) start_tinyproxy "$WORLD/tinyproxy" 127.0.0.1:8003; ROW_ARGS=(-s 127.0.0.1:8003 -x "$ORIGIN:80");;
+      proxyd)    start_proxyd "$WORLD/proxyd" 127.0.0.1:3128 "$ORIGIN" "$BENCH_USER"; ROW_ARGS=(-s 127.0.0.1:3128 -x "$ORIGIN:80");;
+      *) fail "unknown peer $peer";;
+    esac
+    if [ -z "$PEER_PID" ]; then NOTE[$peer]=$PEER_WHY; log "$peer: $PEER_WHY"; continue; fi
+    log "$peer: pid $PEER_PID"
+    if [ "$peer" = haproxy ]; then
+        smoke "$peer" "http://127.0.0.1:8001/small"
+    else
+        smoke "$peer" --proxytunnel -x "http://${ROW_ARGS[1]}" "http://$ORIGIN/small"
+    fi && {
+        measure_row "$peer" "$PEER_PID"
+        [ "$peer" = haproxy ] && wrk_check haproxy "http://127.0.0.1:8001/small"
+    }
+    [ -n "${NOTE[$peer]:-}" ] && log "$peer: ${NOTE[$peer]}"
+    if ! kill -0 "$PEER_PID" 2>/dev/null; then NOTE[$peer]="${NOTE[$peer]:-}${NOTE[$peer]:+; }died during the run"; fi
+    stop_peer
+done
+
+# ---- the table ----
+num() { [[ $1 =~ ^[0-9]+(\.[0-9]+)?$ ]]; }
+cell() {   # PEER METRIC
+    local v=${R[$1.$2]:-}
+    if [ -n "${NOTE[$1]:-}" ] && [ -z "$v" ]; then echo "n/a"; return; fi
+    [ -z "$v" ] && { echo "—"; return; }
+    if num "$v"; then
+        case $2 in idle) echo "$v";; *) printf '%.0f' "$v";; esac
+    else echo "$v"; fi
+}
+ratio() {  # METRIC PEER  -> proxyd / peer
+    local a=${R[proxyd.$1]:-} b=${R[$2.$1]:-}
+    num "$a" && num "$b" && awk -v a="$a" -v b="$b" 'BEGIN{ if (b > 0) printf "%.2f×", a/b; else print "—" }' || echo "—"
+}
+verdict() {  # METRIC KIND(ge_ratio PEER FACTOR | lt VALUE)
+    local v=${R[proxyd.$1]:-}
+    if ! num "$v"; then echo "not measured"; return; fi
+    case $2 in
+      ge) local b=${R[$3.$1]:-}
+          num "$b" || { echo "peer not measured"; return; }
+          awk -v a="$v" -v b="$b" -v f="$4" 'BEGIN{ print (a >= f*b) ? "**met**" : "**not met**" }';;
+      lt) awk -v a="$v" -v t="$3" 'BEGIN{ print (a < t) ? "**met**" : "**not met**" }';;
+    esac
+}
+
+metrics=(ka new bulk10 bulk1g idle)
+declare -A LABEL=(
+  [ka]="keep-alive req/s through one tunnel per conn ($KA_CONNS conns, 128 B)"
+  [new]="new CONNECT+GET+close per s ($NEW_CONNS concurrent)"
+  [bulk10]="10 MiB through a tunnel, MiB/s (median of $BULK10_RUNS)"
+  [bulk1g]="1 GiB through a tunnel, MiB/s (one run)"
+  [idle]="RSS per idle tunnel, KiB ($IDLE_TUNNELS tunnels)"
+)
+declare -A TARGET=([ka]="≥ 1× haproxy" [new]="≥ 2× squid" [bulk10]="≥ 1× haproxy" [bulk1g]="≥ 1× haproxy" [idle]="< 8 KiB")
+declare -A RULE=([ka]="ge haproxy 1" [new]="ge squid 2" [bulk10]="ge haproxy 1" [bulk1g]="ge haproxy 1" [idle]="lt 8")
+
+echo "| metric | direct | haproxy (TCP) | squid | tinyproxy | sandbox-proxyd | proxyd ÷ haproxy | proxyd ÷ squid | proxyd ÷ tinyproxy | target | |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"
+for m in "${metrics[@]}"; do
+    # shellcheck disable=SC2086
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "${LABEL[$m]}" \
+        "$(cell direct $m)" "$(cell haproxy $m)" "$(cell squid $m)" "$(cell tinyproxy $m)" "$(cell proxyd $m)" \
+        "$(ratio $m haproxy)" "$(ratio $m squid)" "$(ratio $m tinyproxy)" "${TARGET[$m]}" "$(verdict $m ${RULE[$m]})"
+done
+echo
+echo "Cross-check of the load generator with wrk (keep-alive req/s, same $KA_CONNS connections, no tunnel):" \
+     "direct $(cell direct wrk), haproxy $(cell haproxy wrk); tunload: direct $(cell direct ka), haproxy $(cell haproxy ka)."
+echo "Baseline RSS before the idle test (KiB): haproxy $(cell haproxy rss0), squid $(cell squid rss0)," \
+     "tinyproxy $(cell tinyproxy rss0), sandbox-proxyd $(cell proxyd rss0)."
+for peer in $BENCH_PEERS; do
+    [ -n "${NOTE[$peer]:-}" ] && echo "- **$peer**: ${NOTE[$peer]}"
+done
+exit 0
