@@ -97,7 +97,9 @@ void inf_request_handle(struct inf_conn *k)
         inf_log(k, "deny", "bad_body", NULL, NULL, NULL, 400, NULL);
         return;
     }
-    const char *model = inf_body_model(b);
+    /* A copy: rewriting the body frees the string the parsed body holds. */
+    char model[257];
+    snprintf(model, sizeof model, "%s", inf_body_model(b));
     const struct ps_backend *be;
     const struct ps_model_map *mm;
     char msg[512];
