@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The cost of pam_sandbox.so (DESIGN.md §6; targets in issue 3: < 5 ms added per login, < 50 ns per
+# system call), measured side by side in a private world (tests/lib/world.sh) and printed as
+# ratios, never asserted:
+#   - pam_open_session + pam_close_session: the module alone, versus a pam_permit-only stack and
+#     versus pam_limits alone (each round in a fresh child: see bench/pam_bench.c);
+#   - getppid() via syscall(2) in a tight loop, without and with the module's filters.
+# Use: bench/module.sh [ROUNDS] [SYSCALLS]   (as root; PS_BUILD selects the build, default build/)
+set -u
+ROUNDS=${1:-${PS_BENCH_ROUNDS:-300}}
+CALLS=${2:-${PS_BENCH_SYSCALLS:-5000000}}
+. "$(dirname "$0")/../tests/lib/world.sh"; world_enter "$@"
+. "$PS_SRC/tests/lib/module_world.sh"
+BENCH="$PS_BUILD/bench/pam_bench"
+[ -x "$BENCH" ] || skip "$BENCH not built"
+
+mod_setup >/dev/null
+world_add_user ps-bench 59290
+mod_profile 10-bench <<'EOP'
+[Match]
+User=ps-bench
+EOP
+mod_apply >/dev/null
+echo "session required pam_permit.so" > /etc/pam.d/ps-bench-permit
+echo "session required pam_limits.so" > /etc/pam.d/ps-bench-limits
+echo "session required $MOD_SO conf=$CONF" > /etc/pam.d/ps-bench-module
+
+val() { awk -v k="$2" '$1 == k { print $2 }' <<<"$1"; }
+declare -A med
+for s in permit limits module; do
+    out=$("$BENCH" session "ps-bench-$s" ps-bench "$ROUNDS") || fail "session bench $s: $out"
+    med[$s]=$(val "$out" session_median_us)
+    printf 'open+close session  %-7s median %8.1f us  mean %8.1f us  (%s rounds)\n' \
+        "$s" "${med[$s]}" "$(val "$out" session_mean_us)" "$ROUNDS"
+done
+out=$("$BENCH" syscall "$CONF" ps-bench "$CALLS") || fail "syscall bench: $out"
+plain=$(val "$out" syscall_plain_ns); filt=$(val "$out" syscall_filtered_ns)
+printf 'getppid()            plain %.2f ns   filtered %.2f ns   (best of 5 x %s calls)\n' "$plain" "$filt" "$CALLS"
+awk -v p="${med[permit]}" -v l="${med[limits]}" -v m="${med[module]}" -v a="$plain" -v b="$filt" 'BEGIN {
+    printf "ratio module/pam_permit   %.2f  (adds %.3f ms per login; target < 5 ms)\n", m / p, (m - p) / 1000
+    printf "ratio module/pam_limits   %.2f\n", m / l
+    printf "ratio filtered/plain syscall %.2f  (adds %.1f ns per syscall; target < 50 ns)\n", b / a, b - a
+}'
