@@ -90,5 +90,5 @@ d=$(grep '"mode":"dns"' "$log" | grep '"host":"blocked.example.com"' | head -n 1
 assert_match "Deny= rule logged with its place" '"rule":"[^"]*10-box.conf:[0-9]+"' "$d"
 d=$(grep '"mode":"dns"' "$log" | grep '"host":"github.com"' | grep '"decision":"allow"' | head -n 1)
 assert_match "allowed name logged with the rule" '"rule":"[^"]*10-box.conf:4"' "$d"
-d=$(grep '"mode":"dns"' "$log" | grep '"user":"dnsfree"' | head -n 1)
+d=$(grep '"mode":"dns"' "$log" | grep '"account":"dnsfree"' | head -n 1)
 assert_match "not sandboxed logged" '"reason":"not_sandboxed"' "$d"
