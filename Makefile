@@ -86,7 +86,7 @@ fuzz-run: $(FUZZERS)
 	  tail -n 1 $$w/log; done
 
 bench: all
-	bench/run
+	PS_BUILD=$(abspath $(B)) bench/run
 
 demo:
 	scripts/demo

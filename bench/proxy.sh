@@ -10,8 +10,8 @@
 # the PID we started.
 #
 # Output: progress on stderr, a markdown table on stdout.  Targets are reported, never asserted.
-# Environment: PS_BUILD (tree build dir), TUNLOAD (load generator), BENCH_SECS (default 5),
-# BENCH_PEERS (default "direct haproxy squid tinyproxy proxyd").
+# Environment: PS_BUILD (tree build dir), TUNLOAD (load generator), BENCH_SECS (default 3),
+# ROUNDS (default 5), BENCH_PEERS (default "direct haproxy squid tinyproxy proxyd").
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/../tests/lib/world.sh"
@@ -19,7 +19,7 @@ world_enter "$@"
 . "$here/lib/peers.sh"
 
 : "${TUNLOAD:=$PS_BUILD/bench/tunload}"
-: "${BENCH_SECS:=5}"
+: "${BENCH_SECS:=3}"
 : "${BENCH_PEERS:=direct haproxy squid tinyproxy proxyd}"
 [ -x "$TUNLOAD" ] || skip "load generator $TUNLOAD not built (make bench-tools)"
 for b in nginx haproxy squid tinyproxy wrk curl; do
@@ -31,7 +31,10 @@ UPNS=psb-up
 BENCH_USER=psbench BENCH_UID=59900
 PROXY_USER=psb-proxyd
 KA_CONNS=32 NEW_CONNS=32 IDLE_TUNNELS=1000 BULK10_RUNS=20
+: "${ROUNDS:=5}"
+declare -A RND   # RND[peer.metric] = each round's figure, for the details line
 log() { echo "[bench] $*" >&2; }
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # Namespace-local knobs only (these sysctls are per network namespace): enough ephemeral ports and
 # TIME_WAIT reuse for the new-connection test, and listen backlogs for 1,000 tunnels.
@@ -69,60 +72,60 @@ rss_kib() {
     echo "$total"
 }
 
-declare -A R     # R[peer.metric] = value or "—" / "error: ..."
+declare -A R     # R[peer.metric] = figure, or "error (...)"
 declare -A NOTE  # NOTE[peer] = why a peer has no figures
+declare -A PID ARGS LIVE
 
-# load ARGS...: run tunload as the bench account with this row's server/CONNECT arguments.
-load() { as_bench "$TUNLOAD" "${ROW_ARGS[@]}" "$@"; }
+# load PEER ARGS...: run tunload as the bench account with this peer's server/CONNECT arguments.
+load() { local peer=$1; shift; # shellcheck disable=SC2086
+         as_bench "$TUNLOAD" ${ARGS[$peer]} "$@"; }
 
-# run_metric PEER METRIC KEY ARGS...: run tunload and keep KEY of its output, or the error.
+# run_metric PEER METRIC KEY ARGS...: run tunload once and return KEY of its output; an error
+# (or any failed exchange) makes the figure "error (...)": a broken proxy must not look fast.
 run_metric() {
-    local peer=$1 metric=$2 key=$3 out
+    local peer=$1 metric=$2 key=$3 out errs val
     shift 3
-    out=$(load "$@" 2>&1)
-    log "  $metric: $out"
-    local errs; errs=$(kv errors "$out")
-    if [ -z "$(kv "$key" "$out")" ]; then R[$peer.$metric]="error"; return; fi
-    if [ "${errs:-0}" != 0 ]; then R[$peer.$metric]="error ($errs: $(kv first_error "$out"))"; return; fi
-    R[$peer.$metric]=$(kv "$key" "$out")
+    out=$(load "$peer" "$@" 2>&1)
+    log "  $peer $metric: $out"
+    errs=$(kv errors "$out"); val=$(kv "$key" "$out")
+    if [ -z "$val" ]; then echo "error ($(printf '%s' "$out" | tail -n 1 | cut -c1-80))"
+    elif [ "${errs:-0}" != 0 ]; then echo "error ($errs failed: $(kv first_error "$out"))"
+    else echo "$val"; fi
 }
 
-measure_idle() {   # PEER PID
-    local peer=$1 pid=$2 out="$WORLD/idle.$1" before after opened i
+# Median of numbers; any non-number (an error) wins, so errors are never averaged away.
+median() {
+    local v
+    for v in "$@"; do [[ $v =~ ^[0-9.]+$ ]] || { echo "$v"; return; }; done
+    printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'
+}
+
+measure_idle() {   # PEER
+    local peer=$1 pid=${PID[$1]} out="$WORLD/idle.$1" before after last i lp
     before=$(rss_kib "$pid")
-    load -m idle -p /small -c "$IDLE_TUNNELS" -d 4 > "$out" 2>&1 &
-    local lp=$!
+    load "$peer" -m idle -p /small -c "$IDLE_TUNNELS" -d 4 > "$out" 2>&1 &
+    lp=$!
     for i in $(seq 600); do grep -q '^ready' "$out" && break; kill -0 $lp 2>/dev/null || break; sleep 0.1; done
     sleep 1   # let the proxy settle (lazy frees, timers) before reading its memory
     after=$(rss_kib "$pid")
     wait $lp
-    log "  idle: $(tr '\n' ' ' < "$out") rss ${before} -> ${after} KiB"
-    opened=$(kv opened "$(tail -n 1 "$out")")
-    if [ "$(kv still_open "$(tail -n 1 "$out")")" != "$IDLE_TUNNELS" ]; then
-        R[$peer.idle]="error ($(kv opened "$(tail -n 1 "$out")") of $IDLE_TUNNELS held: $(kv first_error "$(tail -n 1 "$out")"))"
+    last=$(tail -n 1 "$out")
+    log "  $peer idle: $(tr '\n' ' ' < "$out") rss ${before} -> ${after} KiB"
+    R[$peer.rss0]=$before
+    if [ "$(kv still_open "$last")" != "$IDLE_TUNNELS" ]; then
+        R[$peer.idle]="error ($(kv still_open "$last") of $IDLE_TUNNELS held: $(kv first_error "$last"))"
         return
     fi
-    R[$peer.idle]=$(awk -v a="$after" -v b="$before" -v n="$opened" 'BEGIN{printf "%.1f", (a-b)/n}')
-    R[$peer.rss0]=$before
+    R[$peer.idle]=$(awk -v a="$after" -v b="$before" -v n="$IDLE_TUNNELS" 'BEGIN{printf "%.1f", (a-b)/n}')
 }
 
-# The same path checked by curl first: a row is measured only if a real client gets the file.
+# The path is checked with curl first: a row is measured only if a real client gets the file.
 smoke() {   # PEER CURL_ARGS...
     local peer=$1 got
     shift
     got=$(as_bench env -u http_proxy -u HTTP_PROXY -u all_proxy curl -sS --max-time 10 -o /dev/null \
           -w '%{http_code} %{size_download}' "$@" 2>&1)
-    if [ "$got" != "200 128" ]; then NOTE[$peer]="curl through it failed: $got"; return 1; fi
-}
-
-measure_row() {     # PEER PID(or empty)
-    local peer=$1 pid=$2
-    log "$peer: measuring"
-    [ -n "$pid" ] && measure_idle "$peer" "$pid"
-    run_metric "$peer" ka rate -m ka -p /small -c "$KA_CONNS" -d "$BENCH_SECS" -w 1
-    run_metric "$peer" new rate -m new -p /small -c "$NEW_CONNS" -d "$BENCH_SECS" -w 1
-    run_metric "$peer" bulk10 mib_s -m bulk -p /10M -n "$BULK10_RUNS"
-    run_metric "$peer" bulk1g mib_s -m bulk -p /1G -n 1
+    if [ "$got" != "200 128" ]; then NOTE[$peer]="curl through it failed: $(printf '%s' "$got" | tr '\n' ' ')"; return 1; fi
 }
 
 # wrk cannot CONNECT; on the rows it can reach it cross-checks tunload's keep-alive figure.
@@ -130,37 +133,90 @@ wrk_check() {   # PEER URL
     local out
     out=$(as_bench wrk -t1 -c"$KA_CONNS" -d"${BENCH_SECS}s" "$2" 2>&1)
     R[$1.wrk]=$(printf '%s\n' "$out" | awk '/^Requests\/sec:/{printf "%.0f", $2}')
-    log "  wrk: ${R[$1.wrk]:-failed} req/s"
+    log "  $1 wrk: ${R[$1.wrk]:-failed} req/s"
 }
 
+# ---- start every peer once; all stay up for the whole run so that rounds can interleave ----
+active=()
 for peer in $BENCH_PEERS; do
     PEER_PID=; PEER_WHY=
     case $peer in
-      direct)
-        ROW_ARGS=(-s "$ORIGIN:80")
-        smoke direct "http://$ORIGIN/small" || continue
-        measure_row direct ""
-        wrk_check direct "http://$ORIGIN/small"
-        continue;;
-      haproxy)   start_haproxy "$WORLD/haproxy" 127.0.0.1:8001 "$ORIGIN"; ROW_ARGS=(-s 127.0.0.1:8001);;
-      squid)     start_squid "$WORLD/squid" 127.0.0.1:8002; ROW_ARGS=(-s 127.0.0.1:8002 -x "$ORIGIN:80");;
-      tinyproxy) start_tinyproxy "$WORLD/tinyproxy" 127.0.0.1:8003; ROW_ARGS=(-s 127.0.0.1:8003 -x "$ORIGIN:80");;
-      proxyd)    start_proxyd "$WORLD/proxyd" 127.0.0.1:3128 "$ORIGIN" "$BENCH_USER"; ROW_ARGS=(-s 127.0.0.1:3128 -x "$ORIGIN:80");;
+      direct)    ARGS[$peer]="-s $ORIGIN:80";;
+      haproxy)   start_haproxy "$WORLD/haproxy" 127.0.0.1:8001 "$ORIGIN"; ARGS[$peer]="-s 127.0.0.1:8001";;
+      squid)     start_squid "$WORLD/squid" 127.0.0.1:8002; ARGS[$peer]="-s 127.0.0.1:8002 -x $ORIGIN:80";;
+      tinyproxy) start_tinyproxy "$WORLD/tinyproxy" 127.0.0.1:8003; ARGS[$peer]="-s 127.0.0.1:8003 -x $ORIGIN:80";;
+      proxyd)    start_proxyd "$WORLD/proxyd" 127.0.0.1:3128 "$ORIGIN" "$BENCH_USER"; ARGS[$peer]="-s 127.0.0.1:3128 -x $ORIGIN:80";;
       *) fail "unknown peer $peer";;
     esac
-    if [ -z "$PEER_PID" ]; then NOTE[$peer]=$PEER_WHY; log "$peer: $PEER_WHY"; continue; fi
-    log "$peer: pid $PEER_PID"
-    if [ "$peer" = haproxy ]; then
-        smoke "$peer" "http://127.0.0.1:8001/small"
-    else
-        smoke "$peer" --proxytunnel -x "http://${ROW_ARGS[1]}" "http://$ORIGIN/small"
-    fi && {
-        measure_row "$peer" "$PEER_PID"
-        [ "$peer" = haproxy ] && wrk_check haproxy "http://127.0.0.1:8001/small"
-    }
-    [ -n "${NOTE[$peer]:-}" ] && log "$peer: ${NOTE[$peer]}"
-    if ! kill -0 "$PEER_PID" 2>/dev/null; then NOTE[$peer]="${NOTE[$peer]:-}${NOTE[$peer]:+; }died during the run"; fi
-    stop_peer
+    if [ "$peer" != direct ]; then
+        if [ -z "$PEER_PID" ]; then NOTE[$peer]=$PEER_WHY; log "$peer: $PEER_WHY"; continue; fi
+        PID[$peer]=$PEER_PID; WORLD_PIDS+=("$PEER_PID")
+    fi
+    case $peer in
+      direct)  smoke "$peer" "http://$ORIGIN/small";;
+      haproxy) smoke "$peer" "http://127.0.0.1:8001/small";;
+      *)       smoke "$peer" --proxytunnel -x "http://$(set -- ${ARGS[$peer]}; echo "$2")" "http://$ORIGIN/small";;
+    esac
+    if [ -n "${NOTE[$peer]:-}" ]; then log "$peer: ${NOTE[$peer]}"; continue; fi
+    log "$peer: up${PID[$peer]:+ (pid ${PID[$peer]})}, curl through it gets the file"
+    active+=("$peer")
+done
+sleep 1
+
+# Memory first, on fresh processes (before any load has grown their heaps).
+for peer in "${active[@]}"; do [ "$peer" = direct ] || measure_idle "$peer"; done
+# Rate tests in interleaved rounds, so that a noisy second hits every peer alike; median kept.
+for metric in ka new; do
+    declare -A all=()
+    for round in $(seq "$ROUNDS"); do
+        for peer in "${active[@]}"; do
+            if [ $metric = ka ]; then v=$(run_metric "$peer" ka rate -m ka -p /small -c "$KA_CONNS" -d "$BENCH_SECS" -w 1)
+            else v=$(run_metric "$peer" new rate -m new -p /small -c "$NEW_CONNS" -d "$BENCH_SECS" -w 1); fi
+            all[$peer]="${all[$peer]:-} $v"
+            [[ $v =~ ^[0-9.]+$ ]] && RND[$peer.$metric]="${RND[$peer.$metric]:-}${RND[$peer.$metric]:+ / }$(printf '%.0f' "$v")"
+        done
+    done
+    for peer in "${active[@]}"; do
+        # shellcheck disable=SC2086
+        if [[ ${all[$peer]} == *error* ]]; then R[$peer.$metric]=$(printf '%s' "${all[$peer]}" | grep -o 'error.*' | head -n 1)
+        else R[$peer.$metric]=$(median ${all[$peer]}); fi
+    done
+    unset all
+done
+# 10 MiB: the runs are spread over the rounds too, and the median of all of them is kept.
+declare -A b10=()
+per_round=$(( (BULK10_RUNS + ROUNDS - 1) / ROUNDS ))
+for round in $(seq "$ROUNDS"); do
+    for peer in "${active[@]}"; do
+        out=$(load "$peer" -m bulk -p /10M -n "$per_round" 2>&1)
+        log "  $peer bulk10: $out"
+        if [ "$(kv errors "$out")" = 0 ] && [ -n "$(kv all "$out")" ]; then
+            b10[$peer]="${b10[$peer]:-} $(kv all "$out" | tr ',' ' ')"
+        else
+            b10[$peer]="${b10[$peer]:-} error($(kv first_error "$out"))"
+        fi
+    done
+done
+for peer in "${active[@]}"; do
+    # shellcheck disable=SC2086
+    R[$peer.bulk10]=$(median ${b10[$peer]})
+    [[ ${R[$peer.bulk10]} == error* ]] && R[$peer.bulk10]="error (${R[$peer.bulk10]#error(}"
+done
+for peer in "${active[@]}"; do R[$peer.bulk1g]=$(run_metric "$peer" bulk1g mib_s -m bulk -p /1G -n 1); done
+for peer in "${active[@]}"; do
+    case $peer in
+      direct)  wrk_check direct "http://$ORIGIN/small";;
+      haproxy) wrk_check haproxy "http://127.0.0.1:8001/small";;
+    esac
+done
+# Proof that proxyd judged every tunnel rather than waving traffic through: its decision log.
+if [ -n "${PID[proxyd]:-}" ] && [ -f "$WORLD/proxyd/decisions.jsonl" ]; then
+    PROXYD_DECISIONS="$(grep -c '"decision":"allow"' "$WORLD/proxyd/decisions.jsonl") allow, $(grep -c '"decision":"deny"' "$WORLD/proxyd/decisions.jsonl") deny, $(grep -c '"decision":"close"' "$WORLD/proxyd/decisions.jsonl") close records"
+    log "proxyd decision log: $PROXYD_DECISIONS; first: $(head -n 1 "$WORLD/proxyd/decisions.jsonl")"
+fi
+for peer in "${!PID[@]}"; do
+    kill -0 "${PID[$peer]}" 2>/dev/null || NOTE[$peer]="${NOTE[$peer]:-}${NOTE[$peer]:+; }died during the run"
+    PEER_PID=${PID[$peer]}; stop_peer
 done
 
 # ---- the table ----
@@ -190,9 +246,9 @@ verdict() {  # METRIC KIND(ge_ratio PEER FACTOR | lt VALUE)
 
 metrics=(ka new bulk10 bulk1g idle)
 declare -A LABEL=(
-  [ka]="keep-alive req/s through one tunnel per conn ($KA_CONNS conns, 128 B)"
-  [new]="new CONNECT+GET+close per s ($NEW_CONNS concurrent)"
-  [bulk10]="10 MiB through a tunnel, MiB/s (median of $BULK10_RUNS)"
+  [ka]="keep-alive req/s, one tunnel per connection ($KA_CONNS conns, 128 B body; median of $ROUNDS × ${BENCH_SECS} s)"
+  [new]="new CONNECT+GET+close per s ($NEW_CONNS concurrent; median of $ROUNDS × ${BENCH_SECS} s)"
+  [bulk10]="10 MiB through a tunnel, MiB/s (median of $(( per_round * ROUNDS )) over $ROUNDS rounds)"
   [bulk1g]="1 GiB through a tunnel, MiB/s (one run)"
   [idle]="RSS per idle tunnel, KiB ($IDLE_TUNNELS tunnels)"
 )
@@ -210,8 +266,13 @@ done
 echo
 echo "Cross-check of the load generator with wrk (keep-alive req/s, same $KA_CONNS connections, no tunnel):" \
      "direct $(cell direct wrk), haproxy $(cell haproxy wrk); tunload: direct $(cell direct ka), haproxy $(cell haproxy ka)."
+echo "Load average (1/5/15 min) at start: $LOAD_START; at end: $(cut -d' ' -f1-3 /proc/loadavg)" \
+     "(other work on the machine shows here and makes every row noisier)."
 echo "Baseline RSS before the idle test (KiB): haproxy $(cell haproxy rss0), squid $(cell squid rss0)," \
      "tinyproxy $(cell tinyproxy rss0), sandbox-proxyd $(cell proxyd rss0)."
+[ -n "${PROXYD_DECISIONS:-}" ] && echo "sandbox-proxyd's decision log for the run: $PROXYD_DECISIONS."
+echo "Each round (keep-alive | new):"
+for peer in "${active[@]}"; do echo "- $peer: ${RND[$peer.ka]:-—} | ${RND[$peer.new]:-—}"; done
 for peer in $BENCH_PEERS; do
     [ -n "${NOTE[$peer]:-}" ] && echo "- **$peer**: ${NOTE[$peer]}"
 done

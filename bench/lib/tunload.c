@@ -444,10 +444,14 @@ int main(int argc, char **argv)
             qsort(bulk_rates, (size_t)bulk_runs, sizeof *bulk_rates, cmp_double);
             med = bulk_rates[bulk_runs / 2];
         }
-        printf("mode=bulk runs=%d bytes=%llu mib_s=%.1f min=%.1f max=%.1f errors=%llu%s%s\n", bulk_runs,
+        printf("mode=bulk runs=%d bytes=%llu mib_s=%.1f min=%.1f max=%.1f errors=%llu", bulk_runs,
                (unsigned long long)total, med, bulk_runs ? bulk_rates[0] : 0,
-               bulk_runs ? bulk_rates[bulk_runs - 1] : 0, (unsigned long long)n_err,
-               first_err[0] ? " first_error=" : "", first_err);
+               bulk_runs ? bulk_rates[bulk_runs - 1] : 0, (unsigned long long)n_err);
+        /* Every run, sorted, so a caller can pool runs from several rounds. */
+        printf(" all=");
+        for (int i = 0; i < bulk_runs; i++)
+            printf("%s%.1f", i ? "," : "", bulk_rates[i]);
+        printf("%s%s\n", first_err[0] ? " first_error=" : "", first_err);
         return n_err || bulk_runs != opt.repeat;
     }
 
