@@ -1,0 +1,188 @@
+/* Listeners: explicit (HTTP proxy) and transparent (where nftables redirects sandboxed TCP).
+ * Bound while still root (any port), before the privilege drop. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <syslog.h>
+#include <unistd.h>
+#include "proxyd/core.h"
+#include "proxyd/synth.h"
+#include "common/policy.h"
+
+#ifndef SO_ORIGINAL_DST
+#define SO_ORIGINAL_DST 80          /* linux/netfilter_ipv4.h */
+#endif
+#ifndef IP6T_SO_ORIGINAL_DST
+#define IP6T_SO_ORIGINAL_DST 80     /* linux/netfilter_ipv6/ip6_tables.h */
+#endif
+#define MAX_LISTENERS 32
+
+struct listener {
+    int fd;
+    enum pd_mode mode;
+    struct sockaddr_storage addr;
+};
+static struct listener listeners[MAX_LISTENERS];
+static size_t n_listeners;
+
+static void on_accept(struct pd_loop *l, int fd, uint32_t ev, void *arg);
+
+static int bind_one(const struct ps_sockaddr *a, enum pd_mode mode)
+{
+    char s[80];
+    pd_sockaddr_str((const struct sockaddr *)&a->ss, s, sizeof s, true);
+    if (n_listeners >= MAX_LISTENERS) {
+        syslog(LOG_ERR, "too many listeners");
+        return -1;
+    }
+    int fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        syslog(LOG_ERR, "listen %s: socket: %m", s);
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (a->ss.ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    /* accepted sockets inherit TCP_NODELAY from the listener */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0 || listen(fd, 4096) < 0) {
+        syslog(LOG_ERR, "listen %s (%s): %m", s, mode == PD_MODE_EXPLICIT ? "explicit" : "transparent");
+        close(fd);
+        return -1;
+    }
+    struct listener *L = &listeners[n_listeners++];
+    L->fd = fd;
+    L->mode = mode;
+    memcpy(&L->addr, &a->ss, a->len);
+    if (pd_loop_add(pd->loop, fd, EPOLLIN, on_accept, L) < 0) {
+        syslog(LOG_ERR, "listen %s: epoll: %m", s);
+        return -1;
+    }
+    syslog(LOG_INFO, "listening on %s (%s)", s, mode == PD_MODE_EXPLICIT ? "explicit" : "transparent");
+    return 0;
+}
+
+int pd_listeners_open(const struct ps_config *cfg)
+{
+    const struct ps_global *g = &cfg->global;
+    for (size_t i = 0; i < g->n_explicit_listen; i++)
+        if (bind_one(&g->explicit_listen[i], PD_MODE_EXPLICIT) < 0)
+            return -1;
+    for (size_t i = 0; i < g->n_transparent_listen; i++)
+        if (bind_one(&g->transparent_listen[i], PD_MODE_TRANSPARENT) < 0)
+            return -1;
+    return 0;
+}
+
+void pd_listeners_close(void)
+{
+    for (size_t i = 0; i < n_listeners; i++) {
+        pd_loop_del(pd->loop, listeners[i].fd);
+        close(listeners[i].fd);
+    }
+    n_listeners = 0;
+}
+
+static int original_dst(int fd, struct sockaddr_storage *out)
+{
+    socklen_t len = sizeof(*out);
+    memset(out, 0, sizeof(*out));
+    struct sockaddr_storage local;
+    socklen_t ll = sizeof local;
+    if (getsockname(fd, (struct sockaddr *)&local, &ll) < 0)
+        return -1;
+    if (local.ss_family == AF_INET6)
+        return getsockopt(fd, IPPROTO_IPV6, IP6T_SO_ORIGINAL_DST, out, &len);
+    return getsockopt(fd, IPPROTO_IP, SO_ORIGINAL_DST, out, &len);
+}
+
+static bool is_own_listener(const struct sockaddr_storage *a)
+{
+    for (size_t i = 0; i < n_listeners; i++) {
+        const struct sockaddr_storage *b = &listeners[i].addr;
+        if (a->ss_family != b->ss_family)
+            continue;
+        if (a->ss_family == AF_INET &&
+            memcmp(&((const struct sockaddr_in *)a)->sin_addr, &((const struct sockaddr_in *)b)->sin_addr, 4) == 0 &&
+            ((const struct sockaddr_in *)a)->sin_port == ((const struct sockaddr_in *)b)->sin_port)
+            return true;
+        if (a->ss_family == AF_INET6 &&
+            memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr, &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0 &&
+            ((const struct sockaddr_in6 *)a)->sin6_port == ((const struct sockaddr_in6 *)b)->sin6_port)
+            return true;
+    }
+    return false;
+}
+
+/* A transparent connection: its real destination decides, never SNI or Host (nothing is read). */
+static void transparent_start(struct pd_conn *c)
+{
+    struct sockaddr_storage *od = &c->who.orig_dst;
+    if (original_dst(c->cfd, od) < 0 || is_own_listener(od)) {
+        /* no NAT record: someone connected to the transparent port directly */
+        c->id_err = "no_original_destination";
+        pd_conn_log(c, "deny", c->id_err, "default", false);
+        pd_conn_reset(c);
+        return;
+    }
+    pd_identify(c, (struct sockaddr *)od);
+    uint16_t port = ntohs(od->ss_family == AF_INET6 ? ((struct sockaddr_in6 *)od)->sin6_port
+                                                    : ((struct sockaddr_in *)od)->sin_port);
+    c->port = port;
+    c->cands[0] = *od;
+    c->host_is_name = false;
+    pd_sockaddr_str((struct sockaddr *)od, c->host, sizeof c->host, false);
+    const struct ps_cidr *syn = &c->who.conf->cfg->global.synthetic_range;
+    if (od->ss_family == AF_INET && ps_cidr_contains(syn, (struct sockaddr *)od)) {
+        /* A synthetic address stands for the name policy DNS handed out for it. */
+        char name[PS_MAX_NAME + 1];
+        if (pd->synth && synth_lookup(pd->synth, ((struct sockaddr_in *)od)->sin_addr, name)) {
+            snprintf(c->host, sizeof c->host, "%s", name);
+            c->host_is_name = true;
+        }
+        /* else: unknown synthetic address, ps_policy_decide_addr denies it */
+    }
+    c->st = CS_RESOLVING;
+    pd_conn_decide(c);
+}
+
+static void on_accept(struct pd_loop *l, int lfd, uint32_t ev, void *arg)
+{
+    struct listener *L = arg;
+    (void)l;
+    (void)ev;
+    for (int i = 0; i < 64; i++) {
+        struct sockaddr_storage peer;
+        socklen_t pl = sizeof peer;
+        int fd = accept4(lfd, (struct sockaddr *)&peer, &pl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE)
+                syslog(LOG_ERR, "accept: %m");
+            return;
+        }
+        struct pd_conn *c = pd_conn_new(fd, L->mode);
+        c->who.peer = peer;
+        if (L->mode == PD_MODE_TRANSPARENT) {
+            transparent_start(c);
+            continue;
+        }
+        struct sockaddr_storage local;
+        socklen_t ll = sizeof local;
+        if (getsockname(fd, (struct sockaddr *)&local, &ll) < 0) {
+            pd_conn_free(c);
+            continue;
+        }
+        c->who.orig_dst = local;
+        pd_identify(c, (struct sockaddr *)&local);   /* failure answers 403 once we have the request */
+        c->st = CS_READ_HEAD;
+        pd_conn_timer(c, PD_HEAD_TIMEOUT_MS);
+        pd_conn_update(c);
+    }
+}

@@ -1,0 +1,411 @@
+/* A client connection's life: identity -> decision -> connect -> relay -> close record.  Both of
+ * its sockets are registered on the loop with pd_conn_io; the state says what an event means. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+#include "proxyd/core.h"
+#include "proxyd/resolver.h"
+#include "proxyd/synth.h"
+#include "common/policy.h"
+#include "common/util.h"
+
+unsigned pd_max_conns_per_account = 4096;
+
+bool pd_buf_reserve(struct pd_buf *b, size_t need)
+{
+    if (b->off > 0 && b->off == b->len)
+        b->off = b->len = 0;
+    if (b->cap - b->len >= need)
+        return true;
+    if (b->off > 0) {                       /* compact first */
+        memmove(b->p, b->p + b->off, b->len - b->off);
+        b->len -= b->off;
+        b->off = 0;
+        if (b->cap - b->len >= need)
+            return true;
+    }
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap - b->len < need)
+        cap *= 2;
+    b->p = ps_xrealloc(b->p, cap, 1);
+    b->cap = cap;
+    return true;
+}
+
+void pd_buf_free(struct pd_buf *b)
+{
+    free(b->p);
+    memset(b, 0, sizeof(*b));
+}
+
+int pd_buf_flush(struct pd_buf *b, int fd)
+{
+    while (b->off < b->len) {
+        ssize_t n = send(fd, b->p + b->off, b->len - b->off, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EINTR)
+                return errno == EINTR ? pd_buf_flush(b, fd) : 0;
+            return -1;
+        }
+        b->off += (size_t)n;
+    }
+    b->off = b->len = 0;
+    if (b->cap > 16384) {                    /* idle connections keep no big buffers */
+        free(b->p);
+        b->p = NULL;
+        b->cap = 0;
+    }
+    return 1;
+}
+
+static void set_fd_mask(struct pd_conn *c, int fd, bool *reg, uint32_t *cur, uint32_t want)
+{
+    if (fd < 0)
+        return;
+    if (want == 0) {
+        if (*reg)
+            pd_loop_del(pd->loop, fd);
+        *reg = false;
+        *cur = 0;
+        return;
+    }
+    if (!*reg) {
+        if (pd_loop_add(pd->loop, fd, want, pd_conn_io, c) == 0) {
+            *reg = true;
+            *cur = want;
+        }
+    } else if (*cur != want) {
+        if (pd_loop_mod(pd->loop, fd, want) == 0)
+            *cur = want;
+    }
+}
+
+static void tunnel_masks(struct pd_conn *c, uint32_t *cm, uint32_t *um)
+{
+    *cm = *um = 0;
+    /* client -> upstream */
+    if (c->uout.len > c->uout.off || c->up.inpipe > 0)
+        *um |= EPOLLOUT;
+    else if (!c->up.eof)
+        *cm |= EPOLLIN;
+    /* upstream -> client */
+    if (c->out.len > c->out.off || c->down.inpipe > 0)
+        *cm |= EPOLLOUT;
+    else if (!c->down.eof)
+        *um |= EPOLLIN;
+}
+
+static void fwd_masks(struct pd_conn *c, uint32_t *cm, uint32_t *um)
+{
+    *cm = *um = 0;
+    if (c->uout.len > c->uout.off)
+        *um |= EPOLLOUT;
+    else if (!c->req_done && !c->up.eof)
+        *cm |= EPOLLIN;
+    if (c->out.len > c->out.off)
+        *cm |= EPOLLOUT;
+    else if (c->ufd >= 0 && !c->down.eof && c->uin.len - c->uin.off < PD_FWD_BUF)
+        *um |= EPOLLIN;
+}
+
+void pd_conn_update(struct pd_conn *c)
+{
+    uint32_t cm = 0, um = 0;
+    switch (c->st) {
+    case CS_READ_HEAD:
+        cm = (c->out.len > c->out.off) ? EPOLLOUT : EPOLLIN;
+        break;
+    case CS_RESOLVING:
+        break;
+    case CS_CONNECTING:
+        um = EPOLLOUT;
+        break;
+    case CS_PROXY_HANDSHAKE:
+        um = EPOLLIN;          /* our CONNECT was written; client bytes wait behind it */
+        break;
+    case CS_TUNNEL:
+        tunnel_masks(c, &cm, &um);
+        break;
+    case CS_FWD:
+        fwd_masks(c, &cm, &um);
+        break;
+    case CS_REPLY_CLOSE:
+        cm = EPOLLOUT;
+        break;
+    }
+    set_fd_mask(c, c->cfd, &c->creg, &c->cmask, cm);
+    set_fd_mask(c, c->ufd, &c->ureg, &c->umask, um);
+}
+
+static void on_timer(struct pd_loop *l, void *arg)
+{
+    struct pd_conn *c = arg;
+    c->timer = NULL;
+    switch (c->st) {
+    case CS_CONNECTING:
+    case CS_PROXY_HANDSHAKE:
+        pd_connect_io(c, 0);           /* 0 events: the attempt timed out */
+        return;
+    case CS_READ_HEAD:
+        if (c->in.len > c->in.off && c->who.mode == PD_MODE_EXPLICIT) {
+            pd_explicit_reply(c, 408, "Request Timeout", NULL, "request_timeout",
+                              "the request head did not arrive in time", true);
+            return;
+        }
+        break;
+    default:
+        break;
+    }
+    pd_conn_free(c);
+}
+
+void pd_conn_timer(struct pd_conn *c, uint64_t ms)
+{
+    if (c->timer)
+        pd_timer_cancel(pd->loop, c->timer);
+    c->timer = ms ? pd_timer_add(pd->loop, ms, on_timer, c) : NULL;
+}
+
+struct pd_conn *pd_conn_new(int cfd, enum pd_mode mode)
+{
+    struct pd_conn *c = ps_xcalloc(1, sizeof(*c));
+    c->cfd = cfd;
+    c->ufd = -1;
+    c->up.pipe[0] = c->up.pipe[1] = c->down.pipe[0] = c->down.pipe[1] = -1;
+    c->who.conf = pd_conf_ref(pd->conf);
+    c->who.uid = (uid_t)-1;
+    c->who.mode = mode;
+    c->t_start = pd_now_ms();
+    return c;
+}
+
+static void close_pipe(struct pd_dir *d)
+{
+    if (d->pipe[0] >= 0) {
+        close(d->pipe[0]);
+        close(d->pipe[1]);
+    }
+    d->pipe[0] = d->pipe[1] = -1;
+}
+
+void pd_conn_log(struct pd_conn *c, const char *decision, const char *reason, const char *rule,
+                 bool close_record)
+{
+    struct pd_log_entry e = {
+        .who = &c->who, .host = c->host[0] ? c->host : NULL, .port = c->port,
+        .address = c->addr_str[0] ? c->addr_str : NULL, .decision = decision, .reason = reason,
+        .rule = rule, .binary = NULL,
+        .bytes_up = close_record ? c->bytes_up : -1,
+        .bytes_down = close_record ? c->bytes_down : -1,
+        .duration_ms = close_record ? (int64_t)(pd_now_ms() - c->t_start) : -1,
+    };
+    pd_log_decision(&e);
+}
+
+void pd_conn_free(struct pd_conn *c)
+{
+    if (!c)
+        return;
+    if (c->decision && c->addr_str[0] && (c->st == CS_TUNNEL || c->st == CS_FWD))
+        pd_conn_log(c, "close", "closed", c->rule, true);
+    if (c->rq)
+        resolver_cancel(pd->resolver, c->rq);
+    if (c->timer)
+        pd_timer_cancel(pd->loop, c->timer);
+    if (c->cfd >= 0) {
+        if (c->creg)
+            pd_loop_del(pd->loop, c->cfd);
+        close(c->cfd);
+    }
+    if (c->ufd >= 0) {
+        if (c->ureg)
+            pd_loop_del(pd->loop, c->ufd);
+        close(c->ufd);
+    }
+    close_pipe(&c->up);
+    close_pipe(&c->down);
+    pd_buf_free(&c->in);
+    pd_buf_free(&c->out);
+    pd_buf_free(&c->uout);
+    pd_buf_free(&c->uin);
+    if (c->counted)
+        pd_account_release(c->who.uid);
+    pd_conf_unref(c->who.conf);
+    free(c);
+}
+
+/* Transparent denial: a TCP reset, so the client fails at once and learns nothing. */
+void pd_conn_reset(struct pd_conn *c)
+{
+    struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+    if (c->cfd >= 0)
+        setsockopt(c->cfd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    c->decision = NULL;
+    pd_conn_free(c);
+}
+
+void pd_conn_deny(struct pd_conn *c, const char *reason, const char *rule)
+{
+    pd_conn_log(c, "deny", reason, rule, false);
+    c->decision = NULL;
+    if (c->who.mode == PD_MODE_EXPLICIT)
+        pd_explicit_reply(c, 403, "Forbidden", reason, "policy_denied", rule, true);
+    else
+        pd_conn_reset(c);
+}
+
+void pd_conn_fail(struct pd_conn *c, int status, const char *reason)
+{
+    pd_conn_log(c, "error", reason, c->rule[0] ? c->rule : NULL, false);
+    c->decision = NULL;
+    if (c->ufd >= 0) {
+        if (c->ureg)
+            pd_loop_del(pd->loop, c->ufd);
+        c->ureg = false;
+        close(c->ufd);
+        c->ufd = -1;
+    }
+    if (c->who.mode == PD_MODE_EXPLICIT)
+        pd_explicit_reply(c, status, status == 504 ? "Gateway Timeout" : status == 429 ?
+                          "Too Many Requests" : "Bad Gateway", NULL,
+                          status == 429 ? "too_many_connections" : "upstream_failed", reason, true);
+    else
+        pd_conn_reset(c);
+}
+
+static void hand_to_inference(struct pd_conn *c)
+{
+    pd_conn_log(c, "allow", "inference", "default", false);
+    if (c->timer)
+        pd_timer_cancel(pd->loop, c->timer);
+    c->timer = NULL;
+    if (c->creg)
+        pd_loop_del(pd->loop, c->cfd);
+    c->creg = false;
+    struct pd_client who = c->who;           /* the reference moves to inference */
+    who.mode = PD_MODE_INFERENCE;
+    int fd = c->cfd;
+    c->cfd = -1;
+    c->who.conf = NULL;
+    c->decision = NULL;
+    if (c->counted)
+        pd_account_release(c->who.uid);
+    c->counted = false;
+    pd_inference_accept(fd, &who);
+    pd_conn_free(c);
+}
+
+/* host/port (and for an address, cands[0]) are set.  Policy first; names are resolved and their
+ * addresses classified in connect.c. */
+void pd_conn_decide(struct pd_conn *c)
+{
+    const struct ps_config *cfg = c->who.conf->cfg;
+    if (!c->id_ok) {
+        pd_conn_deny(c, c->id_err ? c->id_err : "client_not_found", "default");
+        return;
+    }
+    if (!c->counted) {
+        if (!pd_account_acquire(c->who.uid)) {
+            pd_conn_log(c, "deny", "too_many_connections", "default", false);
+            if (c->who.mode == PD_MODE_EXPLICIT)
+                pd_explicit_reply(c, 429, "Too Many Requests", "too_many_connections",
+                                  "too_many_connections", "per-account connection limit", true);
+            else
+                pd_conn_reset(c);
+            return;
+        }
+        c->counted = true;
+    }
+    const struct ps_profile *p = c->who.profile;
+    if (c->host_is_name && ps_is_inference_name(c->host) && c->port == 443) {
+        /* §5.4: intercepted on 443 only, and only for a profile with models. */
+        if (!p->has_models) {
+            pd_conn_deny(c, "inference_not_allowed", "default");
+            return;
+        }
+        if (c->who.mode == PD_MODE_EXPLICIT && c->is_connect) {
+            static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+            /* A small blocking-free write: the socket buffer of a fresh connection has room. */
+            ssize_t n = send(c->cfd, ok, sizeof ok - 1, MSG_NOSIGNAL);
+            if (n != (ssize_t)(sizeof ok - 1) || c->in.len > c->in.off) {
+                /* bytes pipelined after CONNECT cannot be handed over with the fd */
+                pd_conn_free(c);
+                return;
+            }
+        } else if (c->who.mode == PD_MODE_EXPLICIT) {
+            pd_explicit_reply(c, 400, "Bad Request", NULL, "bad_request",
+                              "inference.local:443 is reached with CONNECT (HTTPS)", true);
+            return;
+        }
+        hand_to_inference(c);
+        return;
+    }
+    struct ps_decision d;
+    if (c->host_is_name)
+        ps_policy_decide(p, c->host, c->port, NULL, &d);
+    else
+        ps_policy_decide_addr(p, (struct sockaddr *)&c->cands[0], c->port, NULL,
+                              &cfg->global.synthetic_range, &d);
+    snprintf(c->rule, sizeof c->rule, "%s", d.where);
+    if (d.verdict == PS_DENY) {
+        pd_conn_deny(c, d.reason, d.where);
+        return;
+    }
+    c->decision = d.would_deny ? "would_deny" : "allow";
+    c->reason = d.reason;
+    if (!c->host_is_name)
+        c->n_cands = 1;
+    pd_connect_start(c);
+}
+
+void pd_conn_io(struct pd_loop *l, int fd, uint32_t ev, void *arg)
+{
+    struct pd_conn *c = arg;
+    (void)l;
+    switch (c->st) {
+    case CS_READ_HEAD:
+        if (c->out.len > c->out.off) {
+            int r = pd_buf_flush(&c->out, c->cfd);
+            if (r < 0) {
+                pd_conn_free(c);
+                return;
+            }
+            if (r == 0)
+                return;
+            /* a request may already wait in the buffer (pipelining) */
+        }
+        pd_explicit_read(c);
+        return;
+    case CS_RESOLVING:
+        return;
+    case CS_CONNECTING:
+    case CS_PROXY_HANDSHAKE:
+        if (fd == c->ufd)
+            pd_connect_io(c, ev);
+        return;
+    case CS_TUNNEL:
+        pd_tunnel_io(c);
+        return;
+    case CS_FWD:
+        pd_forward_io(c);
+        return;
+    case CS_REPLY_CLOSE: {
+        int r = pd_buf_flush(&c->out, c->cfd);
+        if (r != 0) {
+            /* Unread input makes close() send a reset that can destroy the answer in flight:
+             * drain what is there first. */
+            char junk[4096];
+            for (int i = 0; i < 16 && recv(c->cfd, junk, sizeof junk, MSG_DONTWAIT) > 0; i++)
+                ;
+            shutdown(c->cfd, SHUT_WR);
+            pd_conn_free(c);
+        }
+        return;
+    }
+    }
+}

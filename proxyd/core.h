@@ -1,0 +1,140 @@
+/* Internals of the proxyd core (main, listeners, connections, relays).  The DNS and inference
+ * parts do not see this; they use proxyd.h only. */
+#ifndef PD_CORE_H
+#define PD_CORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include "proxyd/proxyd.h"
+#include "proxyd/http_parse.h"
+
+#define PD_HEAD_TIMEOUT_MS 10000u     /* a request head must arrive within this (slow clients) */
+#define PD_IDLE_TIMEOUT_MS 60000u     /* keep-alive wait for the next request */
+#define PD_CONNECT_TIMEOUT_MS 10000u  /* per upstream address: then 504 */
+#define PD_MAX_CANDIDATES 8           /* resolved addresses tried in order */
+#define PD_FWD_BUF 16384              /* plain-HTTP forwarding buffer, allocated lazily */
+
+extern unsigned pd_max_conns_per_account;     /* -m; 429 beyond it */
+
+enum pd_conn_state {
+    CS_READ_HEAD,          /* explicit: reading a request head */
+    CS_RESOLVING,
+    CS_CONNECTING,
+    CS_PROXY_HANDSHAKE,    /* UpstreamProxy=: waiting for its answer to our CONNECT */
+    CS_TUNNEL,             /* splice both ways */
+    CS_FWD,                /* explicit absolute-form: request/response forwarding */
+    CS_REPLY_CLOSE,        /* writing a final answer, then close */
+};
+
+/* One direction of a tunnel: src -> pipe -> dst. */
+struct pd_dir {
+    int pipe[2];           /* created on first use */
+    size_t inpipe;
+    bool eof;              /* src reached EOF */
+    bool shut;             /* dst shut down for writing */
+};
+
+struct pd_buf {
+    char *p;               /* NULL until needed */
+    size_t len, off, cap;
+};
+
+struct pd_conn {
+    int cfd, ufd;
+    uint32_t cmask, umask;             /* current epoll masks (registration done once) */
+    bool creg, ureg;
+    struct pd_client who;              /* holds a conf reference */
+    enum pd_conn_state st;
+    bool counted;                      /* counts against the per-account cap */
+    bool id_ok;                        /* identity found */
+    const char *id_err;                /* why not */
+
+    struct pd_buf in;                  /* from the client, not yet consumed */
+    struct pd_buf out;                 /* to the client */
+    struct pd_buf uout;                /* to the upstream */
+    struct pd_buf uin;                 /* from the upstream (FWD response) */
+
+    /* the request being served */
+    char host[PS_MAX_NAME + 1];
+    uint16_t port;
+    bool host_is_name;
+    bool is_connect;
+    bool keep_alive;                   /* explicit: serve another request after this one */
+    char addr_str[64];                 /* address connected to */
+    char rule[512];                    /* FILE:LINE of the deciding rule */
+    const char *decision;              /* "allow" or "would_deny" */
+    const char *reason;
+    struct sockaddr_storage cands[PD_MAX_CANDIDATES];
+    size_t n_cands, cand_i;
+    struct resolver_query *rq;
+    struct pd_timer *timer;
+
+    /* FWD (absolute-form) framing */
+    char method[16];
+    enum http_body_kind req_body, resp_body;
+    int64_t req_left, resp_left;
+    struct http_chunked req_ch, resp_ch;
+    bool resp_head_done, resp_done;
+    bool req_done;
+
+    struct pd_dir up, down;            /* client->upstream, upstream->client */
+    int64_t bytes_up, bytes_down;
+    uint64_t t_start;
+};
+
+/* accept.c */
+int pd_listeners_open(const struct ps_config *cfg);
+void pd_listeners_close(void);
+
+/* conn.c */
+struct pd_conn *pd_conn_new(int cfd, enum pd_mode mode);
+void pd_conn_free(struct pd_conn *c);
+void pd_conn_update(struct pd_conn *c);          /* recompute epoll interest */
+void pd_conn_io(struct pd_loop *l, int fd, uint32_t ev, void *arg);
+void pd_conn_deny(struct pd_conn *c, const char *reason, const char *rule);
+void pd_conn_fail(struct pd_conn *c, int status, const char *reason);
+void pd_conn_decide(struct pd_conn *c);          /* host/port set: policy, then connect */
+void pd_conn_log(struct pd_conn *c, const char *decision, const char *reason, const char *rule,
+                 bool close_record);
+void pd_conn_timer(struct pd_conn *c, uint64_t ms);
+void pd_conn_reset(struct pd_conn *c);            /* transparent denial: RST and free */
+bool pd_buf_reserve(struct pd_buf *b, size_t need);
+void pd_buf_free(struct pd_buf *b);
+int pd_buf_flush(struct pd_buf *b, int fd);       /* 1 all written, 0 would block, -1 error */
+
+/* explicit.c */
+void pd_explicit_read(struct pd_conn *c);
+void pd_explicit_reply(struct pd_conn *c, int status, const char *reason_phrase, const char *deny,
+                       const char *json_error, const char *detail, bool close);
+void pd_explicit_connected(struct pd_conn *c);
+
+/* connect.c */
+void pd_connect_start(struct pd_conn *c);
+void pd_connect_io(struct pd_conn *c, uint32_t ev);
+
+/* tunnel.c */
+void pd_tunnel_start(struct pd_conn *c);
+void pd_tunnel_io(struct pd_conn *c);
+
+/* forward.c */
+void pd_forward_start(struct pd_conn *c);
+void pd_forward_io(struct pd_conn *c);
+
+/* ident.c */
+int pd_identify(struct pd_conn *c, const struct sockaddr *local);
+void pd_ident_flush(void);                        /* after a reload */
+/* The per-account cap (429): false when uid is at its limit. */
+bool pd_account_acquire(uid_t uid);
+void pd_account_release(uid_t uid);
+
+/* conf.c */
+struct pd_conf *pd_conf_load(const char *dir, bool print_errors);
+
+/* declog.c */
+int pd_declog_open(const char *path);            /* (re)open DecisionLog; keeps old on error */
+void pd_json_str(char *out, size_t outlen, const char *s);   /* a JSON string literal */
+
+void pd_sockaddr_str(const struct sockaddr *sa, char *out, size_t outlen, bool with_port);
+
+#endif

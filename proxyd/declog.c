@@ -1,0 +1,149 @@
+/* The decision log (DESIGN.md §5.5): one JSON object per line and decision, to syslog and to
+ * DecisionLog.  Only names, addresses, rules and counters are written: never a header, a body,
+ * a token or a secret. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+#include "proxyd/core.h"
+
+static int log_fd = -1;
+
+int pd_declog_open(const char *path)
+{
+    if (!path || !*path)
+        return 0;
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
+    if (fd < 0) {
+        syslog(LOG_ERR, "DecisionLog %s: %m (keeping the previous one)", path);
+        return -1;
+    }
+    if (log_fd >= 0)
+        close(log_fd);
+    log_fd = fd;
+    return 0;
+}
+
+/* A JSON string literal (quotes included) of s, or null; truncated safely when out is small. */
+void pd_json_str(char *out, size_t outlen, const char *s)
+{
+    size_t o = 0;
+    if (!s) {
+        snprintf(out, outlen, "null");
+        return;
+    }
+    if (outlen < 3) {
+        if (outlen)
+            out[0] = '\0';
+        return;
+    }
+    out[o++] = '"';
+    for (const unsigned char *p = (const unsigned char *)s; *p && o + 8 < outlen; p++) {
+        if (*p == '"' || *p == '\\') {
+            out[o++] = '\\';
+            out[o++] = (char)*p;
+        } else if (*p < 0x20 || *p == 0x7f) {
+            o += (size_t)snprintf(out + o, outlen - o, "\\u%04x", *p);
+        } else {
+            out[o++] = (char)*p;
+        }
+    }
+    out[o++] = '"';
+    out[o] = '\0';
+}
+
+static const char *mode_name(enum pd_mode m)
+{
+    switch (m) {
+    case PD_MODE_EXPLICIT: return "explicit";
+    case PD_MODE_TRANSPARENT: return "transparent";
+    case PD_MODE_DNS: return "dns";
+    case PD_MODE_INFERENCE: return "inference";
+    }
+    return "unknown";
+}
+
+void pd_log_decision(const struct pd_log_entry *e)
+{
+    char line[4096], tbuf[40], user[140], prof[300], host[540], addr[140], dec[40], reason[140],
+        rule[1100], bin[1100];
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(tbuf, sizeof tbuf, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(tbuf + n, sizeof tbuf - n, ".%03ldZ", ts.tv_nsec / 1000000);
+
+    const struct pd_client *w = e->who;
+    long long uid = -1;
+    if (w && w->user[0])
+        pd_json_str(user, sizeof user, w->user);
+    else
+        pd_json_str(user, sizeof user, NULL);
+    if (w && w->uid != (uid_t)-1)
+        uid = (long long)w->uid;
+    pd_json_str(prof, sizeof prof, w && w->profile ? w->profile->name : NULL);
+    pd_json_str(host, sizeof host, e->host);
+    pd_json_str(addr, sizeof addr, e->address);
+    pd_json_str(dec, sizeof dec, e->decision);
+    pd_json_str(reason, sizeof reason, e->reason);
+    pd_json_str(rule, sizeof rule, e->rule);
+    pd_json_str(bin, sizeof bin, e->binary);
+
+    int len = snprintf(line, sizeof line,
+                       "{\"time\":\"%s\",\"account\":%s,\"uid\":%s%lld,\"profile\":%s,\"mode\":\"%s\","
+                       "\"host\":%s,\"port\":%u,\"address\":%s,\"decision\":%s,\"reason\":%s,"
+                       "\"rule\":%s,\"binary\":%s",
+                       tbuf, user, "", uid, prof, w ? mode_name(w->mode) : "unknown", host,
+                       (unsigned)e->port, addr, dec, reason, rule, bin);
+    if (len < 0 || (size_t)len >= sizeof line)
+        len = (int)sizeof line - 1;
+    if (e->bytes_up >= 0 || e->bytes_down >= 0 || e->duration_ms >= 0)
+        len += snprintf(line + len, sizeof line - (size_t)len,
+                        ",\"bytes_up\":%lld,\"bytes_down\":%lld,\"duration_ms\":%lld",
+                        (long long)e->bytes_up, (long long)e->bytes_down, (long long)e->duration_ms);
+    if ((size_t)len < sizeof line - 1 && e->extra_json && *e->extra_json)
+        len += snprintf(line + len, sizeof line - (size_t)len, ",%s", e->extra_json);
+    if ((size_t)len >= sizeof line - 2) {
+        /* never write a truncated (unparseable) record: drop the extras */
+        len = snprintf(line, sizeof line, "{\"time\":\"%s\",\"decision\":%s,\"reason\":\"record_too_long\"",
+                       tbuf, dec);
+    }
+    line[len++] = '}';
+    line[len] = '\0';
+    syslog(LOG_INFO, "%s", line);
+    if (log_fd >= 0) {
+        line[len++] = '\n';
+        ssize_t w2 = write(log_fd, line, (size_t)len);   /* O_APPEND: one write, one record */
+        (void)w2;
+    }
+}
+
+void pd_sockaddr_str(const struct sockaddr *sa, char *out, size_t outlen, bool with_port)
+{
+    char a[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *s = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &s->sin_addr, a, sizeof a);
+        port = ntohs(s->sin_port);
+        if (with_port)
+            snprintf(out, outlen, "%s:%u", a, port);
+        else
+            snprintf(out, outlen, "%s", a);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &s->sin6_addr, a, sizeof a);
+        port = ntohs(s->sin6_port);
+        if (with_port)
+            snprintf(out, outlen, "[%s]:%u", a, port);
+        else
+            snprintf(out, outlen, "%s", a);
+    } else {
+        snprintf(out, outlen, "?");
+    }
+}

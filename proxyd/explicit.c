@@ -1,0 +1,268 @@
+/* The explicit listener: HTTP/1.1 proxy requests (CONNECT host:port, absolute-form http://),
+ * strictly parsed, with JSON answers for denials and errors. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include "proxyd/core.h"
+#include "proxyd/synth.h"
+#include "common/policy.h"
+#include "common/util.h"
+
+static const char *deny_hint(const char *reason)
+{
+    if (!reason)
+        return "";
+    if (strcmp(reason, "not_sandboxed") == 0 || strcmp(reason, "client_not_found") == 0)
+        return "this proxy serves sandboxed accounts only";
+    if (strncmp(reason, "address_class_", 14) == 0)
+        return "the name resolves to an address that a name rule never reaches";
+    if (strcmp(reason, "inference_not_allowed") == 0)
+        return "the profile lists no inference models";
+    return "ask the administrator for an Allow= rule (sandboxctl denials shows it)";
+}
+
+void pd_explicit_reply(struct pd_conn *c, int status, const char *phrase, const char *deny,
+                       const char *json_error, const char *detail, bool close)
+{
+    char host[600], body[2048], hdr[1024], jdeny[160], jdetail[600], hint[200];
+    pd_json_str(host, sizeof host, c->host[0] ? c->host : NULL);
+    pd_json_str(jdeny, sizeof jdeny, deny);
+    pd_json_str(jdetail, sizeof jdetail, detail);
+    pd_json_str(hint, sizeof hint, deny_hint(deny));
+    int bl;
+    if (deny)
+        bl = snprintf(body, sizeof body,
+                      "{\"error\":\"%s\",\"reason\":%s,\"host\":%s,\"port\":%u,\"rule\":%s,\"hint\":%s}\n",
+                      json_error, jdeny, host, (unsigned)c->port, jdetail, hint);
+    else
+        bl = snprintf(body, sizeof body, "{\"error\":\"%s\",\"detail\":%s,\"host\":%s,\"port\":%u}\n",
+                      json_error, jdetail, host, (unsigned)c->port);
+    if (bl < 0 || (size_t)bl >= sizeof body)
+        bl = snprintf(body, sizeof body, "{\"error\":\"%s\"}\n", json_error);
+    int hl = snprintf(hdr, sizeof hdr,
+                      "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                      "Cache-Control: no-store\r\n%s%s%s%s\r\n",
+                      status, phrase, bl, deny ? "X-Sandbox-Deny: " : "", deny ? deny : "",
+                      deny ? "\r\n" : "", close ? "Connection: close\r\n" : "");
+    pd_buf_reserve(&c->out, (size_t)hl + (size_t)bl);
+    memcpy(c->out.p + c->out.len, hdr, (size_t)hl);
+    memcpy(c->out.p + c->out.len + hl, body, (size_t)bl);
+    c->out.len += (size_t)hl + (size_t)bl;
+    c->st = close ? CS_REPLY_CLOSE : CS_READ_HEAD;
+    pd_conn_timer(c, PD_HEAD_TIMEOUT_MS);    /* a client that never reads its answer */
+    int r = pd_buf_flush(&c->out, c->cfd);
+    if (r < 0 || (r == 1 && close)) {
+        char junk[4096];
+        for (int i = 0; i < 16 && recv(c->cfd, junk, sizeof junk, MSG_DONTWAIT) > 0; i++)
+            ;
+        shutdown(c->cfd, SHUT_WR);
+        pd_conn_free(c);
+        return;
+    }
+    pd_conn_update(c);
+}
+
+static void bad_request(struct pd_conn *c, int status, const char *reason)
+{
+    static const struct { int st; const char *ph; } phrases[] = {
+        { 400, "Bad Request" }, { 414, "URI Too Long" }, { 417, "Expectation Failed" },
+        { 431, "Request Header Fields Too Large" }, { 501, "Not Implemented" },
+        { 505, "HTTP Version Not Supported" },
+    };
+    const char *ph = "Bad Request";
+    for (size_t i = 0; i < sizeof phrases / sizeof phrases[0]; i++)
+        if (phrases[i].st == status)
+            ph = phrases[i].ph;
+    pd_explicit_reply(c, status, ph, NULL, "bad_request", reason, true);
+}
+
+/* Copy the request's host into c->host and decide whether it is a name or an address. */
+static int take_target(struct pd_conn *c, const struct http_request *rq)
+{
+    if (rq->host.n > PS_MAX_NAME)
+        return -1;
+    char h[PS_MAX_NAME + 1];
+    memcpy(h, rq->host.p, rq->host.n);
+    h[rq->host.n] = '\0';
+    c->port = rq->port;
+    memset(&c->cands[0], 0, sizeof c->cands[0]);
+    struct sockaddr_in *s4 = (struct sockaddr_in *)&c->cands[0];
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&c->cands[0];
+    if (rq->host_is_v6) {
+        if (inet_pton(AF_INET6, h, &s6->sin6_addr) != 1)
+            return -1;
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons(c->port);
+        c->host_is_name = false;
+        inet_ntop(AF_INET6, &s6->sin6_addr, c->host, sizeof c->host);
+        return 0;
+    }
+    if (inet_pton(AF_INET, h, &s4->sin_addr) == 1) {
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons(c->port);
+        /* A synthetic address (from policy DNS) stands for its name, as in transparent mode. */
+        char name[PS_MAX_NAME + 1];
+        if (ps_cidr_contains(&c->who.conf->cfg->global.synthetic_range, (struct sockaddr *)s4)) {
+            if (!pd->synth || !synth_lookup(pd->synth, s4->sin_addr, name)) {
+                snprintf(c->host, sizeof c->host, "%s", h);
+                c->host_is_name = false;
+                return 0;           /* decide_addr denies it: address_class_synthetic */
+            }
+            snprintf(c->host, sizeof c->host, "%s", name);
+            c->host_is_name = true;
+            return 0;
+        }
+        snprintf(c->host, sizeof c->host, "%s", h);
+        c->host_is_name = false;
+        return 0;
+    }
+    if (ps_name_normalize(h, c->host) < 0)
+        return -1;
+    c->host_is_name = true;
+    return 0;
+}
+
+static void append(struct pd_buf *b, const char *p, size_t n)
+{
+    pd_buf_reserve(b, n);
+    memcpy(b->p + b->len, p, n);
+    b->len += n;
+}
+
+static void appends(struct pd_buf *b, const char *s)
+{
+    append(b, s, strlen(s));
+}
+
+/* The request as the origin gets it: origin-form, Host from the URL we checked, no hop-by-hop or
+ * proxy fields, one request per upstream connection. */
+static void build_upstream_request(struct pd_conn *c, const struct http_request *rq)
+{
+    struct pd_buf *b = &c->uout;
+    append(b, rq->method.p, rq->method.n);
+    appends(b, " ");
+    if (rq->path.n == 0 || rq->path.p[0] == '?')
+        appends(b, "/");
+    append(b, rq->path.p, rq->path.n);
+    appends(b, " HTTP/1.1\r\nHost: ");
+    if (rq->host_is_v6)
+        appends(b, "[");
+    append(b, rq->host.p, rq->host.n);
+    if (rq->host_is_v6)
+        appends(b, "]");
+    if (rq->port != 80) {
+        char pb[8];
+        snprintf(pb, sizeof pb, ":%u", (unsigned)rq->port);
+        appends(b, pb);
+    }
+    appends(b, "\r\n");
+    for (size_t i = 0; i < rq->f.n_headers; i++) {
+        const struct http_header *h = &rq->f.headers[i];
+        if (http_span_eq(h->name, "host") || http_is_hop_by_hop(&rq->f, h->name))
+            continue;
+        append(b, h->name.p, h->name.n);
+        appends(b, ": ");
+        append(b, h->value.p, h->value.n);
+        appends(b, "\r\n");
+    }
+    if (rq->f.chunked)
+        appends(b, "Transfer-Encoding: chunked\r\n");
+    appends(b, "Connection: close\r\n\r\n");
+}
+
+void pd_explicit_read(struct pd_conn *c)
+{
+    for (;;) {
+        if (c->in.len - c->in.off > 0) {
+            struct http_request *rq = ps_xmalloc(sizeof(*rq));
+            struct http_error err;
+            enum http_result r = http_parse_request(c->in.p + c->in.off, c->in.len - c->in.off, rq, &err);
+            if (r == HTTP_ERROR) {
+                free(rq);
+                snprintf(c->host, sizeof c->host, "%s", "");
+                pd_conn_log(c, "deny", err.reason, NULL, false);
+                bad_request(c, err.status, err.reason);
+                return;
+            }
+            if (r == HTTP_OK) {
+                int st = 0;
+                const char *why = NULL;
+                c->is_connect = rq->form == HTTP_FORM_AUTHORITY;
+                c->keep_alive = !rq->f.conn_close;
+                if (rq->form == HTTP_FORM_ORIGIN || rq->form == HTTP_FORM_ASTERISK) {
+                    st = 400; why = "not_a_proxy_request";
+                } else if (rq->form == HTTP_FORM_ABSOLUTE && !http_span_eq(rq->scheme, "http")) {
+                    st = 400; why = "use_connect_for_https";
+                } else if (rq->method.n >= sizeof c->method) {
+                    st = 501; why = "unsupported_method";
+                } else if (take_target(c, rq) < 0) {
+                    st = 400; why = "bad_host";
+                }
+                if (st) {
+                    free(rq);
+                    pd_conn_log(c, "deny", why, NULL, false);
+                    bad_request(c, st, why);
+                    return;
+                }
+                memcpy(c->method, rq->method.p, rq->method.n);
+                c->method[rq->method.n] = '\0';
+                if (!c->is_connect) {
+                    c->req_body = http_request_body(rq);
+                    c->req_left = rq->f.content_length > 0 ? rq->f.content_length : 0;
+                    http_chunked_init(&c->req_ch);
+                    c->req_done = c->req_body == HTTP_BODY_NONE;
+                    build_upstream_request(c, rq);
+                }
+                c->in.off += rq->head_len;
+                if (c->in.off == c->in.len)
+                    c->in.off = c->in.len = 0;
+                free(rq);
+                pd_conn_timer(c, 0);
+                c->st = CS_RESOLVING;
+                pd_conn_update(c);
+                pd_conn_decide(c);
+                return;
+            }
+            free(rq);
+        }
+        if (!pd_buf_reserve(&c->in, 4096))
+            return;
+        ssize_t n = recv(c->cfd, c->in.p + c->in.len, c->in.cap - c->in.len, 0);
+        if (n == 0) {
+            pd_conn_free(c);
+            return;
+        }
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN) {
+                pd_conn_update(c);
+                return;
+            }
+            pd_conn_free(c);
+            return;
+        }
+        if (c->in.len == c->in.off)             /* first bytes of a request: the head clock starts */
+            pd_conn_timer(c, PD_HEAD_TIMEOUT_MS);
+        c->in.len += (size_t)n;
+    }
+}
+
+void pd_explicit_connected(struct pd_conn *c)
+{
+    if (!c->is_connect) {
+        pd_forward_start(c);
+        return;
+    }
+    static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+    append(&c->out, ok, sizeof ok - 1);
+    if (c->in.len > c->in.off) {                /* bytes the client sent right after CONNECT */
+        append(&c->uout, c->in.p + c->in.off, c->in.len - c->in.off);
+        c->bytes_up += (int64_t)(c->in.len - c->in.off);
+    }
+    pd_buf_free(&c->in);
+    pd_tunnel_start(c);
+}

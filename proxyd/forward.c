@@ -1,0 +1,255 @@
+/* Absolute-form requests (GET http://host/...): one upstream connection per request, the client
+ * connection kept alive across requests.  proxyd frames both bodies itself (Content-Length or
+ * chunked, scanned with the strict decoder), so a request can never run into the next one, and
+ * it rewrites the response head: hop-by-hop fields removed, its own Connection field added. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "proxyd/core.h"
+#include "common/util.h"
+
+static void append(struct pd_buf *b, const char *p, size_t n)
+{
+    pd_buf_reserve(b, n);
+    memcpy(b->p + b->len, p, n);
+    b->len += n;
+}
+
+static void appends(struct pd_buf *b, const char *s)
+{
+    append(b, s, strlen(s));
+}
+
+void pd_forward_start(struct pd_conn *c)
+{
+    c->st = CS_FWD;
+    c->resp_head_done = c->resp_done = false;
+    c->up.eof = c->down.eof = false;
+    http_chunked_init(&c->resp_ch);
+    pd_forward_io(c);
+}
+
+/* Move request body bytes from c->in to c->uout, exactly as framed. */
+static int move_request_body(struct pd_conn *c)
+{
+    while (!c->req_done && c->in.len > c->in.off) {
+        const char *p = c->in.p + c->in.off;
+        size_t avail = c->in.len - c->in.off, take;
+        if (c->req_body == HTTP_BODY_LENGTH) {
+            take = avail < (uint64_t)c->req_left ? avail : (size_t)c->req_left;
+            c->req_left -= (int64_t)take;
+            if (c->req_left == 0)
+                c->req_done = true;
+        } else {
+            size_t ol;
+            ssize_t k = http_chunked_feed(&c->req_ch, p, avail, NULL, &ol);
+            if (k < 0)
+                return -1;
+            take = (size_t)k;
+            if (c->req_ch.done)
+                c->req_done = true;
+        }
+        append(&c->uout, p, take);
+        c->bytes_up += (int64_t)take;
+        c->in.off += take;
+    }
+    if (c->in.off == c->in.len)
+        c->in.off = c->in.len = 0;
+    return 0;
+}
+
+/* Rewrite and queue a response head; 1xx heads are passed on and parsing goes on. */
+static int take_response_head(struct pd_conn *c)
+{
+    struct http_response *r = ps_xmalloc(sizeof(*r));
+    struct http_error err;
+    for (;;) {
+        enum http_result res = http_parse_response(c->uin.p + c->uin.off, c->uin.len - c->uin.off, r, &err);
+        if (res == HTTP_INCOMPLETE) {
+            free(r);
+            return (c->uin.len - c->uin.off >= HTTP_MAX_HEAD) ? -1 : 0;
+        }
+        if (res == HTTP_ERROR || r->status == 101) {
+            free(r);
+            return -1;
+        }
+        char line[64];
+        snprintf(line, sizeof line, "HTTP/1.1 %03d ", r->status);
+        appends(&c->out, line);
+        append(&c->out, r->reason.p ? r->reason.p : "", r->reason.n);
+        appends(&c->out, "\r\n");
+        for (size_t i = 0; i < r->f.n_headers; i++) {
+            const struct http_header *h = &r->f.headers[i];
+            if (http_is_hop_by_hop(&r->f, h->name))
+                continue;
+            append(&c->out, h->name.p, h->name.n);
+            appends(&c->out, ": ");
+            append(&c->out, h->value.p, h->value.n);
+            appends(&c->out, "\r\n");
+        }
+        c->uin.off += r->head_len;
+        if (r->status < 200) {
+            appends(&c->out, "\r\n");
+            continue;
+        }
+        c->resp_body = http_response_body(r, c->method, strlen(c->method));
+        c->resp_left = r->f.content_length > 0 ? r->f.content_length : 0;
+        if (c->resp_body == HTTP_BODY_CHUNKED)
+            appends(&c->out, "Transfer-Encoding: chunked\r\n");
+        if (c->resp_body == HTTP_BODY_UNTIL_CLOSE)
+            c->keep_alive = false;
+        appends(&c->out, c->keep_alive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n");
+        c->resp_head_done = true;
+        free(r);
+        return 1;
+    }
+}
+
+/* Move response body bytes from c->uin to c->out; true once the response is complete. */
+static int move_response_body(struct pd_conn *c, bool *complete)
+{
+    *complete = false;
+    if (c->resp_body == HTTP_BODY_NONE) {
+        *complete = true;
+        return 0;
+    }
+    while (c->uin.len > c->uin.off) {
+        const char *p = c->uin.p + c->uin.off;
+        size_t avail = c->uin.len - c->uin.off, take = avail;
+        if (c->resp_body == HTTP_BODY_LENGTH) {
+            if ((uint64_t)c->resp_left < avail)
+                take = (size_t)c->resp_left;
+            c->resp_left -= (int64_t)take;
+            if (c->resp_left == 0)
+                *complete = true;
+        } else if (c->resp_body == HTTP_BODY_CHUNKED) {
+            size_t ol;
+            ssize_t k = http_chunked_feed(&c->resp_ch, p, avail, NULL, &ol);
+            if (k < 0)
+                return -1;
+            take = (size_t)k;
+            if (c->resp_ch.done)
+                *complete = true;
+        }
+        append(&c->out, p, take);
+        c->bytes_down += (int64_t)take;
+        c->uin.off += take;
+        if (*complete)
+            break;
+    }
+    if (c->uin.off == c->uin.len)
+        c->uin.off = c->uin.len = 0;
+    if (c->down.eof && !*complete) {
+        if (c->resp_body == HTTP_BODY_UNTIL_CLOSE)
+            *complete = true;
+        else
+            return -1;                          /* cut short: the client must not wait */
+    }
+    return 0;
+}
+
+/* The response is complete: close the upstream, log, and wait for the next request. */
+static void finish_request(struct pd_conn *c)
+{
+    pd_conn_log(c, "close", "closed", c->rule, true);
+    c->decision = NULL;
+    if (c->ureg)
+        pd_loop_del(pd->loop, c->ufd);
+    c->ureg = false;
+    close(c->ufd);
+    c->ufd = -1;
+    pd_buf_free(&c->uin);
+    pd_buf_free(&c->uout);
+    if (!c->keep_alive || !c->req_done) {
+        c->st = CS_REPLY_CLOSE;
+        pd_conn_update(c);
+        return;
+    }
+    c->st = CS_READ_HEAD;
+    c->bytes_up = c->bytes_down = 0;
+    c->t_start = pd_now_ms();
+    c->addr_str[0] = '\0';
+    c->rule[0] = '\0';
+    c->n_cands = c->cand_i = 0;
+    pd_conn_timer(c, PD_IDLE_TIMEOUT_MS);
+    if (c->in.len > c->in.off && c->out.len == c->out.off)
+        pd_explicit_read(c);                     /* a pipelined request is already here */
+    else
+        pd_conn_update(c);
+}
+
+void pd_forward_io(struct pd_conn *c)
+{
+    /* client -> proxyd */
+    if (!c->req_done && !c->up.eof && c->uout.len - c->uout.off < PD_FWD_BUF) {
+        pd_buf_reserve(&c->in, 4096);
+        ssize_t n = recv(c->cfd, c->in.p + c->in.len, c->in.cap - c->in.len, MSG_DONTWAIT);
+        if (n > 0)
+            c->in.len += (size_t)n;
+        else if (n == 0)
+            c->up.eof = true;
+        else if (errno != EAGAIN && errno != EINTR)
+            goto drop;
+    }
+    if (move_request_body(c) < 0) {
+        pd_conn_fail(c, 400, "bad_chunked_request_body");
+        return;
+    }
+    if (c->up.eof && !c->req_done)
+        goto drop;
+    /* proxyd -> upstream */
+    if (c->uout.len > c->uout.off && pd_buf_flush(&c->uout, c->ufd) < 0) {
+        if (!c->resp_head_done && c->out.len == c->out.off) {
+            pd_conn_fail(c, 502, "upstream_write_failed");
+            return;
+        }
+        goto drop;
+    }
+    /* upstream -> proxyd */
+    if (!c->down.eof && c->uin.len - c->uin.off < PD_FWD_BUF && c->out.len - c->out.off < PD_FWD_BUF) {
+        pd_buf_reserve(&c->uin, 8192);
+        ssize_t n = recv(c->ufd, c->uin.p + c->uin.len, c->uin.cap - c->uin.len, MSG_DONTWAIT);
+        if (n > 0)
+            c->uin.len += (size_t)n;
+        else if (n == 0)
+            c->down.eof = true;
+        else if (errno != EAGAIN && errno != EINTR)
+            c->down.eof = true;
+    }
+    bool complete = false;
+    if (!c->resp_head_done) {
+        int r = take_response_head(c);
+        if (r < 0 || (r == 0 && c->down.eof)) {
+            if (c->out.len == c->out.off) {
+                pd_conn_fail(c, 502, r < 0 ? "bad_upstream_response" : "upstream_closed");
+                return;
+            }
+            goto drop;
+        }
+    }
+    if (c->resp_head_done && !c->resp_done) {
+        if (move_response_body(c, &complete) < 0)
+            goto drop;
+        c->resp_done = complete;
+    }
+    complete = c->resp_done;
+    /* proxyd -> client */
+    if (c->out.len > c->out.off) {
+        int r = pd_buf_flush(&c->out, c->cfd);
+        if (r < 0)
+            goto drop;
+    }
+    if (complete && c->out.len == c->out.off) {
+        finish_request(c);
+        return;
+    }
+    if (complete)
+        c->down.eof = true;     /* nothing more is read from upstream; wait for the client */
+    pd_conn_update(c);
+    return;
+drop:
+    pd_conn_free(c);
+}

@@ -1,0 +1,103 @@
+/* Decided tunnels: bytes move socket -> pipe -> socket with splice(2) and never enter user space.
+ * Pipes are created on the first byte of each direction, so an idle tunnel costs its struct only.
+ * Half-close is passed on (EOF one way shuts that way down), so protocols that send, shut down
+ * and then read the answer work. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "proxyd/core.h"
+
+#define SPLICE_CHUNK (1 << 16)
+
+static int pipe_open(struct pd_dir *d)
+{
+    if (d->pipe[0] >= 0)
+        return 0;
+    return pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC);
+}
+
+/* Move what can be moved in one direction.  Returns -1 on a hard error (tear down). */
+static int pump(int src, int dst, struct pd_dir *d, int64_t *count)
+{
+    for (int rounds = 0; rounds < 8; rounds++) {
+        if (d->inpipe == 0 && !d->eof) {
+            if (pipe_open(d) < 0)
+                return -1;
+            ssize_t n = splice(src, NULL, d->pipe[1], NULL, SPLICE_CHUNK,
+                               SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+            if (n == 0) {
+                d->eof = true;
+            } else if (n < 0) {
+                if (errno == EAGAIN || errno == EINTR)
+                    break;
+                if (errno == ECONNRESET)
+                    return -1;
+                return -1;
+            } else {
+                d->inpipe = (size_t)n;
+                *count += n;
+            }
+        }
+        if (d->inpipe > 0) {
+            ssize_t n = splice(d->pipe[0], NULL, dst, NULL, d->inpipe,
+                               SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+            if (n < 0) {
+                if (errno == EAGAIN || errno == EINTR)
+                    return 0;
+                return -1;
+            }
+            d->inpipe -= (size_t)n;
+            if (d->inpipe > 0)
+                return 0;       /* dst is full: wait for EPOLLOUT */
+        }
+        if (d->eof)
+            break;
+    }
+    if (d->eof && d->inpipe == 0 && !d->shut) {
+        shutdown(dst, SHUT_WR);
+        d->shut = true;
+    }
+    return 0;
+}
+
+void pd_tunnel_start(struct pd_conn *c)
+{
+    c->st = CS_TUNNEL;
+    pd_conn_timer(c, 0);
+    pd_buf_free(&c->uin);
+    pd_tunnel_io(c);
+}
+
+void pd_tunnel_io(struct pd_conn *c)
+{
+    /* our own bytes first: "200 Connection established", bytes pipelined after CONNECT */
+    if (c->out.len > c->out.off) {
+        int r = pd_buf_flush(&c->out, c->cfd);
+        if (r < 0)
+            goto done;
+    }
+    if (c->uout.len > c->uout.off) {
+        int r = pd_buf_flush(&c->uout, c->ufd);
+        if (r < 0)
+            goto done;
+    }
+    if (c->uout.len == c->uout.off && pump(c->cfd, c->ufd, &c->up, &c->bytes_up) < 0)
+        goto done;
+    if (c->out.len == c->out.off && pump(c->ufd, c->cfd, &c->down, &c->bytes_down) < 0)
+        goto done;
+    if (c->up.shut && c->down.shut)
+        goto done;
+    /* a drained pipe is given back: idle tunnels hold no pipes */
+    if (c->up.inpipe == 0 && c->up.pipe[0] >= 0 && c->up.eof) {
+        close(c->up.pipe[0]);
+        close(c->up.pipe[1]);
+        c->up.pipe[0] = c->up.pipe[1] = -1;
+    }
+    pd_conn_update(c);
+    return;
+done:
+    pd_conn_free(c);
+}
