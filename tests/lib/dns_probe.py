@@ -124,11 +124,14 @@ def main():
             s.connect(dst)
             s.send(m)
         resp = s.recv(65535)
-        print(parse(resp))
+        print(parse(resp), flush=True)
     except socket.timeout:
-        print("NOANSWER")
+        print("NOANSWER", flush=True)
     except OSError as e:
-        print("ERROR %s" % e.strerror)
+        print("ERROR %s" % e.strerror, flush=True)
+    if a.hold:
+        import time
+        time.sleep(a.hold)
     return 0
 
 
