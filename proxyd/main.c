@@ -82,9 +82,13 @@ static void raise_nofile(void)
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
         return;
+    rlim_t hard = rl.rlim_max;
     if (getuid() == 0 && rl.rlim_max < PD_NOFILE)
         rl.rlim_max = PD_NOFILE;
     rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+        return;
+    rl.rlim_cur = rl.rlim_max = hard;          /* no CAP_SYS_RESOURCE: at least the soft limit */
     if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
         syslog(LOG_WARNING, "setrlimit(RLIMIT_NOFILE): %m");
 }

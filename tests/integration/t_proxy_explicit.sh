@@ -111,7 +111,7 @@ for ip in 169.254.169.254 127.0.0.1 '[::ffff:169.254.169.254]'; do
 done
 
 # --- attacker's IP with an allowed name (SNI/Host) reaches nothing ---
-code=$(pcurl pxuser -o /dev/null -w '%{http_code}' --connect-to allowed.test:443:203.0.113.66:443 https://allowed.test/hello 2>/dev/null)
+code=$(pcurl pxuser -o /dev/null -w '%{http_connect}' --connect-to allowed.test:443:203.0.113.66:443 https://allowed.test/hello 2>/dev/null)
 assert_eq "CONNECT to attacker IP with allowed SNI" 403 "$code"
 code=$(pcurl pxuser -o /dev/null -w '%{http_code}' -H 'Host: allowed.test' http://203.0.113.66/hello 2>/dev/null)
 assert_eq "GET attacker IP with allowed Host" 403 "$code"

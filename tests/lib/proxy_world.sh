@@ -26,6 +26,10 @@ proxy_world() {
     command -v nft >/dev/null || skip "nft missing"
     dns_world_upstream "$@"
     ip netns exec dnsup ip addr add 203.0.113.66/24 dev ps-veth1
+    # A host has a default route; without one, connecting to a synthetic address fails with
+    # ENETUNREACH before nftables could redirect it.
+    ip route add default via 203.0.113.10 2>/dev/null
+    ip -6 route add default via 2001:db8::10 2>/dev/null
     # Test CA and an origin certificate for the names the tests use.
     local d="$WORLD/pki"
     mkdir -p "$d"

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# The transparent path with real nftables steering (DESIGN.md §5.1-5.3): a sandboxed account's
+# curl with no proxy variables resolves through policy DNS (synthetic addresses), its TCP is
+# redirected to proxyd, which takes the destination from SO_ORIGINAL_DST, the account from
+# sock_diag, and connects itself.  Denials are a TCP reset with a log line; a real address is
+# judged by IP rules only (an allowed SNI/Host on an attacker's IP reaches nothing); allowed names
+# resolving inside are refused; with proxyd killed nothing gets out.  UIDs 59510-59519.
+. "$(dirname "$0")/../lib/world.sh"; world_enter "$@"
+. "$PS_SRC/tests/lib/proxy_world.sh"
+
+world_add_user tpuser 59511
+world_add_user tpdeny 59512
+proxy_world allowed.test=A:203.0.113.10 denied.test=A:203.0.113.10 loop.test=A:127.0.0.1 \
+    meta.test=A:169.254.169.254
+proxy_profile 10-box.conf "[Match]
+User=tpuser
+[Network]
+Allow=allowed.test:80,443
+Allow=loop.test:80
+Allow=meta.test:80
+Allow=203.0.113.10:8080"
+proxy_profile 20-denyall.conf "[Match]
+User=tpdeny"
+# The accounts' stub resolver asks "the network"; nftables sends it to policy DNS.
+echo "nameserver 203.0.113.10" > /etc/resolv.conf
+proxy_start
+proxy_nft 59511 59512
+
+# --- allowed, by name (synthetic address -> name) and by IP rule ---
+assert_eq "https by name, no proxy variables" "hello from origin" "$(tcurl tpuser https://allowed.test/hello)"
+l=$(proxy_log_last '"mode":"transparent"' '"host":"allowed.test"' '"decision":"allow"')
+assert_match "transparent allow logged with the name and real address" \
+    '"account":"tpuser","uid":59511,"profile":"10-box","mode":"transparent","host":"allowed.test","port":443,"address":"203.0.113.10"' "$l"
+assert_eq "http by name" "hello from origin" "$(tcurl tpuser http://allowed.test/hello)"
+assert_eq "IP rule" "hello from origin" "$(tcurl tpuser http://203.0.113.10:8080/hello)"
+n=$(tcurl tpuser https://allowed.test/bytes/4000000 | wc -c)
+assert_eq "4 MB through a transparent tunnel" 4000000 "$n"
+sleep 0.2
+l=$(proxy_log_last '"mode":"transparent"' '"decision":"close"' '"port":443')
+assert_match "close record" '"bytes_down":[0-9]{7},"duration_ms":[0-9]+' "$l"
+
+# --- denied: the name is REFUSED by DNS; the real address by IP rules: reset ---
+out=$(tcurl tpuser https://denied.test/hello 2>&1); rc=$?
+assert_eq "denied name does not resolve (curl exit 6)" 6 "$rc"
+out=$(tcurl tpuser --resolve denied.test:443:203.0.113.10 https://denied.test/hello 2>&1); rc=$?
+assert_match "real address without an IP rule: reset by proxyd (not refused by nft)" 'reset by peer' "$out"
+l=$(proxy_log_last '"mode":"transparent"' '"host":"203.0.113.10"' '"port":443')
+assert_match "denial logged with the real address" '"decision":"deny","reason":"no_matching_rule"' "$l"
+
+# --- an attacker's IP with an allowed name in SNI and Host reaches nothing ---
+before=$(wc -l < "$ORIGIN_LOG")
+out=$(tcurl tpuser --resolve allowed.test:443:203.0.113.66 https://allowed.test/hello 2>&1); rc=$?
+[ $rc -ne 0 ] || fail "attacker IP with allowed SNI answered: $out"
+out=$(tcurl tpuser -H 'Host: allowed.test' http://203.0.113.66/hello 2>&1); rc=$?
+[ $rc -ne 0 ] || fail "attacker IP with allowed Host answered: $out"
+assert_eq "attacker got nothing" 0 "$(wc -l < "$ATTACKER_LOG")"
+l=$(proxy_log_last '"mode":"transparent"' '"host":"203.0.113.66"')
+assert_match "judged by its address only" '"decision":"deny","reason":"no_matching_rule"' "$l"
+
+# --- SSRF through a synthetic address: the name is allowed, its address is not ---
+for t in loop.test:loopback meta.test:metadata; do
+    name=${t%%:*} cls=${t#*:}
+    out=$(tcurl tpuser "http://$name/" 2>&1); rc=$?
+    [ $rc -ne 0 ] || fail "$name answered: $out"
+    l=$(proxy_log_last '"mode":"transparent"' "\"host\":\"$name\"")
+    assert_match "$name refused after resolution" "\"decision\":\"deny\",\"reason\":\"address_class_$cls\"" "$l"
+done
+# straight to the metadata address and to the host's loopback: reset by policy
+out=$(tcurl tpuser http://169.254.169.254/ 2>&1); rc=$?
+[ $rc -ne 0 ] || fail "metadata address answered"
+ok "metadata address refused"
+
+# --- a deny-all account: every TCP connection reset ---
+out=$(tcurl tpdeny --resolve allowed.test:443:203.0.113.10 https://allowed.test/hello 2>&1); rc=$?
+[ $rc -ne 0 ] || fail "deny-all account got through"
+l=$(proxy_log_last '"account":"tpdeny"')
+assert_match "deny-all logged" '"decision":"deny","reason":"no_matching_rule"' "$l"
+
+# --- a direct connection to the transparent port (no NAT record) is refused ---
+out=$(as tpuser curl -sS --max-time 5 http://127.0.0.1:3129/ 2>&1); rc=$?
+[ $rc -ne 0 ] || fail "direct connection to the transparent port was served"
+l=$(proxy_log_last '"reason":"no_original_destination"')
+assert_match "no original destination logged" '"decision":"deny"' "$l"
+
+# --- the proxy process has no privileges ---
+st=$(cat /proc/$PROXYD_PID/status)
+pu=$(id -u pam-sandbox)
+assert_match "runs as User=" "Uid:[[:space:]]+$pu[[:space:]]+$pu[[:space:]]+$pu[[:space:]]+$pu" "$st"
+assert_match "no effective capabilities" 'CapEff:[[:space:]]+0000000000000000' "$st"
+assert_match "no permitted capabilities" 'CapPrm:[[:space:]]+0000000000000000' "$st"
+
+# --- proxyd killed: sandboxed connections fail, none bypass ---
+kill "$PROXYD_PID"; wait "$PROXYD_PID" 2>/dev/null
+for _ in $(seq 50); do ss -tln | grep -q ':3129 ' || break; sleep 0.1; done
+before=$(wc -l < "$ORIGIN_LOG")
+out=$(tcurl tpuser --resolve allowed.test:443:203.0.113.10 https://allowed.test/hello 2>&1); rc=$?
+assert_eq "transparent with proxyd down: connection refused (curl exit 7)" 7 "$rc"
+out=$(tcurl tpuser http://203.0.113.10:8080/hello 2>&1); rc=$?
+assert_eq "IP-allowed destination with proxyd down: refused" 7 "$rc"
+out=$(pcurl tpuser http://allowed.test/hello 2>&1); rc=$?
+assert_eq "explicit with proxyd down: refused" 7 "$rc"
+out=$(as tpuser python3 -c '
+import socket
+s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+try:
+    s.sendto(b"x", ("203.0.113.10", 9999)); print("sent")
+except OSError as e: print(e.errno)' 2>&1)
+assert_eq "UDP out is rejected at send (EPERM)" 1 "$out"
+assert_eq "origin saw nothing while proxyd was down" "$before" "$(wc -l < "$ORIGIN_LOG")"
+# root (not steered) still reaches the origin directly: the network itself works
+assert_eq "unsandboxed root direct" "hello from origin" "$(curl -sS --max-time 5 http://203.0.113.10/hello)"
