@@ -22,4 +22,32 @@ int ps_nft_ensure_uid(const struct ps_config *cfg, uid_t uid, char *err, size_t 
 /* Remove the table (sandboxctl flush). */
 int ps_nft_flush(char *err, size_t errlen);
 
+/* ---- additions (netfilter/ owner) ---- */
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Every rejection and drop is logged (rate-limited) with this prefix, twice: to the kernel log
+ * ("log ... flags skuid": the line carries UID=N) and to NFLOG group PS_NFT_NFLOG_GROUP for a
+ * userspace reader (ulogd2; the integration tests, since a non-initial network namespace logs
+ * nothing to the kernel log unless the host sets net.netfilter.nf_log_all_netns). */
+#define PS_NFT_LOG_PREFIX "pam_sandbox reject: "
+#define PS_NFT_NFLOG_GROUP 7100
+
+/* The version element the table carries for cfg (a hash of the rendered rules). 0 or -1 + diags. */
+int ps_nft_config_version(const struct ps_config *cfg, uint32_t *version, struct ps_diags *diags);
+
+/* Add uids to the set in one transaction (sandboxctl apply).  Refuses uid 0 and proxyd's account
+ * (their traffic is never steered).  0, or -1 with a message in err. */
+int ps_nft_add_uids(const struct ps_config *cfg, const uid_t *uids, size_t n, char *err, size_t errlen);
+
+/* What `sandboxctl status` shows. */
+struct ps_nft_status {
+    bool loaded;
+    uint32_t version;             /* 0 when the table carries none */
+    uid_t *uids; size_t n_uids;   /* the set of sandboxed UIDs */
+    uint64_t rejected_tcp, rejected_udp, dropped_other;   /* packets, from the named counters */
+};
+int ps_nft_status_read(struct ps_nft_status *st, char *err, size_t errlen);
+void ps_nft_status_free(struct ps_nft_status *st);
+
 #endif

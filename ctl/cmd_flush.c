@@ -1,0 +1,24 @@
+/* sandboxctl flush: remove table inet pam_sandbox.  From then on the module refuses sandboxed
+ * logins (the table is missing), and sessions already open are no longer steered — this is the
+ * admin's emergency switch, so it says so. */
+#include <stdio.h>
+
+#include "ctl/ctl.h"
+#include "netfilter/nft.h"
+
+int cmd_flush(const struct ctl_opts *o, int argc, char **argv)
+{
+    (void)o;
+    if (argc != 1) {
+        fprintf(stderr, "usage: sandboxctl flush\n");
+        return 2;
+    }
+    char err[512];
+    if (ps_nft_flush(err, sizeof err) < 0) {
+        fprintf(stderr, "sandboxctl: cannot remove table inet pam_sandbox: %s\n", err);
+        return 1;
+    }
+    printf("table inet pam_sandbox removed: open sandboxed sessions are no longer steered, and "
+           "sandboxed logins are refused until 'sandboxctl apply'\n");
+    return 0;
+}

@@ -1,0 +1,373 @@
+/* Rendering table inet pam_sandbox from the config (DESIGN.md §5.1).
+ *
+ * The ruleset depends only on [Proxy] of sandbox.conf (proxyd's account and listen addresses):
+ * every profile's policy is applied by proxyd, never by nftables, so that common/ stays the only
+ * code that knows policy semantics.  For the UIDs in @users:
+ *   chain steer  (nat, output): TCP/UDP to port 53 -> the policy DNS port; TCP to one of proxyd's
+ *                own listen endpoints -> left alone; every other TCP -> the transparent port.
+ *   chain egress (filter, output, after nat so it sees the redirected destination): accept only
+ *                proxyd's endpoints; log the rest (rate-limited) and reject TCP with a reset, UDP
+ *                with port-unreachable, drop every other protocol.
+ * Every rule carries "meta skuid @users": kernel-generated packets (RSTs, ICMP errors) have no
+ * owner and must match nothing here (DESIGN.md §9.9), and nobody outside the set is touched.
+ *
+ * What nftables cannot express is an error with the FILE:LINE of the listen address: `redirect`
+ * sends locally generated traffic to 127.0.0.1 / ::1, so a transparent or DNS listener must be
+ * there (or on the wildcard address), and one family can be redirected to one port only. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/util.h"
+#include "netfilter/nft.h"
+#include "netfilter/nft_int.h"
+
+/* ---- lines with the config line each came from ---- */
+
+struct line {
+    char *text;
+    struct ps_origin origin;
+};
+
+struct lines {
+    struct line *v;
+    size_t n, cap;
+};
+
+static const struct ps_origin no_origin = { NULL, 0 };
+
+static void __attribute__((format(printf, 3, 4)))
+emit(struct lines *l, const struct ps_origin *o, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = NULL;
+    if (vasprintf(&s, fmt, ap) < 0)
+        abort();                  /* like ps_xmalloc: out of memory ends the process */
+    va_end(ap);
+    struct line *ln = ps_vec_push(&l->v, &l->n, &l->cap, sizeof *l->v);
+    ln->text = s;
+    ln->origin = *o;
+}
+
+static void lines_free(struct lines *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i].text);
+    free(l->v);
+    memset(l, 0, sizeof *l);
+}
+
+/* ---- listen endpoints ---- */
+
+struct endpoint {
+    int family;
+    bool wildcard;
+    char addr[INET6_ADDRSTRLEN];
+    uint16_t port;
+    const char *key;              /* "TransparentListen" ... for messages and comments */
+    struct ps_origin origin;
+};
+
+static void endpoint_of(const struct ps_sockaddr *sa, const char *key, struct endpoint *e)
+{
+    memset(e, 0, sizeof *e);
+    e->key = key;
+    e->origin = sa->origin;
+    if (sa->ss.ss_family == AF_INET) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)&sa->ss;
+        e->family = AF_INET;
+        e->wildcard = sin->sin_addr.s_addr == htonl(INADDR_ANY);
+        e->port = ntohs(sin->sin_port);
+        inet_ntop(AF_INET, &sin->sin_addr, e->addr, sizeof e->addr);
+    } else {
+        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&sa->ss;
+        e->family = AF_INET6;
+        e->wildcard = IN6_IS_ADDR_UNSPECIFIED(&sin6->sin6_addr);
+        e->port = ntohs(sin6->sin6_port);
+        inet_ntop(AF_INET6, &sin6->sin6_addr, e->addr, sizeof e->addr);
+    }
+}
+
+/* Can `redirect` (which targets 127.0.0.1 / ::1 for locally generated packets) reach e? */
+static bool redirect_reaches(const struct endpoint *e)
+{
+    return e->wildcard || strcmp(e->addr, e->family == AF_INET ? "127.0.0.1" : "::1") == 0;
+}
+
+const char *ps_nft_global_file(const struct ps_config *cfg)
+{
+    return cfg->global_file ? cfg->global_file : "sandbox.conf";
+}
+
+static const char *origin_file(const struct ps_config *cfg, const struct ps_origin *o)
+{
+    return o->file ? o->file : ps_nft_global_file(cfg);
+}
+
+/* "sandbox.conf:4" (base name: rule comments are short) or "default". */
+static void origin_comment(const struct endpoint *e, char *buf, size_t n)
+{
+    if (!e->origin.file) {
+        snprintf(buf, n, "%s= (default)", e->key);
+        return;
+    }
+    const char *base = strrchr(e->origin.file, '/');
+    base = base ? base + 1 : e->origin.file;
+    snprintf(buf, n, "%s= %.60s:%u", e->key, base, e->origin.line);
+    for (char *p = buf; *p; p++)  /* a quote would end the nft string */
+        if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20)
+            *p = '?';
+}
+
+/* The port `redirect` must use for family fam, from the listens of one key; 0 when the family has
+ * none (its traffic of that kind is then rejected: fail closed).  -1 on a render error. */
+static int redirect_port(const struct ps_config *cfg, const struct ps_sockaddr *list, size_t n,
+                         const char *key, int fam, struct ps_diags *diags)
+{
+    int port = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct endpoint e;
+        endpoint_of(&list[i], key, &e);
+        if (e.family != fam)
+            continue;
+        if (!redirect_reaches(&e)) {
+            ps_diags_add(diags, origin_file(cfg, &e.origin), e.origin.line,
+                         "%s=%s%s%s:%u: nftables redirects a local connection to %s, so the "
+                         "listener must be there or on %s", key, fam == AF_INET6 ? "[" : "", e.addr,
+                         fam == AF_INET6 ? "]" : "", e.port, fam == AF_INET ? "127.0.0.1" : "::1",
+                         fam == AF_INET ? "0.0.0.0" : "[::]");
+            return -1;
+        }
+        if (port && port != e.port) {
+            ps_diags_add(diags, origin_file(cfg, &e.origin), e.origin.line,
+                         "%s=: a second %s port (%u, first %d): nftables redirects one address "
+                         "family to one port only", key, fam == AF_INET ? "IPv4" : "IPv6", e.port,
+                         port);
+            return -1;
+        }
+        port = e.port;
+    }
+    return port;
+}
+
+/* "ip daddr 127.0.0.1 tcp dport 3128" for one endpoint; the match of "this is proxyd". */
+static void endpoint_match(const struct endpoint *e, const char *proto, char *buf, size_t n)
+{
+    if (e->wildcard)
+        snprintf(buf, n, "meta nfproto %s fib daddr type local %s dport %u",
+                 e->family == AF_INET ? "ipv4" : "ipv6", proto, e->port);
+    else
+        snprintf(buf, n, "%s daddr %s %s dport %u", e->family == AF_INET ? "ip" : "ip6", e->addr,
+                 proto, e->port);
+}
+
+/* Every TCP endpoint of proxyd (explicit, transparent, DNS) and the UDP ones (DNS), without
+ * duplicates, each rendered as "<match> <verdict> comment ..." into l. */
+static void emit_endpoints(const struct ps_config *cfg, struct lines *l, const char *verdict)
+{
+    const struct ps_global *g = &cfg->global;
+    const struct { const struct ps_sockaddr *v; size_t n; const char *key; const char *proto; } kinds[] = {
+        { g->explicit_listen, g->n_explicit_listen, "ExplicitListen", "tcp" },
+        { g->transparent_listen, g->n_transparent_listen, "TransparentListen", "tcp" },
+        { g->dns_listen, g->n_dns_listen, "DNSListen", "tcp" },
+        { g->dns_listen, g->n_dns_listen, "DNSListen", "udp" },
+    };
+    size_t first = l->n;
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        for (size_t i = 0; i < kinds[k].n; i++) {
+            struct endpoint e;
+            char match[160], needle[200], comment[128];
+            endpoint_of(&kinds[k].v[i], kinds[k].key, &e);
+            endpoint_match(&e, kinds[k].proto, match, sizeof match);
+            snprintf(needle, sizeof needle, "@users %s ", match);
+            bool dup = false;
+            for (size_t j = first; j < l->n && !dup; j++)
+                dup = strstr(l->v[j].text, needle) != NULL;
+            if (dup)
+                continue;
+            origin_comment(&e, comment, sizeof comment);
+            emit(l, &e.origin, "\t\tmeta skuid @users %s %s comment \"%s\"", match, verdict, comment);
+        }
+    }
+}
+
+int ps_nft_proxy_uid(const struct ps_config *cfg, uid_t *uid, char *err, size_t errlen)
+{
+    const char *name = cfg->global.proxy_user ? cfg->global.proxy_user : "pam-sandbox";
+    struct passwd pw, *res = NULL;
+    char buf[4096];
+    int rc = getpwnam_r(name, &pw, buf, sizeof buf, &res);
+    if (rc != 0 || !res) {
+        snprintf(err, errlen, "[Proxy] User=%s: %s (proxyd's own traffic must be exempted by UID)",
+                 name, rc ? strerror(rc) : "no such account");
+        return -1;
+    }
+    *uid = pw.pw_uid;
+    return 0;
+}
+
+static uint32_t fnv1a(uint32_t h, const char *s)
+{
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 16777619u;
+    }
+    return h;
+}
+
+/* The rules of both chains, without the table around them. */
+static int render_chains(const struct ps_config *cfg, uid_t proxy_uid, struct lines *l,
+                         struct ps_diags *diags)
+{
+    const struct ps_global *g = &cfg->global;
+    int tp4 = redirect_port(cfg, g->transparent_listen, g->n_transparent_listen, "TransparentListen", AF_INET, diags);
+    int tp6 = redirect_port(cfg, g->transparent_listen, g->n_transparent_listen, "TransparentListen", AF_INET6, diags);
+    int dns4 = redirect_port(cfg, g->dns_listen, g->n_dns_listen, "DNSListen", AF_INET, diags);
+    int dns6 = redirect_port(cfg, g->dns_listen, g->n_dns_listen, "DNSListen", AF_INET6, diags);
+    if (tp4 < 0 || tp6 < 0 || dns4 < 0 || dns6 < 0)
+        return -1;
+    const struct { int port; const char *nfproto; } dns[] = { { dns4, "ipv4" }, { dns6, "ipv6" } },
+                                                     tp[] = { { tp4, "ipv4" }, { tp6, "ipv6" } };
+
+    emit(l, &no_origin, "\tchain steer {");
+    emit(l, &no_origin, "\t\ttype nat hook output priority -100; policy accept;");
+    emit(l, &no_origin, "\t\tmeta skuid %u return comment \"proxyd's account: never steered\"",
+         (unsigned)proxy_uid);
+    for (int i = 0; i < 2; i++)
+        if (dns[i].port)
+            emit(l, &no_origin, "\t\tmeta skuid @users meta nfproto %s meta l4proto { tcp, udp } "
+                 "th dport 53 redirect to :%d comment \"DNS to policy DNS\"", dns[i].nfproto, dns[i].port);
+    emit_endpoints(cfg, l, "return");
+    for (int i = 0; i < 2; i++)
+        if (tp[i].port)
+            emit(l, &no_origin, "\t\tmeta skuid @users meta nfproto %s meta l4proto tcp redirect to :%d "
+                 "comment \"TCP to the transparent proxy\"", tp[i].nfproto, tp[i].port);
+    emit(l, &no_origin, "\t}");
+
+    emit(l, &no_origin, "\tchain egress {");
+    emit(l, &no_origin, "\t\ttype filter hook output priority filter; policy accept;");
+    emit(l, &no_origin, "\t\tmeta skuid %u return comment \"proxyd's account: never steered\"",
+         (unsigned)proxy_uid);
+    emit_endpoints(cfg, l, "accept");
+    emit(l, &no_origin, "\t\tmeta skuid @users limit rate 10/second burst 20 packets "
+         "log prefix \"%s\" flags skuid log prefix \"%s\" group %d",
+         PS_NFT_LOG_PREFIX, PS_NFT_LOG_PREFIX, PS_NFT_NFLOG_GROUP);
+    emit(l, &no_origin, "\t\tmeta skuid @users meta l4proto tcp counter name \"rejected_tcp\" "
+         "reject with tcp reset");
+    emit(l, &no_origin, "\t\tmeta skuid @users meta l4proto udp counter name \"rejected_udp\" "
+         "reject with icmpx port-unreachable");
+    emit(l, &no_origin, "\t\tmeta skuid @users counter name \"dropped_other\" drop");
+    emit(l, &no_origin, "\t}");
+    return 0;
+}
+
+/* Declarations shared by the skeleton and the full text; the version set only in the full one. */
+static void render_declarations(struct lines *l, const uint32_t *version)
+{
+    emit(l, &no_origin, "\tset users {");
+    emit(l, &no_origin, "\t\ttypeof meta skuid");
+    emit(l, &no_origin, "\t\tcomment \"sandboxed UIDs (sandboxctl apply, pam_sandbox.so)\"");
+    emit(l, &no_origin, "\t}");
+    emit(l, &no_origin, "\tset version {");
+    emit(l, &no_origin, "\t\ttype mark");
+    emit(l, &no_origin, "\t\tcomment \"hash of the rules, checked by pam_sandbox.so at login\"");
+    if (version)
+        emit(l, &no_origin, "\t\telements = { 0x%08x }", *version);
+    emit(l, &no_origin, "\t}");
+    emit(l, &no_origin, "\tcounter rejected_tcp { }");
+    emit(l, &no_origin, "\tcounter rejected_udp { }");
+    emit(l, &no_origin, "\tcounter dropped_other { }");
+}
+
+static char *join(const struct lines *l, size_t from, size_t to)
+{
+    size_t len = 1;
+    for (size_t i = from; i < to; i++)
+        len += strlen(l->v[i].text) + 1;
+    char *s = ps_xmalloc(len), *p = s;
+    for (size_t i = from; i < to; i++) {
+        size_t n = strlen(l->v[i].text);
+        memcpy(p, l->v[i].text, n);
+        p[n] = '\n';
+        p += n + 1;
+    }
+    *p = '\0';
+    return s;
+}
+
+int ps_nft_render_full(const struct ps_config *cfg, struct ps_nft_rendered *r, struct ps_diags *diags)
+{
+    memset(r, 0, sizeof *r);
+    char err[512];
+    if (ps_nft_proxy_uid(cfg, &r->proxy_uid, err, sizeof err) < 0) {
+        ps_diags_add(diags, ps_nft_global_file(cfg), 0, "%s", err);
+        return -1;
+    }
+    struct lines chains = { 0 }, all = { 0 };
+    if (render_chains(cfg, r->proxy_uid, &chains, diags) < 0) {
+        lines_free(&chains);
+        return -1;
+    }
+    /* The version covers the rules (and so proxyd's UID and ports); the format is in the rules. */
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < chains.n; i++)
+        h = fnv1a(fnv1a(h, chains.v[i].text), "\n");
+    r->version = h ? h : 1;
+
+    emit(&all, &no_origin, "table inet pam_sandbox {");
+    render_declarations(&all, NULL);
+    emit(&all, &no_origin, "\tchain steer { type nat hook output priority -100; policy accept; }");
+    emit(&all, &no_origin, "\tchain egress { type filter hook output priority filter; policy accept; }");
+    emit(&all, &no_origin, "}");
+    size_t skeleton_end = all.n;
+    emit(&all, &no_origin, "table inet pam_sandbox {");
+    render_declarations(&all, &r->version);
+    for (size_t i = 0; i < chains.n; i++)
+        emit(&all, &chains.v[i].origin, "%s", chains.v[i].text);
+    emit(&all, &no_origin, "}");
+    lines_free(&chains);
+
+    r->skeleton = join(&all, 0, skeleton_end);
+    r->text = join(&all, skeleton_end, all.n);
+    r->n_lines = all.n - skeleton_end;
+    r->line_origin = ps_xcalloc(r->n_lines, sizeof *r->line_origin);
+    for (size_t i = 0; i < r->n_lines; i++)
+        r->line_origin[i] = all.v[skeleton_end + i].origin;
+    lines_free(&all);
+    return 0;
+}
+
+void ps_nft_rendered_free(struct ps_nft_rendered *r)
+{
+    free(r->text);
+    free(r->skeleton);
+    free(r->line_origin);
+    memset(r, 0, sizeof *r);
+}
+
+char *ps_nft_render(const struct ps_config *cfg, struct ps_diags *diags)
+{
+    struct ps_nft_rendered r;
+    if (ps_nft_render_full(cfg, &r, diags) < 0)
+        return NULL;
+    char *text = r.text;
+    r.text = NULL;
+    ps_nft_rendered_free(&r);
+    return text;
+}
+
+int ps_nft_config_version(const struct ps_config *cfg, uint32_t *version, struct ps_diags *diags)
+{
+    struct ps_nft_rendered r;
+    if (ps_nft_render_full(cfg, &r, diags) < 0)
+        return -1;
+    *version = r.version;
+    ps_nft_rendered_free(&r);
+    return 0;
+}

@@ -1,0 +1,95 @@
+/* Adding accounts to the set of sandboxed UIDs: at login (pam_sandbox.so, still root and before
+ * its seccomp filter, which denies netlink-netfilter) and from sandboxctl apply. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/util.h"
+#include "netfilter/nft.h"
+#include "netfilter/nft_int.h"
+
+/* uid 0 would steer every root daemon of the host (sshd, cron, ...); proxyd's account would have
+ * its upstream connections redirected to itself (DESIGN.md §9.8). */
+static int steerable(uid_t uid, uid_t proxy_uid, const char *proxy_user, char *err, size_t errlen)
+{
+    if (uid == 0) {
+        snprintf(err, errlen, "uid 0 is never steered (every root daemon of the host would be)");
+        return -1;
+    }
+    if (uid == proxy_uid) {
+        snprintf(err, errlen, "uid %u is proxyd's own account (User=%s) and is never steered",
+                 (unsigned)uid, proxy_user);
+        return -1;
+    }
+    return 0;
+}
+
+static int add_elements(const uid_t *uids, size_t n, char *err, size_t errlen)
+{
+    if (n == 0)
+        return 0;
+    size_t len = 64 + n * 12;
+    char *cmd = ps_xmalloc(len);
+    size_t off = (size_t)snprintf(cmd, len, "add element inet pam_sandbox users { ");
+    for (size_t i = 0; i < n; i++)
+        off += (size_t)snprintf(cmd + off, len - off, "%s%u", i ? ", " : "", (unsigned)uids[i]);
+    snprintf(cmd + off, len - off, " }");
+    int rc = ps_nft_run(cmd, NULL, err, errlen);
+    free(cmd);
+    return rc;
+}
+
+int ps_nft_add_uids(const struct ps_config *cfg, const uid_t *uids, size_t n, char *err, size_t errlen)
+{
+    uid_t proxy_uid;
+    if (ps_nft_proxy_uid(cfg, &proxy_uid, err, errlen) < 0)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (steerable(uids[i], proxy_uid, cfg->global.proxy_user, err, errlen) < 0)
+            return -1;
+    if (add_elements(uids, n, err, errlen) < 0) {
+        char why[384];
+        snprintf(why, sizeof why, "%s", err);
+        snprintf(err, errlen, "cannot add to set users of table inet pam_sandbox: %s", why);
+        return -1;
+    }
+    return 0;
+}
+
+int ps_nft_ensure_uid(const struct ps_config *cfg, uid_t uid, char *err, size_t errlen)
+{
+    struct ps_diags d = { 0 };
+    uint32_t version;
+    if (ps_nft_config_version(cfg, &version, &d) < 0) {
+        snprintf(err, errlen, "the ruleset cannot be rendered from the configuration: %s:%u: %s",
+                 d.n ? d.v[0].file : "?", d.n ? d.v[0].line : 0, d.n ? d.v[0].msg : "?");
+        ps_diags_free(&d);
+        return -1;
+    }
+    ps_diags_free(&d);
+    uid_t proxy_uid;
+    if (ps_nft_proxy_uid(cfg, &proxy_uid, err, errlen) < 0 ||
+        steerable(uid, proxy_uid, cfg->global.proxy_user, err, errlen) < 0)
+        return -1;
+
+    char cmd[128], why[384];
+    snprintf(cmd, sizeof cmd, "get element inet pam_sandbox version { 0x%08x }", version);
+    if (ps_nft_run(cmd, NULL, why, sizeof why) < 0) {
+        int present = ps_nft_table_present(why, sizeof why);
+        if (present == 0)
+            snprintf(err, errlen, "table inet pam_sandbox is not loaded, so egress would not be "
+                     "steered (run 'sandboxctl apply' or start pam-sandbox-ruleset.service)");
+        else if (present > 0)
+            snprintf(err, errlen, "the loaded table inet pam_sandbox was rendered from another "
+                     "configuration (this one has version 0x%08x); run 'sandboxctl apply'", version);
+        else
+            snprintf(err, errlen, "cannot read nftables: %s", why);
+        return -1;
+    }
+    if (add_elements(&uid, 1, why, sizeof why) < 0) {
+        snprintf(err, errlen, "cannot add uid %u to set users of table inet pam_sandbox: %s",
+                 (unsigned)uid, why);
+        return -1;
+    }
+    return 0;
+}
