@@ -136,7 +136,7 @@ static void transparent_start(struct pd_conn *c)
     uint16_t port = ntohs(od->ss_family == AF_INET6 ? ((struct sockaddr_in6 *)od)->sin6_port
                                                     : ((struct sockaddr_in *)od)->sin_port);
     c->port = port;
-    c->cands[0] = *od;
+    memcpy(&c->cands[0], od, od->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
     c->host_is_name = false;
     pd_sockaddr_str((struct sockaddr *)od, c->host, sizeof c->host, false);
     const struct ps_cidr *syn = &c->who.conf->cfg->global.synthetic_range;

@@ -55,7 +55,7 @@ int pd_buf_flush(struct pd_buf *b, int fd)
         b->off += (size_t)n;
     }
     b->off = b->len = 0;
-    if (b->cap > 16384) {                    /* idle connections keep no big buffers */
+    {                                        /* idle connections keep no buffers */
         free(b->p);
         b->p = NULL;
         b->cap = 0;
@@ -349,7 +349,7 @@ void pd_conn_decide(struct pd_conn *c)
     if (c->host_is_name)
         ps_policy_decide(p, c->host, c->port, NULL, &d);
     else
-        ps_policy_decide_addr(p, (struct sockaddr *)&c->cands[0], c->port, NULL,
+        ps_policy_decide_addr(p, &c->cands[0].sa, c->port, NULL,
                               &cfg->global.synthetic_range, &d);
     snprintf(c->rule, sizeof c->rule, "%s", d.where);
     if (d.verdict == PS_DENY) {

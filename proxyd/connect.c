@@ -53,7 +53,8 @@ static bool use_upstream_proxy(const struct pd_conn *c, struct sockaddr_storage 
 
 static void start_attempt(struct pd_conn *c)
 {
-    struct sockaddr_storage dst = c->cands[c->cand_i], proxy;
+    struct sockaddr_storage dst = { 0 }, proxy;
+    memcpy(&dst, &c->cands[c->cand_i], sizeof c->cands[0]);
     set_port(&dst, c->port);
     pd_sockaddr_str((struct sockaddr *)&dst, c->addr_str, sizeof c->addr_str, false);
     bool via_proxy = use_upstream_proxy(c, &proxy);
@@ -136,7 +137,8 @@ static void resolved(void *arg, int status, const struct sockaddr_storage *addrs
         const char *why = NULL;
         if (ps_addr_permitted((const struct sockaddr *)&addrs[i], syn, true, c->who.profile, c->port,
                               &why)) {
-            c->cands[c->n_cands++] = addrs[i];
+            memcpy(&c->cands[c->n_cands++], &addrs[i], addrs[i].ss_family == AF_INET6
+                   ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
         } else if (!first_reason) {
             first_reason = why;
             pd_sockaddr_str((const struct sockaddr *)&addrs[i], c->addr_str, sizeof c->addr_str, false);

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
 #include "proxyd/proxyd.h"
 #include "proxyd/http_parse.h"
 
@@ -26,6 +27,13 @@ enum pd_conn_state {
     CS_FWD,                /* explicit absolute-form: request/response forwarding */
     CS_REPLY_CLOSE,        /* writing a final answer, then close */
 };
+
+/* An IPv4 or IPv6 socket address, without sockaddr_storage's padding (idle tunnels are many). */
+typedef union {
+    struct sockaddr sa;
+    struct sockaddr_in in;
+    struct sockaddr_in6 in6;
+} pd_addr;
 
 /* One direction of a tunnel: src -> pipe -> dst. */
 struct pd_dir {
@@ -65,7 +73,7 @@ struct pd_conn {
     char rule[512];                    /* FILE:LINE of the deciding rule */
     const char *decision;              /* "allow" or "would_deny" */
     const char *reason;
-    struct sockaddr_storage cands[PD_MAX_CANDIDATES];
+    pd_addr cands[PD_MAX_CANDIDATES];
     size_t n_cands, cand_i;
     struct resolver_query *rq;
     struct pd_timer *timer;

@@ -155,6 +155,9 @@ def main():
     p.add_argument("--log", required=True)
     p.add_argument("--git-root", default="/nonexistent")
     ARGS = p.parse_args()
+    import resource
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))   # many concurrent tunnels
     LOCK = threading.Lock()
     servers = []
     for spec in ARGS.listen:

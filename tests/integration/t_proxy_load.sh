@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# 1,000 concurrent CONNECT tunnels through the real sandbox-proxyd, all held open at once and each
+# carrying a request; then the per-account cap (-m) answers 429 beyond its limit and frees a slot
+# when a tunnel closes.  Prints proxyd's RSS per idle tunnel (measured properly in bench/).
+# UIDs 59520-59529.
+. "$(dirname "$0")/../lib/world.sh"; world_enter "$@"
+. "$PS_SRC/tests/lib/proxy_world.sh"
+
+world_add_user ldbox 59521
+proxy_world
+proxy_profile 10-box.conf "[Match]
+User=ldbox
+[Network]
+Allow=203.0.113.10:8080"
+proxy_start
+
+SCR=/tmp/ps-scratch/ld; mkdir -p $SCR; chmod 1777 $SCR
+rss() { awk '/^VmRSS/ {print $2}' /proc/$PROXYD_PID/status; }
+r0=$(rss)
+mkfifo "$WORLD/hold"
+as ldbox python3 "$PS_SRC/tests/lib/proxy_tunnels.py" --proxy 127.0.0.1:3128 --target 203.0.113.10:8080 \
+    -n 1000 --hold $SCR/held < "$WORLD/hold" > "$WORLD/tunnels.out" 2>&1 &
+TPID=$!
+exec 9> "$WORLD/hold"
+for _ in $(seq 600); do [ -s $SCR/held ] && break; kill -0 $TPID 2>/dev/null || break; sleep 0.1; done
+out=$(cat "$WORLD/tunnels.out")
+assert_eq "1000 concurrent tunnels, each carried a request" "opened=1000 ok=1000 failed=0 statuses=200:1000" "$(head -n 1 <<<"$out")"
+r1=$(rss)
+n=$(ss -tn state established '( sport = :3128 )' | tail -n +2 | wc -l)
+[ "$n" -ge 1000 ] || fail "only $n client connections established at proxyd"
+ok "$n client connections held at once"
+echo "# proxyd RSS: ${r0} KiB idle, ${r1} KiB with 1000 tunnels: $(( (r1 - r0) * 1024 / 1000 )) bytes per tunnel"
+exec 9>&-
+wait $TPID
+sleep 0.5
+c=$(grep -c '"decision":"close"' "$WORLD/decisions.jsonl")
+[ "$c" -ge 1000 ] || fail "only $c close records"
+ok "$c close records"
+kill -0 "$PROXYD_PID" || fail "proxyd died under load"
+
+# --- per-account cap: 429 beyond -m ---
+kill "$PROXYD_PID"; wait "$PROXYD_PID" 2>/dev/null
+for _ in $(seq 50); do ss -tln | grep -q ':3128 ' || break; sleep 0.1; done
+proxy_start -m 5
+rm -f $SCR/held
+mkfifo "$WORLD/hold3"
+as ldbox python3 "$PS_SRC/tests/lib/proxy_tunnels.py" --proxy 127.0.0.1:3128 --target 203.0.113.10:8080 \
+    -n 5 --hold $SCR/held < "$WORLD/hold3" > "$WORLD/tunnels2.out" 2>&1 &
+TPID=$!
+exec 9> "$WORLD/hold3"
+for _ in $(seq 100); do [ -s $SCR/held ] && break; sleep 0.1; done
+assert_eq "5 tunnels at the cap" "opened=5 ok=5 failed=0 statuses=200:5" "$(cat "$WORLD/tunnels2.out")"
+hdr=$(pcurl ldbox -D - -o /dev/null http://203.0.113.10:8080/hello 2>&1)
+assert_match "sixth connection: 429" '^HTTP/1.1 429' "$hdr"
+l=$(proxy_log_last '"reason":"too_many_connections"')
+assert_match "429 logged" '"account":"ldbox".*"decision":"deny"' "$l"
+exec 9>&-
+wait $TPID
+sleep 0.3
+assert_eq "slots freed when tunnels close" "hello from origin" "$(pcurl ldbox http://203.0.113.10:8080/hello)"
