@@ -33,7 +33,6 @@
 struct proxyd *pd;
 static struct proxyd the_pd;
 static const char *conf_dir = PS_DEFAULT_CONFDIR;
-static int pid_fd = -1;
 
 /* systemd's readiness protocol, by hand: one datagram to $NOTIFY_SOCKET. */
 static void sd_notify_msg(const char *msg)
@@ -63,7 +62,7 @@ static int write_pidfile(const char *path)
         *slash = '\0';
         mkdir(dir, 0755);
     }
-    pid_fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    int pid_fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (pid_fd < 0) {
         syslog(LOG_ERR, "pid file %s: %m", path);
         return -1;
@@ -72,8 +71,12 @@ static int write_pidfile(const char *path)
     int n = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
     if (ftruncate(pid_fd, 0) < 0 || write(pid_fd, buf, (size_t)n) != n) {
         syslog(LOG_ERR, "pid file %s: %m", path);
+        close(pid_fd);
         return -1;
     }
+    /* Not kept open: root signals the pid written here (sandboxctl apply), so the unprivileged
+     * process must not be able to rewrite it.  Readers check /proc/PID/exe as well. */
+    close(pid_fd);
     return 0;
 }
 
@@ -247,8 +250,6 @@ int main(int argc, char **argv)
     sd_notify_msg("READY=1");
     int rc = pd_loop_run(pd->loop);
     sd_notify_msg("STOPPING=1");
-    if (pid_fd >= 0 && ftruncate(pid_fd, 0) < 0)   /* an empty pid file: nobody to signal */
-        syslog(LOG_WARNING, "pid file: %m");
     dns_server_stop();
     pd_listeners_close();
     return rc == 0 ? 0 : 1;
