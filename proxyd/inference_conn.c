@@ -336,6 +336,8 @@ static bool client_io(struct inf_conn *k)
 static uint32_t client_events(const struct inf_conn *k)
 {
     uint32_t ev = 0;
+    if (k->linger)
+        return EPOLLIN;
     if (k->phase == INF_PH_HANDSHAKE)
         ev |= k->c.rd_want ? k->c.rd_want : EPOLLIN;
     else if (want_client_input(k))
@@ -363,6 +365,33 @@ static void conn_free(struct inf_conn *k)
     free(k);
 }
 
+/* Close after a final answer without destroying it: closing a socket with unread input (the
+ * rest of a refused body) sends a reset that can discard the answer at the client before it is
+ * read.  So send close_notify, shut the write side, and drain what the client still sends for a
+ * short, bounded while (as nginx's lingering close does). */
+#define LINGER_MS 2000
+#define LINGER_MAX (1u << 20)
+static bool linger(struct inf_conn *k)
+{
+    if (!k->linger) {
+        SSL_shutdown(k->c.ssl);
+        ERR_clear_error();
+        shutdown(k->c.fd, SHUT_WR);
+        k->linger = true;
+        inf_conn_set_deadline(k, LINGER_MS);
+    }
+    char sink[16384];
+    for (;;) {
+        ssize_t n = recv(k->c.fd, sink, sizeof sink, 0);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            return false;
+        if (n <= 0 || (k->lingered += (size_t)n) > LINGER_MAX) {
+            k->dead = true;
+            return true;
+        }
+    }
+}
+
 void inf_conn_run(struct inf_conn *k)
 {
     for (int rounds = 0; rounds < 64 && !k->dead; rounds++) {
@@ -385,10 +414,8 @@ void inf_conn_run(struct inf_conn *k)
             k->bytes_down += (int64_t)(before - inf_buf_used(&k->out));
             progress |= before != inf_buf_used(&k->out);
         }
-        if (k->phase == INF_PH_CLOSING && !inf_buf_used(&k->out)) {
-            SSL_shutdown(k->c.ssl);   /* best effort close_notify, then go */
-            k->dead = true;
-        }
+        if (k->phase == INF_PH_CLOSING && !inf_buf_used(&k->out))
+            progress |= linger(k);
         if (!progress)
             break;
     }

@@ -90,6 +90,8 @@ struct inf_conn {
     enum inf_phase phase;
     bool dead;                    /* close now, queued output or not */
     bool close_after;             /* close once the current response is out */
+    bool linger;                  /* answer sent and write side shut: draining unread input */
+    size_t lingered;
     struct inf_buf in, out, body;
     uint64_t deadline_ms;         /* the current phase's timeout */
     struct pd_timer *timer;

@@ -34,8 +34,9 @@ void inf_log(struct inf_conn *k, const char *decision, const char *reason, const
     json_str(um, sizeof um, upstream_model);
     json_str(be, sizeof be, backend);
     int n = snprintf(extra, sizeof extra, "\"model\":%s,\"upstream_model\":%s,\"backend\":%s,\"status\":%d,"
-                     "\"path\":\"%s\"", m, um, be, status,
-                     k->ep != INF_EP_NONE ? inf_endpoint_path(k->ep) : "");
+                     "\"path\":\"%s\",\"stream\":%s", m, um, be, status,
+                     k->ep != INF_EP_NONE ? inf_endpoint_path(k->ep) : "",
+                     k->up && k->up->stream_req ? "true" : "false");
     if (u && n > 0 && (size_t)n < sizeof extra)
         snprintf(extra + n, sizeof extra - (size_t)n, ",\"input_tokens\":%lld,\"output_tokens\":%lld",
                  (long long)u->input_tokens, (long long)u->output_tokens);

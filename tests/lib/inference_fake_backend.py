@@ -16,6 +16,7 @@ Models with a special meaning (the upstream name, after proxyd's rewrite):
 import argparse
 import json
 import socket
+import socketserver
 import ssl
 import sys
 import threading
@@ -205,6 +206,15 @@ class Handler(BaseHTTPRequestHandler):
         self.end_stream()
 
 
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def server_bind(self):
+        # HTTPServer.server_bind asks reverse DNS (getfqdn), which hangs in a namespace without it.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
+
+
 def main():
     global ARGS
     p = argparse.ArgumentParser()
@@ -218,9 +228,8 @@ def main():
     ARGS = p.parse_args()
     host, port = ARGS.listen.rsplit(":", 1)
     host = host.strip("[]")
-    ThreadingHTTPServer.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    ThreadingHTTPServer.daemon_threads = True
-    srv = ThreadingHTTPServer((host, int(port)), Handler)
+    Server.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    srv = Server((host, int(port)), Handler)
     if ARGS.tls:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(ARGS.tls[0], ARGS.tls[1])

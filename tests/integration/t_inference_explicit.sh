@@ -1,0 +1,218 @@
+#!/usr/bin/env bash
+# inference.local through the explicit proxy (DESIGN.md §5.4), against the real sandbox-proxyd and
+# a fake OpenAI/Anthropic backend in an upstream namespace: the CA and its name constraint, the
+# served chain, routing and model rewrite with the admin's key (and none of the client's
+# credentials), SSE forwarded event by event, usage in the decision log, refusals (model not
+# allowed, unknown model, CL+TE, oversize, a non-API path closing the connection, rate limit,
+# other ports under deny-all, a profile without models), cut and stalled streams, and the admin's
+# key in no log or answer.  UIDs 59800-59809.
+. "$(dirname "$0")/../lib/world.sh"; world_enter "$@"
+. "$PS_SRC/tests/lib/inference_world.sh"
+command -v jq >/dev/null || skip "jq missing"
+
+world_add_user infuser 59801 infbox
+world_add_user infnomodel 59802 infdeny
+world_add_user inflimited 59803 inflimit
+inference_world "[Inference]" "MaxRequestSize=64K" "StreamIdleTimeout=2s"
+proxy_profile 10-box.conf "[Match]
+Group=infbox
+[Inference]
+Models=fast claude cut slow echo closed wrong"
+proxy_profile 20-limited.conf "[Match]
+Group=inflimit
+[Inference]
+Models=fast
+RequestsPerMinute=2"
+proxy_profile 30-denyall.conf "[Match]
+Group=infdeny"
+# A backend whose key the backend does not accept (it answers 401 quoting the key, like the real APIs).
+WRONG_KEY="sk-wrong-$RANDOM$RANDOM$RANDOM"
+printf '%s\n' "$WRONG_KEY" > "$CONF/secrets/wrong.key"; chmod 600 "$CONF/secrets/wrong.key"
+printf '[Backend]\nURL=https://llm.test:8443/v1\nAPI=openai\nAPIKeyFile=%s\nModels=wrong=gpt-4o-mini\n' \
+    "$CONF/secrets/wrong.key" > "$CONF/inference.d/wrong.conf"
+chmod 644 "$CONF/inference.d/wrong.conf"
+"$PS_BUILD/sandboxctl" -c "$CONF" check >/dev/null || { "$PS_BUILD/sandboxctl" -c "$CONF" check; fail "config"; }
+
+# ---- the CA (sandboxctl ca init) ----
+assert_eq "CA key mode" 600 "$(stat -c %a "$CONF/ca/inference-ca.key")"
+assert_eq "CA key owner" root "$(stat -c %U "$CONF/ca/inference-ca.key")"
+assert_match "CA name constraint is critical and permits only inference.local" \
+    "Name Constraints: critical.*Permitted:.*DNS:inference.local" \
+    "$(openssl x509 -in "$CONF/ca/inference-ca.pem" -noout -text | tr -s ' \n' ' ')"
+sys_n=$(grep -c 'BEGIN CERTIFICATE' /etc/ssl/certs/ca-certificates.crt)
+assert_eq "bundle = system CAs + ours" $((sys_n + 1)) "$(grep -c 'BEGIN CERTIFICATE' "$CONF/ca/bundle.pem")"
+out=$("$PS_BUILD/sandboxctl" -c "$CONF" ca init 2>&1); rc=$?
+assert_eq "ca init refuses to replace a CA" 1 "$rc"
+assert_match "and says why" "already exists.*--force" "$out"
+# A stolen CA key cannot mint a certificate for another name: the constraint makes verify fail.
+d=$WORLD/mint; mkdir -p "$d"
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=example.com \
+    -keyout "$d/k" -out "$d/csr" 2>/dev/null
+printf 'subjectAltName=DNS:example.com\n' > "$d/ext"
+openssl x509 -req -in "$d/csr" -CA "$CONF/ca/inference-ca.pem" -CAkey "$CONF/ca/inference-ca.key" \
+    -CAcreateserial -days 1 -extfile "$d/ext" -out "$d/leaf.pem" 2>/dev/null || fail "minting the leaf"
+out=$(openssl verify -CAfile "$CONF/ca/inference-ca.pem" "$d/leaf.pem" 2>&1); rc=$?
+[ $rc -ne 0 ] || fail "a leaf for example.com from the CA key verifies: $out"
+assert_match "example.com leaf fails on the name constraint" "permitted subtree violation" "$out"
+# The same CA does sign for inference.local (control: the failure above is the constraint's).
+sed -i 's/example.com/inference.local/' "$d/ext"
+openssl x509 -req -in "$d/csr" -CA "$CONF/ca/inference-ca.pem" -CAkey "$CONF/ca/inference-ca.key" \
+    -CAcreateserial -days 1 -extfile "$d/ext" -out "$d/leaf2.pem" 2>/dev/null
+assert_match "control: an inference.local leaf verifies" ": OK" "$(openssl verify -CAfile "$CONF/ca/inference-ca.pem" "$d/leaf2.pem" 2>&1)"
+
+proxy_start
+
+# ---- the served certificate chains to the CA ----
+out=$(as infuser openssl s_client -proxy "$PROXY_EXPLICIT" -connect inference.local:443 -servername inference.local \
+      -CAfile "$CONF/ca/inference-ca.pem" -verify_hostname inference.local -verify_return_error </dev/null 2>&1)
+assert_match "served leaf verifies against the CA for inference.local" "Verify return code: 0 \(ok\)" "$out"
+assert_match "issued by our CA" "i:.*pam_sandbox inference.local CA" "$out"
+
+# ---- a plain request: routed, rewritten, the admin's key, none of the client's credentials ----
+body='{"model":"fast","messages":[{"role":"user","content":"hi"}]}'
+r=$(inf_req infuser --req "{\"path\":\"/v1/chat/completions\",\"headers\":{\"Authorization\":\"Bearer sk-user-placeholder\",\"x-api-key\":\"user-key\",\"Cookie\":\"sid=user\",\"OpenAI-Organization\":\"org-user\"},\"body\":$body}")
+assert_eq "chat completion status" 200 "$(jq -r '.responses[0].status' <<<"$r")"
+assert_eq "the backend's answer" "Hello from the fake backend" "$(jq -r '.responses[0].body | fromjson | .choices[0].message.content' <<<"$r")"
+assert_eq "backend cookies do not reach the client" null "$(jq -r '.responses[0].headers["set-cookie"]' <<<"$r")"
+rec=$(inf_backend_last)
+assert_eq "backend saw the rewritten model" gpt-4o-mini "$(jq -r .model <<<"$rec")"
+assert_eq "backend saw the admin's key" "Bearer $INF_KEY" "$(jq -r '.headers.authorization' <<<"$rec")"
+assert_eq "backend saw no x-api-key from the client" null "$(jq -r '.headers["x-api-key"]' <<<"$rec")"
+assert_eq "backend saw no cookie" null "$(jq -r '.headers.cookie' <<<"$rec")"
+assert_eq "backend saw no client organisation" null "$(jq -r '.headers["openai-organization"]' <<<"$rec")"
+assert_eq "backend Host is its own" llm.test:8443 "$(jq -r '.headers.host' <<<"$rec")"
+grep -q 'sk-user-placeholder\|user-key' "$INF_REC" && fail "a client credential reached the backend"
+ok "no client credential reached the backend"
+l=$(proxy_log_last '"mode":"inference"' '"model":"fast"' '"status":200')
+assert_match "usage logged per account" '"account":"infuser".*"input_tokens":11,"output_tokens":7' "$l"
+assert_match "log names backend and upstream model" '"upstream_model":"gpt-4o-mini","backend":"openai"' "$l"
+
+# ---- streaming: event by event, usage logged, the usage chunk hidden unless asked ----
+r=$(inf_req infuser --req '{"path":"/v1/chat/completions","body":{"model":"fast","stream":true,"messages":[]}}')
+assert_eq "stream status" 200 "$(jq -r '.responses[0].status' <<<"$r")"
+assert_eq "one chunk per event (5 deltas + [DONE])" 6 "$(jq '.responses[0].chunks | length' <<<"$r")"
+assert_eq "stream ends with [DONE]" "data: [DONE]" "$(jq -r '.responses[0].chunks[-1].data' <<<"$r" | head -n 1)"
+assert_eq "no usage chunk for a client that did not ask" 0 \
+    "$(jq '[.responses[0].chunks[].data | select(contains("\"choices\": []"))] | length' <<<"$r")"
+rec=$(inf_backend_last)
+assert_eq "proxyd asked the backend for usage" true "$(jq -r '.stream_options.include_usage' <<<"$rec")"
+first_rx=$(jq '.responses[0].chunks[0].t' <<<"$r")
+last_tx=$(jq -s '[.[] | select(.event_sent == 4)] | last | .t' "$INF_REC")
+python3 -c "import sys; f,l=float(sys.argv[1]),float(sys.argv[2]); sys.exit(0 if f < l else 1)" "$first_rx" "$last_tx" ||
+    fail "first event reached the client at $first_rx, after the backend sent the last at $last_tx"
+ok "first event reached the client ($first_rx) before the backend sent the last ($last_tx)"
+gaps=$(jq '[.responses[0].chunks | . as $c | range(1; 5) | $c[.].t - $c[.-1].t] | min' <<<"$r")
+python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) > 0.2 else 1)" "$gaps" || fail "events were bunched (min gap $gaps s)"
+ok "events arrived one by one (min gap ${gaps}s for a 0.3 s backend delay)"
+assert_match "stream usage logged" '"output_tokens":5' "$(proxy_log_last '"mode":"inference"' '"stream":true' '"status":200')"
+r=$(inf_req infuser --req '{"path":"/v1/chat/completions","body":{"model":"fast","stream":true,"stream_options":{"include_usage":true}}}')
+assert_eq "usage chunk kept for a client that asked" 1 \
+    "$(jq '[.responses[0].chunks[].data | select(contains("\"choices\": []"))] | length' <<<"$r")"
+
+# ---- Anthropic: x-api-key and anthropic-version, stream events, shapes ----
+r=$(inf_req infuser --req '{"path":"/v1/messages","headers":{"x-api-key":"user-ant-key"},"body":{"model":"claude","max_tokens":5,"stream":true,"messages":[]}}')
+assert_eq "anthropic stream status" 200 "$(jq -r '.responses[0].status' <<<"$r")"
+assert_match "anthropic stream ends with message_stop" "event: message_stop" "$(jq -r '.responses[0].chunks[-1].data' <<<"$r")"
+rec=$(inf_backend_last)
+assert_eq "anthropic backend saw the admin's key" "$INF_AKEY" "$(jq -r '.headers["x-api-key"]' <<<"$rec")"
+assert_eq "anthropic-version added" 2023-06-01 "$(jq -r '.headers["anthropic-version"]' <<<"$rec")"
+assert_eq "anthropic model rewritten" claude-3-5-haiku "$(jq -r .model <<<"$rec")"
+assert_match "anthropic usage logged" '"input_tokens":25,"output_tokens":5' "$(proxy_log_last '"model":"claude"' '"status":200')"
+r=$(inf_req infuser --req '{"path":"/v1/messages","body":{"model":"nope","max_tokens":5,"messages":[]}}')
+assert_eq "unknown model on /v1/messages" 404 "$(jq -r '.responses[0].status' <<<"$r")"
+assert_eq "404 in Anthropic's shape" "error/not_found_error" "$(jq -r '.responses[0].body | fromjson | "\(.type)/\(.error.type)"' <<<"$r")"
+
+# ---- models: not allowed -> 403, unknown -> 404 (OpenAI shape), /v1/models lists the allowed ----
+r=$(inf_req infuser --req '{"path":"/v1/chat/completions","body":{"model":"gpt-4o"}}')
+assert_eq "model not allowed by the profile" 403 "$(jq -r '.responses[0].status' <<<"$r")"
+assert_eq "403 names the reason" model_not_allowed "$(jq -r '.responses[0].headers["x-sandbox-deny"]' <<<"$r")"
+assert_eq "403 in OpenAI's shape" model_not_allowed "$(jq -r '.responses[0].body | fromjson | .error.code' <<<"$r")"
+assert_eq "keep-alive after a 403 model" false "$(jq -r '.closed' <<<"$r")"
+r=$(inf_req infuser --req '{"path":"/v1/chat/completions","body":{"model":"no-such-model"}}')
+assert_eq "unknown model" 404 "$(jq -r '.responses[0].status' <<<"$r")"
+assert_eq "404 in OpenAI's shape" model_not_found "$(jq -r '.responses[0].body | fromjson | .error.code' <<<"$r")"
+r=$(inf_req infuser --req '{"method":"GET","path":"/v1/models"}')
+assert_eq "models listed (the OpenAI ones this profile may use)" "closed,cut,echo,fast,slow,wrong" "$(jq -r '[.responses[0].body | fromjson | .data[].id] | sort | join(",")' <<<"$r")"
+
+# ---- strict requests ----
+printf 'POST /v1/chat/completions HTTP/1.1\r\nHost: inference.local\r\nContent-Length: 17\r\nTransfer-Encoding: chunked\r\n\r\n11\r\n{"model":"fast"}\n\r\n0\r\n\r\n' > "$WORLD/clte"
+chmod 644 "$WORLD/clte"
+r=$(inf_req infuser --raw "$WORLD/clte")
+assert_eq "Content-Length with Transfer-Encoding rejected" 400 "$(jq -r '.responses[0].status' <<<"$r")"
+assert_eq "and the connection closed" true "$(jq -r '.closed' <<<"$r")"
+printf 'POST /v1/chat/completions HTTP/1.1\r\nHost: inference.local\r\nContent-Length: 16\r\nContent-Length: 16\r\n\r\n{"model":"fast"}' > "$WORLD/dupcl"
+chmod 644 "$WORLD/dupcl"
+assert_eq "duplicate Content-Length rejected" 400 "$(jq -r '.responses[0].status' <<<"$(inf_req infuser --raw "$WORLD/dupcl")")"
+big=$(python3 -c 'import json; print(json.dumps({"model":"fast","messages":[{"role":"user","content":"x"*70000}]}))')
+printf '{"path":"/v1/chat/completions","body":%s}' "$big" > "$WORLD/big.json"
+r=$(inf_req infuser --req "$(cat "$WORLD/big.json")")
+assert_eq "over MaxRequestSize (64K) rejected" 413 "$(jq -r '.responses[0].status' <<<"$r")"
+before=$(grep -c '"path"' "$INF_REC")
+r=$(inf_req infuser --req '{"path":"/v1/chat/completions","body":"{\"model\":\"fast\"} trailing"}')
+assert_eq "body that is not one JSON object" 400 "$(jq -r '.responses[0].status' <<<"$r")"
+assert_eq "refused requests never reach the backend" "$before" "$(grep -c '"path"' "$INF_REC")"
+
+# ---- a non-API path after a good request on the same connection: 403 and closed ----
+r=$(inf_req infuser --req '{"path":"/v1/chat/completions","body":{"model":"fast"}}' --req '{"method":"GET","path":"/admin"}' \
+    --req '{"path":"/v1/chat/completions","body":{"model":"fast"}}')
+assert_eq "good request first" 200 "$(jq -r '.responses[0].status' <<<"$r")"
+assert_eq "GET /admin on the same connection" 403 "$(jq -r '.responses[1].status' <<<"$r")"
+assert_eq "403 says why" path_not_allowed "$(jq -r '.responses[1].headers["x-sandbox-deny"]' <<<"$r")"
+assert_eq "nothing served after it" 2 "$(jq -r '.responses | length' <<<"$r")"
+assert_eq "connection closed after /admin" true "$(jq -r '.closed' <<<"$r")"
+assert_match "/admin denial logged" '"decision":"deny","reason":"path_not_allowed"' "$(proxy_log_last '"mode":"inference"' path_not_allowed)"
+
+# ---- streams that end badly end with a parseable error event ----
+r=$(inf_req infuser --req '{"path":"/v1/chat/completions","body":{"model":"cut","stream":true}}')
+assert_eq "cut stream: two events, then the error event" 3 "$(jq '.responses[0].chunks | length' <<<"$r")"
+assert_eq "error event parses, with a code" stream_interrupted \
+    "$(jq -r '.responses[0].chunks[-1].data | sub("^data: "; "") | fromjson | .error.code' <<<"$r")"
+assert_eq "cut stream closes the connection" true "$(jq -r '.closed' <<<"$r")"
+t0=$(date +%s.%N)
+r=$(inf_req infuser --req '{"path":"/v1/chat/completions","body":{"model":"slow","stream":true}}')
+t1=$(date +%s.%N)
+assert_match "stalled stream: StreamIdleTimeout error event" "stream_idle_timeout" "$(jq -r '.responses[0].chunks[-1].data' <<<"$r")"
+python3 -c "import sys; d=float(sys.argv[2])-float(sys.argv[1]); sys.exit(0 if 1.5 < d < 5 else 1)" "$t0" "$t1" ||
+    fail "idle timeout of 2s took $(python3 -c "print(float('$t1')-float('$t0'))") s"
+ok "stalled stream ended after StreamIdleTimeout=2s"
+r=$(inf_req infuser --req '{"path":"/v1/chat/completions","body":{"model":"closed","stream":true}}')
+assert_eq "close-delimited stream forwarded whole" "data: [DONE]" "$(jq -r '.responses[0].chunks[-1].data' <<<"$r" | head -n 1)"
+
+# ---- the key never comes back: an echoing backend, and a backend refusing a wrong key ----
+r=$(inf_req infuser --req '{"path":"/v1/chat/completions","body":{"model":"echo"}}')
+assert_eq "an answer quoting the key is withheld" 502 "$(jq -r '.responses[0].status' <<<"$r")"
+assert_no_match "the withheld answer does not quote the key" "$INF_KEY" "$r"
+r=$(inf_req infuser --req '{"path":"/v1/chat/completions","body":{"model":"wrong"}}')
+assert_eq "a backend refusing the admin's key: 502 for the client" 502 "$(jq -r '.responses[0].status' <<<"$r")"
+assert_no_match "its message (which quotes the key it got) is not passed on" "$WRONG_KEY" "$r"
+assert_match "refusal logged" '"reason":"backend_rejected_credentials"' "$(proxy_log_last '"model":"wrong"')"
+
+# ---- rate limit ----
+for i in 1 2; do
+    assert_eq "request $i within RequestsPerMinute=2" 200 \
+        "$(jq -r '.responses[0].status' <<<"$(inf_req inflimited --req '{"path":"/v1/chat/completions","body":{"model":"fast"}}')")"
+done
+r=$(inf_req inflimited --req '{"path":"/v1/chat/completions","body":{"model":"fast"}}')
+assert_eq "third request in the minute" 429 "$(jq -r '.responses[0].status' <<<"$r")"
+ra=$(jq -r '.responses[0].headers["retry-after"]' <<<"$r")
+[[ $ra =~ ^[0-9]+$ ]] && [ "$ra" -ge 1 ] && [ "$ra" -le 30 ] || fail "Retry-After [$ra]"
+ok "429 with Retry-After: $ra"
+assert_eq "the limit is per account" 200 \
+    "$(jq -r '.responses[0].status' <<<"$(inf_req infuser --req '{"path":"/v1/chat/completions","body":{"model":"fast"}}')")"
+
+# ---- other ports of the name go through policy; a profile without models is denied ----
+for port in 80 8443; do
+    r=$(inf_req infnomodel --port "$port" --req '{"method":"GET","path":"/v1/models"}')
+    assert_eq "CONNECT inference.local:$port under deny-all" 403 "$(jq -r '.connect_status' <<<"$r")"
+    assert_match ":$port denied by policy, not intercepted" "X-Sandbox-Deny" "$(jq -r '.connect_head' <<<"$r")"
+    l=$(proxy_log_last '"host":"inference.local"' "\"port\":$port" '"account":"infnomodel"')
+    assert_match ":$port decision logged as a policy denial" '"mode":"explicit".*"decision":"deny"' "$l"
+done
+r=$(inf_req infnomodel --req '{"method":"GET","path":"/v1/models"}')
+assert_eq "profile without models: CONNECT inference.local:443 denied" 403 "$(jq -r '.connect_status' <<<"$r")"
+r=$(inf_req infuser --port 8443 --req '{"method":"GET","path":"/v1/models"}')
+assert_eq "even with models, :8443 is not intercepted (no Allow= rule)" 403 "$(jq -r '.connect_status' <<<"$r")"
+
+inf_secrets_absent "$WORLD/backend-openai.out"
+grep -qF -- "$WRONG_KEY" "$WORLD/decisions.jsonl" "$SYSLOG" "$INF_OUT" && fail "the wrong key appears in a log or answer"
+ok "neither key in any log or answer"
