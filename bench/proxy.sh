@@ -57,16 +57,21 @@ log "origin nginx at $ORIGIN:80 (pid $ORIGIN_PID), files small=128 B, 10M, 1G on
 as_bench() { setpriv --reuid="$BENCH_UID" --regid="$BENCH_UID" --clear-groups -- "$@"; }
 kv() { printf '%s\n' "$2" | tr ' ' '\n' | sed -n "s/^$1=//p" | head -n 1; }
 
-# Resident memory (KiB) of a process and all its descendants.
-rss_kib() {
-    local want=" $1 " changed=1 p pp total=0
+# A process and all its descendants (squid or proxyd may fork workers).
+tree_pids() {
+    local want=" $1 " changed=1 p pp
     while [ $changed = 1 ]; do
         changed=0
         while read -r p pp; do
             case "$want" in *" $pp "*) case "$want" in *" $p "*) ;; *) want+="$p "; changed=1;; esac;; esac
         done < <(ps -e -o pid=,ppid=)
     done
-    for p in $want; do
+    echo $want
+}
+# Resident memory (KiB) of a process and its descendants (threads share the process's VmRSS).
+rss_kib() {
+    local p total=0
+    for p in $(tree_pids "$1"); do
         total=$(( total + $(awk '/^VmRSS:/{print $2}' "/proc/$p/status" 2>/dev/null || echo 0) ))
     done
     echo "$total"
@@ -80,23 +85,42 @@ declare -A PID ARGS LIVE
 load() { local peer=$1; shift; # shellcheck disable=SC2086
          as_bench "$TUNLOAD" ${ARGS[$peer]} "$@"; }
 
-# run_metric PEER METRIC KEY ARGS...: run tunload once and return KEY of its output; an error
-# (or any failed exchange) makes the figure "error (...)": a broken proxy must not look fast.
-run_metric() {
-    local peer=$1 metric=$2 key=$3 out errs val
-    shift 3
+# CPU time (ticks) of a process and all its threads and descendants, from /proc/PID/stat.
+CLK_TCK=$(getconf CLK_TCK)
+cpu_ticks() {
+    [ -n "$1" ] || { echo 0; return; }
+    local p total=0
+    for p in $(tree_pids "$1"); do
+        total=$(( total + $(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}' || echo 0) ))
+    done
+    echo "$total"
+}
+
+declare -A VALS CPUS   # every sample of a metric, and the proxy's CPU per unit of work for it
+# sample PEER METRIC VALUE_KEY UNIT_KEY ARGS...: one tunload run.  Appends its figure (or an
+# error: any failed exchange, so a broken proxy cannot look fast) to VALS, and the proxy's CPU time
+# per unit of work (µs per request or tunnel, ms per GiB) to CPUS.
+sample() {
+    local peer=$1 metric=$2 vkey=$3 ukey=$4 out errs val units t0 t1
+    shift 4
+    t0=$(cpu_ticks "${PID[$peer]:-}")
     out=$(load "$peer" "$@" 2>&1)
-    log "  $peer $metric: $out"
-    errs=$(kv errors "$out"); val=$(kv "$key" "$out")
-    if [ -z "$val" ]; then echo "error ($(printf '%s' "$out" | tail -n 1 | cut -c1-80))"
-    elif [ "${errs:-0}" != 0 ]; then echo "error ($errs failed: $(kv first_error "$out"))"
-    else echo "$val"; fi
+    t1=$(cpu_ticks "${PID[$peer]:-}")
+    log "  $peer $metric: $(printf '%s' "$out" | sed 's/ all=[^ ]*//') cpu_ticks=$(( t1 - t0 ))"
+    errs=$(kv errors "$out"); val=$(kv "$vkey" "$out"); units=$(kv "$ukey" "$out")
+    if [ -z "$val" ]; then VALS[$peer.$metric]+=" error($(printf '%s' "$out" | tail -n 1 | cut -c1-60 | tr ' ' _))"; return; fi
+    if [ "${errs:-0}" != 0 ]; then VALS[$peer.$metric]+=" error(${errs}_failed:_$(kv first_error "$out" | tr " " _))"; return; fi
+    VALS[$peer.$metric]+=" ${val//,/ }"
+    [ -n "${PID[$peer]:-}" ] && [ "${units:-0}" != 0 ] &&
+        CPUS[$peer.$metric]+=" $(awk -v t=$(( t1 - t0 )) -v hz="$CLK_TCK" -v u="$units" -v k="$ukey" \
+            'BEGIN{ if (k == "bytes") printf "%.1f", t / hz * 1000 / (u / 1073741824); else printf "%.2f", t / hz * 1e6 / u }')"
 }
 
 # Median of numbers; any non-number (an error) wins, so errors are never averaged away.
 median() {
     local v
-    for v in "$@"; do [[ $v =~ ^[0-9.]+$ ]] || { echo "$v"; return; }; done
+    [ $# -gt 0 ] || return 0
+    for v in "$@"; do [[ $v =~ ^[0-9.]+$ ]] || { v=${v#error(}; echo "error (${v%)})" | tr _ ' '; return; }; done
     printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'
 }
 
@@ -165,44 +189,32 @@ sleep 1
 
 # Memory first, on fresh processes (before any load has grown their heaps).
 for peer in "${active[@]}"; do [ "$peer" = direct ] || measure_idle "$peer"; done
-# Rate tests in interleaved rounds, so that a noisy second hits every peer alike; median kept.
-for metric in ka new; do
-    declare -A all=()
+# Rate tests in interleaved rounds, so that a noisy second hits every peer alike; medians kept.
+# The 10 MiB runs are spread over the rounds the same way.
+per_round=$(( (BULK10_RUNS + ROUNDS - 1) / ROUNDS ))
+for metric in ka new bulk10; do
     for round in $(seq "$ROUNDS"); do
         for peer in "${active[@]}"; do
-            if [ $metric = ka ]; then v=$(run_metric "$peer" ka rate -m ka -p /small -c "$KA_CONNS" -d "$BENCH_SECS" -w 1)
-            else v=$(run_metric "$peer" new rate -m new -p /small -c "$NEW_CONNS" -d "$BENCH_SECS" -w 1); fi
-            all[$peer]="${all[$peer]:-} $v"
-            [[ $v =~ ^[0-9.]+$ ]] && RND[$peer.$metric]="${RND[$peer.$metric]:-}${RND[$peer.$metric]:+ / }$(printf '%.0f' "$v")"
+            case $metric in
+              ka)     sample "$peer" ka rate total -m ka -p /small -c "$KA_CONNS" -d "$BENCH_SECS" -w 1;;
+              new)    sample "$peer" new rate total -m new -p /small -c "$NEW_CONNS" -d "$BENCH_SECS" -w 1;;
+              bulk10) sample "$peer" bulk10 all bytes -m bulk -p /10M -n "$per_round";;
+            esac
         done
     done
-    for peer in "${active[@]}"; do
-        # shellcheck disable=SC2086
-        if [[ ${all[$peer]} == *error* ]]; then R[$peer.$metric]=$(printf '%s' "${all[$peer]}" | grep -o 'error.*' | head -n 1)
-        else R[$peer.$metric]=$(median ${all[$peer]}); fi
-    done
-    unset all
 done
-# 10 MiB: the runs are spread over the rounds too, and the median of all of them is kept.
-declare -A b10=()
-per_round=$(( (BULK10_RUNS + ROUNDS - 1) / ROUNDS ))
-for round in $(seq "$ROUNDS"); do
-    for peer in "${active[@]}"; do
-        out=$(load "$peer" -m bulk -p /10M -n "$per_round" 2>&1)
-        log "  $peer bulk10: $out"
-        if [ "$(kv errors "$out")" = 0 ] && [ -n "$(kv all "$out")" ]; then
-            b10[$peer]="${b10[$peer]:-} $(kv all "$out" | tr ',' ' ')"
-        else
-            b10[$peer]="${b10[$peer]:-} error($(kv first_error "$out"))"
-        fi
-    done
-done
+for peer in "${active[@]}"; do sample "$peer" bulk1g mib_s bytes -m bulk -p /1G -n 1; done
 for peer in "${active[@]}"; do
-    # shellcheck disable=SC2086
-    R[$peer.bulk10]=$(median ${b10[$peer]})
-    [[ ${R[$peer.bulk10]} == error* ]] && R[$peer.bulk10]="error (${R[$peer.bulk10]#error(}"
+    for metric in ka new bulk10 bulk1g; do
+        # shellcheck disable=SC2086
+        R[$peer.$metric]=$(median ${VALS[$peer.$metric]:-})
+        # shellcheck disable=SC2086
+        R[$peer.cpu_$metric]=$(median ${CPUS[$peer.$metric]:-})
+    done
+    for metric in ka new; do
+        RND[$peer.$metric]=$(for v in ${VALS[$peer.$metric]:-}; do [[ $v =~ ^[0-9.]+$ ]] && printf '%.0f\n' "$v" || echo err; done | paste -sd/ | sed 's|/| / |g')
+    done
 done
-for peer in "${active[@]}"; do R[$peer.bulk1g]=$(run_metric "$peer" bulk1g mib_s -m bulk -p /1G -n 1); done
 for peer in "${active[@]}"; do
     case $peer in
       direct)  wrk_check direct "http://$ORIGIN/small";;
@@ -226,7 +238,7 @@ cell() {   # PEER METRIC
     if [ -n "${NOTE[$1]:-}" ] && [ -z "$v" ]; then echo "n/a"; return; fi
     [ -z "$v" ] && { echo "—"; return; }
     if num "$v"; then
-        case $2 in idle) echo "$v";; *) printf '%.0f' "$v";; esac
+        case $2 in idle) echo "$v";; cpu_ka|cpu_new) printf '%.1f' "$v";; *) printf '%.0f' "$v";; esac
     else echo "$v"; fi
 }
 ratio() {  # METRIC PEER  -> proxyd / peer
@@ -262,6 +274,19 @@ for m in "${metrics[@]}"; do
     printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "${LABEL[$m]}" \
         "$(cell direct $m)" "$(cell haproxy $m)" "$(cell squid $m)" "$(cell tinyproxy $m)" "$(cell proxyd $m)" \
         "$(ratio $m haproxy)" "$(ratio $m squid)" "$(ratio $m tinyproxy)" "${TARGET[$m]}" "$(verdict $m ${RULE[$m]})"
+done
+echo
+echo "The proxy's own CPU time per unit of work (utime+stime of its processes and threads from /proc," \
+     "median over the same runs; lower is better, and far less sensitive to other load on the machine than rates):"
+echo
+echo "| CPU per | haproxy (TCP) | squid | tinyproxy | sandbox-proxyd | proxyd ÷ haproxy | proxyd ÷ squid | proxyd ÷ tinyproxy |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+declare -A CLABEL=([cpu_ka]="keep-alive request, µs" [cpu_new]="new tunnel (CONNECT+GET+close), µs"
+                   [cpu_bulk10]="GiB in 10 MiB transfers, ms" [cpu_bulk1g]="GiB in a 1 GiB transfer, ms")
+for m in cpu_ka cpu_new cpu_bulk10 cpu_bulk1g; do
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "${CLABEL[$m]}" \
+        "$(cell haproxy $m)" "$(cell squid $m)" "$(cell tinyproxy $m)" "$(cell proxyd $m)" \
+        "$(ratio $m haproxy)" "$(ratio $m squid)" "$(ratio $m tinyproxy)"
 done
 echo
 echo "Cross-check of the load generator with wrk (keep-alive req/s, same $KA_CONNS connections, no tunnel):" \
