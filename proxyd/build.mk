@@ -31,5 +31,8 @@ ifneq ($(wildcard proxyd/main.c),)
 BINS += $(B)/sandbox-proxyd
 endif
 
+# sandboxctl denials (ctl/cmd_denials.c) reads the decision log with json-c.
+CTL_LIBS += $(call pc,json-c)
+
 TEST_OBJS_test_http_parse := $(B)/proxyd/http_parse.o
 FUZZ_OBJS_fuzz_http := $(B)/proxyd/http_parse.o

@@ -160,3 +160,25 @@ assert_eq "origin-form to a proxy" "HTTP/1.1 400 Bad Request" "$(bad 'GET /hello
 assert_eq "next client served" "hello from origin" "$(pcurl pxuser http://allowed.test/hello)"
 kill -0 "$PROXYD_PID" || fail "proxyd died"
 ok "proxyd alive after malformed input"
+
+# --- sandboxctl denials: what was denied, and the Allow= line that permits it ---
+if [ -x "$PS_BUILD/sandboxctl" ]; then
+    out=$("$PS_BUILD/sandboxctl" -c "$CONF" denials pxuser); rc=$?
+    assert_eq "denials exit status" 0 "$rc"
+    assert_match "denials lists denied.test:80" 'denied.test:80  no_matching_rule  \(explicit' "$out"
+    assert_match "denials suggests the rule and where" 'Allow=denied.test:80    # \[Network\] of profiles/10-box.conf' "$out"
+    assert_match "SSRF denial: no Allow= can help a name" 'loop.test:80  address_class_loopback.*
+ *# the name resolves to an internal address' "$out"
+    assert_match "metadata: never" '# metadata addresses are never allowed' "$out"
+    assert_no_match "other accounts not shown" 'pxfree' "$out"
+    out=$("$PS_BUILD/sandboxctl" -c "$CONF" denials)
+    assert_match "all accounts: pxfree" 'pxfree \(profile none\)' "$out"
+    # The suggested line, added to the profile and reloaded, permits exactly that.
+    line=$("$PS_BUILD/sandboxctl" -c "$CONF" denials pxuser | grep -o 'Allow=denied.test:80' | head -n 1)
+    echo "$line" >> "$CONF/profiles/10-box.conf"
+    kill -HUP "$PROXYD_PID"
+    for _ in $(seq 50); do grep -q 'reloaded configuration' "$SYSLOG" && break; sleep 0.1; done
+    assert_eq "suggested rule works after reload" "hello from origin" "$(pcurl pxuser http://denied.test/hello)"
+    out=$("$PS_BUILD/sandboxctl" -c "$CONF" denials --since x 2>&1); rc=$?
+    assert_eq "denials usage error" 2 "$rc"
+fi

@@ -77,12 +77,20 @@ proxy_start() {
 
 # The steering of DESIGN.md §5.1 for the given UIDs.
 proxy_nft() {
-    local uids
+    local uids u applied=0
     uids=$(IFS=,; echo "$*")
-    if [ -x "$PS_BUILD/sandboxctl" ] && "$PS_BUILD/sandboxctl" help 2>&1 | grep -qw apply; then
-        "$PS_BUILD/sandboxctl" -c "$CONF" apply >/dev/null 2>&1 && nft list table inet pam_sandbox >/dev/null 2>&1 &&
-            nft list set inet pam_sandbox users 2>/dev/null | grep -q "${1}" && return 0
+    if [ -x "$PS_BUILD/sandboxctl" ] && "$PS_BUILD/sandboxctl" -c "$CONF" apply >"$WORLD/apply.out" 2>&1; then
+        applied=1
+        for u in "$@"; do
+            nft list set inet pam_sandbox users 2>/dev/null | grep -qw "$u" || applied=0
+        done
     fi
+    if [ $applied = 1 ]; then
+        echo "# steering: sandboxctl apply"
+        return 0
+    fi
+    echo "# steering: equivalent rules loaded with nft (sandboxctl apply: $(tail -n 1 "$WORLD/apply.out" 2>/dev/null))"
+    nft delete table inet pam_sandbox 2>/dev/null
     nft -f - <<EON || fail "loading the steering rules"
 table inet pam_sandbox {
     set users { type uid; elements = { $uids } }
