@@ -182,3 +182,4 @@ if [ -x "$PS_BUILD/sandboxctl" ]; then
     out=$("$PS_BUILD/sandboxctl" -c "$CONF" denials --since x 2>&1); rc=$?
     assert_eq "denials usage error" 2 "$rc"
 fi
+proxy_done

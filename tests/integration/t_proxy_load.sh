@@ -39,7 +39,7 @@ ok "$c close records"
 kill -0 "$PROXYD_PID" || fail "proxyd died under load"
 
 # --- per-account cap: 429 beyond -m ---
-kill "$PROXYD_PID"; wait "$PROXYD_PID" 2>/dev/null
+proxy_done
 for _ in $(seq 50); do ss -tln | grep -q ':3128 ' || break; sleep 0.1; done
 proxy_start -m 5
 rm -f $SCR/held
@@ -58,3 +58,4 @@ exec 9>&-
 wait $TPID
 sleep 0.3
 assert_eq "slots freed when tunnels close" "hello from origin" "$(pcurl ldbox http://203.0.113.10:8080/hello)"
+proxy_done

@@ -91,7 +91,7 @@ assert_match "no effective capabilities" 'CapEff:[[:space:]]+0000000000000000' "
 assert_match "no permitted capabilities" 'CapPrm:[[:space:]]+0000000000000000' "$st"
 
 # --- proxyd killed: sandboxed connections fail, none bypass ---
-kill "$PROXYD_PID"; wait "$PROXYD_PID" 2>/dev/null
+proxy_done
 for _ in $(seq 50); do ss -tln | grep -q ':3129 ' || break; sleep 0.1; done
 before=$(wc -l < "$ORIGIN_LOG")
 out=$(tcurl tpuser --resolve allowed.test:443:203.0.113.10 https://allowed.test/hello 2>&1); rc=$?

@@ -8,6 +8,7 @@
 #                             203.0.113.66:443, proxy account, sandbox.conf ($CONF)
 #   proxy_profile FILE CONTENT  a profile, mode 644
 #   proxy_start [ARGS...]     the real sandbox-proxyd in the foreground; $PROXYD_PID
+#   proxy_done                stop it; fail on a sanitizer report or a bad exit status
 #   proxy_nft UID...          nftables steering for those UIDs (sandboxctl apply when it exists,
 #                             else the equivalent rules of DESIGN.md §5.1 loaded with nft)
 #   as USER CMD...            run CMD as USER (setpriv; no PAM)
@@ -65,7 +66,8 @@ proxy_profile() { dns_profile "$@"; }
 
 proxy_start() {
     [ -x "$PS_BUILD/sandbox-proxyd" ] || skip "sandbox-proxyd not built in $PS_BUILD"
-    world_bg "$PS_BUILD/sandbox-proxyd" -c "$CONF" -f "$@"
+    # stderr kept apart: sanitizer reports are checked by proxy_done (syslog has the rest)
+    world_bg "$PS_BUILD/sandbox-proxyd" -c "$CONF" -f "$@" 2>>"$WORLD/proxyd.stderr"
     PROXYD_PID=${WORLD_PIDS[-1]}
     for _ in $(seq 200); do
         ss -tln 2>/dev/null | grep -q "$PROXY_EXPLICIT " && return 0
@@ -73,6 +75,20 @@ proxy_start() {
         sleep 0.05
     done
     fail "sandbox-proxyd does not listen on $PROXY_EXPLICIT"
+}
+
+# proxy_done: stop proxyd (if running) with SIGTERM and fail on any sanitizer report (ASan,
+# UBSan, LeakSanitizer print at exit) or a non-zero exit status.
+proxy_done() {
+    if [ -n "$PROXYD_PID" ] && kill -0 "$PROXYD_PID" 2>/dev/null; then
+        kill -TERM "$PROXYD_PID"; wait "$PROXYD_PID"; local rc=$?
+        [ $rc = 0 ] || fail "sandbox-proxyd exited with $rc: $(grep -v '^sandbox-proxyd' "$WORLD/proxyd.stderr" | head -n 30)"
+    fi
+    if grep -qE 'AddressSanitizer|LeakSanitizer|runtime error:' "$WORLD/proxyd.stderr" 2>/dev/null; then
+        grep -v '^sandbox-proxyd' "$WORLD/proxyd.stderr" | head -n 60
+        fail "sanitizer report from sandbox-proxyd"
+    fi
+    ok "sandbox-proxyd stopped cleanly${PS_SAN:+ (sanitizers: no report)}"
 }
 
 # The steering of DESIGN.md §5.1 for the given UIDs.
