@@ -8,3 +8,6 @@ PROXYD_LIBS += $(PD_DNS_LIBS)
 TEST_OBJS_test_dns_msg := $(B)/proxyd/dns_msg.o
 TEST_OBJS_test_synth := $(B)/proxyd/synth.o
 FUZZ_OBJS_fuzz_dns := $(B)/proxyd/dns_msg.o
+# The resolver on the real loop, against an in-process responder.
+TEST_OBJS_test_dns_resolver := $(B)/proxyd/resolver.o $(B)/proxyd/loop.o $(B)/proxyd/dns_msg.o
+TEST_LIBS_test_dns_resolver := $(PD_DNS_LIBS)

@@ -492,8 +492,10 @@ const char *resolver_strerror(int status)
     }
 }
 
-void resolver_stats(const struct resolver *r, unsigned long *upstream, unsigned long *cached)
+void resolver_stats(const struct resolver *r, unsigned long *upstream, unsigned long *cached,
+                    size_t *entries)
 {
     if (upstream) *upstream = r->n_upstream;
     if (cached) *cached = r->n_cached;
+    if (entries) *entries = r->nentries;
 }

@@ -35,7 +35,9 @@ const char *resolver_strerror(int status);
 /* Point the resolver at the servers of a new config (Resolver=, else /etc/resolv.conf) without
  * dropping lookups in flight or the cache.  0 or -1. */
 int resolver_reconfigure(struct resolver *r, const struct ps_config *cfg);
-/* Counters, for tests and status: upstream lookups started, answers served from the cache. */
-void resolver_stats(const struct resolver *r, unsigned long *upstream, unsigned long *cached);
+/* Counters, for tests and status: upstream lookups started, answers served from the cache, names
+ * remembered now (never more than RESOLVER_CACHE_MAX).  Any pointer may be NULL. */
+void resolver_stats(const struct resolver *r, unsigned long *upstream, unsigned long *cached,
+                    size_t *entries);
 
 #endif
