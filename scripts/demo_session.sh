@@ -1,6 +1,6 @@
 # Run by scripts/demo_world inside an SSH session (bash -s -- MODE ...), as the account under test.
 # Prints one line per check: "VERDICT PASS|FAIL name: detail"; other lines are shown as they are.
-#   sandboxed ALLOWED_URL DENIED_URL DENIED_NAME   - the confined demo account
+#   sandboxed ALLOWED_URL DENIED_URL DENIED_NAME BACKEND_KEY_FILE - the confined demo account
 #   free DENIED_URL                                - an account no profile matches
 mode=$1; shift
 verdict() { # verdict NAME OK DETAIL
@@ -31,7 +31,7 @@ fetch() {
 }
 
 if [ "$mode" = sandboxed ]; then
-    allowed=$1 denied=$2 dname=$3
+    allowed=$1 denied=$2 dname=$3 keyfile=$4
 
     # 1. Process limit: fork until the kernel refuses; count this account's processes then.
     hard=$(ulimit -Hu)
@@ -90,8 +90,10 @@ print(len(kids), err, total)')
         -d '{"model":"fast","messages":[{"role":"user","content":"hello"}]}'
     code=$CODE body=$BODY
     fetch http://inference.local:8080/v1/models
-    ok=0; [ "$code" = 200 ] && [ "$CODE" = 403 ] && ok=1
-    verdict "inference.local" $ok "443: HTTP $code ${body:0:120}; port 8080: HTTP $CODE, X-Sandbox-Deny: ${DENY:-missing}"
+    # The backend answered 200 only to the admin's key (it checks it); the session never holds it.
+    keyerr=$(cat "$keyfile" 2>&1 >/dev/null | sed 's/.*: //')
+    ok=0; [ "$code" = 200 ] && [ "$CODE" = 403 ] && [ -n "$keyerr" ] && ok=1
+    verdict "inference.local" $ok "443: HTTP $code ${body:0:90}...; port 8080: HTTP $CODE, X-Sandbox-Deny: ${DENY:-missing}; session key OPENAI_API_KEY=${OPENAI_API_KEY:-unset}, the backend key file: ${keyerr:-READABLE}"
 else
     denied=$1
     hard=$(ulimit -Hu); nnp=$(status_field NoNewPrivs); nl=$(sock_errno $AF_NETLINK $SOCK_RAW 4)
