@@ -52,6 +52,9 @@ static uid_t *matching_uids(const struct ps_config *cfg, size_t *n)
     *n = 0;
     struct passwd *proxy = getpwnam(cfg->global.proxy_user);
     uid_t proxy_uid = proxy ? proxy->pw_uid : (uid_t)-1;
+    if (!proxy)
+        fprintf(stderr, "sandboxctl: warning: [Proxy] User=%s: no such account; proxyd cannot run "
+                "as it, so sandboxed TCP is refused until it exists\n", cfg->global.proxy_user);
     struct ps_identity *id = ps_xcalloc(1, sizeof *id);
     for (size_t i = 0; i < na; i++) {
         if (ps_identity_lookup(acc[i].name, id) < 0)

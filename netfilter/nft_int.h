@@ -24,7 +24,9 @@ struct ps_nft_rendered {
 int ps_nft_render_full(const struct ps_config *cfg, struct ps_nft_rendered *r, struct ps_diags *diags);
 void ps_nft_rendered_free(struct ps_nft_rendered *r);
 
-/* proxyd's account (from [Proxy] User=): 0 or -1 with a message in err. */
+/* proxyd's account (from [Proxy] User=): 0 with *uid (PS_NFT_NO_UID when there is no such
+ * account), or -1 with a message in err when NSS fails. */
+#define PS_NFT_NO_UID ((uid_t)-1)
 int ps_nft_proxy_uid(const struct ps_config *cfg, uid_t *uid, char *err, size_t errlen);
 
 /* Run nft commands from buf in one libnftables call (one transaction for the batch commands).

@@ -197,19 +197,32 @@ static void emit_endpoints(const struct ps_config *cfg, struct lines *l, const c
     }
 }
 
+/* proxyd's account, or PS_NFT_NO_UID when it does not exist: then nothing runs as it and there is
+ * nothing to exempt (proxyd itself refuses to start), which is no reason to leave the sandboxed
+ * accounts unsteered.  -1 only when NSS cannot answer. */
 int ps_nft_proxy_uid(const struct ps_config *cfg, uid_t *uid, char *err, size_t errlen)
 {
     const char *name = cfg->global.proxy_user ? cfg->global.proxy_user : "pam-sandbox";
     struct passwd pw, *res = NULL;
     char buf[4096];
     int rc = getpwnam_r(name, &pw, buf, sizeof buf, &res);
-    if (rc != 0 || !res) {
-        snprintf(err, errlen, "[Proxy] User=%s: %s (proxyd's own traffic must be exempted by UID)",
-                 name, rc ? strerror(rc) : "no such account");
+    if (rc != 0) {
+        snprintf(err, errlen, "[Proxy] User=%s: cannot look the account up: %s", name, strerror(rc));
         return -1;
     }
-    *uid = pw.pw_uid;
+    *uid = res ? pw.pw_uid : PS_NFT_NO_UID;
     return 0;
+}
+
+/* The first rule of both chains. */
+static void emit_proxy_exemption(const struct ps_config *cfg, uid_t proxy_uid, struct lines *l)
+{
+    if (proxy_uid == PS_NFT_NO_UID)
+        emit(l, &no_origin, "\t\t# [Proxy] User=%s does not exist: no exemption rule",
+             cfg->global.proxy_user ? cfg->global.proxy_user : "pam-sandbox");
+    else
+        emit(l, &no_origin, "\t\tmeta skuid %u return comment \"proxyd's account: never steered\"",
+             (unsigned)proxy_uid);
 }
 
 static uint32_t fnv1a(uint32_t h, const char *s)
@@ -237,8 +250,7 @@ static int render_chains(const struct ps_config *cfg, uid_t proxy_uid, struct li
 
     emit(l, &no_origin, "\tchain steer {");
     emit(l, &no_origin, "\t\ttype nat hook output priority -100; policy accept;");
-    emit(l, &no_origin, "\t\tmeta skuid %u return comment \"proxyd's account: never steered\"",
-         (unsigned)proxy_uid);
+    emit_proxy_exemption(cfg, proxy_uid, l);
     for (int i = 0; i < 2; i++)
         if (dns[i].port)
             emit(l, &no_origin, "\t\tmeta skuid @users meta nfproto %s meta l4proto { tcp, udp } "
@@ -252,8 +264,7 @@ static int render_chains(const struct ps_config *cfg, uid_t proxy_uid, struct li
 
     emit(l, &no_origin, "\tchain egress {");
     emit(l, &no_origin, "\t\ttype filter hook output priority filter; policy accept;");
-    emit(l, &no_origin, "\t\tmeta skuid %u return comment \"proxyd's account: never steered\"",
-         (unsigned)proxy_uid);
+    emit_proxy_exemption(cfg, proxy_uid, l);
     emit_endpoints(cfg, l, "accept");
     emit(l, &no_origin, "\t\tmeta skuid @users limit rate 10/second burst 20 packets "
          "log prefix \"%s\" flags skuid log prefix \"%s\" group %d",

@@ -147,13 +147,17 @@ out=$("${CTL[@]}" apply 2>&1) && fail "apply accepted two IPv4 transparent ports
 assert_match "two redirect ports for one family: FILE:LINE" "^$CONF/sandbox.conf:7: TransparentListen=: a second IPv4 port \(3130, first 3129\)" "$out"
 same_table "the table is still unchanged" "$before" "$(nft list table inet pam_sandbox)"
 write_conf 127.0.0.1:3129
-sed -i 's/^User=.*/User=no-such-proxy-user/' "$CONF/sandbox.conf"
-out=$("${CTL[@]}" apply 2>&1) && fail "apply accepted a proxyd account that does not exist"
-assert_match "unknown proxyd account is an error of sandbox.conf" "sandbox.conf:0: \[Proxy\] User=no-such-proxy-user: no such account" "$out"
-same_table "the table is still unchanged" "$before" "$(nft list table inet pam_sandbox)"
-write_conf 127.0.0.1:3129
 "${ENSURE[@]}" 59351 || fail "ensure_uid after restoring the configuration"
 ok "the restored configuration matches the table that stayed loaded"
+
+# --- proxyd's account does not exist (yet): steering still loads, without an exemption ---
+sed -i 's/^User=.*/User=no-such-proxy-user/' "$CONF/sandbox.conf"
+out=$("${CTL[@]}" apply 2>&1) || fail "apply with a missing proxyd account: $out"
+assert_match "apply warns that proxyd's account is missing" 'User=no-such-proxy-user: no such account' "$out"
+assert_no_match "no exemption rule for a UID nobody has" 'meta skuid [0-9]+ return' "$(nft list table inet pam_sandbox)"
+r=$(as sbx udp 203.0.113.10 9999)
+assert_match "sbx is still steered" '^error EPERM' "$r"
+write_conf 127.0.0.1:3129
 
 # --- flush ---
 "${CTL[@]}" flush >/dev/null || fail "flush"

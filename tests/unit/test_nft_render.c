@@ -227,8 +227,18 @@ static void unrenderable_listen_addresses(void **state)
                  "a second IPv4 port (3130, first 3129)");
     render_fails("[Proxy]\nUser=" PROXY "\nDNSListen=[::1]:53 [::]:5353\n", 3,
                  "a second IPv6 port (5353, first 53)");
-    /* proxyd's account must exist: its traffic is exempted by UID. */
-    render_fails("[Proxy]\nUser=no-such-user-59398\n", 0, "User=no-such-user-59398: no such account");
+}
+
+/* No such account: nothing runs as it, so there is nothing to exempt, and the sandboxed accounts
+ * are steered all the same. */
+static void missing_proxy_account(void **state)
+{
+    (void)state;
+    char *t = render("[Proxy]\nUser=no-such-user-59398\n");
+    assert_has(t, "# \\[Proxy\\] User=no-such-user-59398 does not exist: no exemption rule");
+    assert_lacks(t, "meta skuid [0-9]+ return");
+    assert_has(t, "meta skuid @users meta nfproto ipv4 meta l4proto tcp redirect to :3129");
+    free(t);
 }
 
 int main(void)
@@ -241,6 +251,7 @@ int main(void)
         cmocka_unit_test(wildcard_and_missing_family),
         cmocka_unit_test(version_follows_the_rules),
         cmocka_unit_test(unrenderable_listen_addresses),
+        cmocka_unit_test(missing_proxy_account),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
