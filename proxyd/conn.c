@@ -199,7 +199,7 @@ void pd_conn_log(struct pd_conn *c, const char *decision, const char *reason, co
     struct pd_log_entry e = {
         .who = &c->who, .host = c->host[0] ? c->host : NULL, .port = c->port,
         .address = c->addr_str[0] ? c->addr_str : NULL, .decision = decision, .reason = reason,
-        .rule = rule, .binary = NULL,
+        .rule = rule, .binary = c->binary,
         .bytes_up = close_record ? c->bytes_up : -1,
         .bytes_down = close_record ? c->bytes_down : -1,
         .duration_ms = close_record ? (int64_t)(pd_now_ms() - c->t_start) : -1,
@@ -215,6 +215,9 @@ void pd_conn_free(struct pd_conn *c)
         pd_conn_log(c, "close", "closed", c->rule, true);
     if (c->rq)
         resolver_cancel(pd->resolver, c->rq);
+    if (c->binq)
+        pd_binary_cancel(c->binq);
+    free(c->binary);
     if (c->timer)
         pd_timer_cancel(pd->loop, c->timer);
     if (c->cfd >= 0) {
@@ -300,6 +303,21 @@ static void hand_to_inference(struct pd_conn *c)
     pd_conn_free(c);
 }
 
+static void binary_known(void *arg, int status, const char *path)
+{
+    struct pd_conn *c = arg;
+    c->binq = NULL;
+    c->bin_done = true;
+    if (status == PD_BIN_AMBIGUOUS) {
+        /* processes with different executables share the socket: nobody can say who connects */
+        pd_conn_deny(c, "binary_ambiguous", "default");
+        return;
+    }
+    if (status == PD_BIN_FOUND && path)
+        c->binary = ps_xstrdup(path);
+    pd_conn_decide(c);
+}
+
 /* host/port (and for an address, cands[0]) are set.  Policy first; names are resolved and their
  * addresses classified in connect.c. */
 void pd_conn_decide(struct pd_conn *c)
@@ -345,11 +363,17 @@ void pd_conn_decide(struct pd_conn *c)
         hand_to_inference(c);
         return;
     }
+    if (!c->bin_done && pd_profile_uses_binary(p)) {
+        c->binq = pd_binary_lookup(c->who.uid, c->inode, binary_known, c);
+        if (c->binq)
+            return;                        /* binary_known() decides */
+        c->bin_done = true;                /* no helper: unknown, binary= allows never match */
+    }
     struct ps_decision d;
     if (c->host_is_name)
-        ps_policy_decide(p, c->host, c->port, NULL, &d);
+        ps_policy_decide(p, c->host, c->port, c->binary, &d);
     else
-        ps_policy_decide_addr(p, &c->cands[0].sa, c->port, NULL,
+        ps_policy_decide_addr(p, &c->cands[0].sa, c->port, c->binary,
                               &cfg->global.synthetic_range, &d);
     snprintf(c->rule, sizeof c->rule, "%s", d.where);
     if (d.verdict == PS_DENY) {

@@ -56,6 +56,10 @@ struct pd_conn {
     enum pd_conn_state st;
     bool counted;                      /* counts against the per-account cap */
     bool id_ok;                        /* identity found */
+    uint64_t inode;                    /* the client socket's inode (sock_diag) */
+    void *binq;                        /* pending binary lookup */
+    bool bin_done;                     /* binary lookup finished (binary[] valid or empty) */
+    char *binary;                      /* executable owning the socket, or NULL */
     const char *id_err;                /* why not */
 
     struct pd_buf in;                  /* from the client, not yet consumed */
@@ -135,6 +139,14 @@ void pd_ident_flush(void);                        /* after a reload */
 /* The per-account cap (429): false when uid is at its limit. */
 bool pd_account_acquire(uid_t uid);
 void pd_account_release(uid_t uid);
+
+/* binary.c: the executable owning a client socket, for binary= rules */
+enum pd_bin_status { PD_BIN_FOUND = 0, PD_BIN_NOT_FOUND = 1, PD_BIN_AMBIGUOUS = 2 };
+typedef void (*pd_bin_cb)(void *arg, int status, const char *path);
+int pd_binary_start(void);                        /* as root, before the privilege drop */
+void *pd_binary_lookup(uid_t uid, uint64_t inode, pd_bin_cb cb, void *arg);  /* NULL: unavailable */
+void pd_binary_cancel(void *handle);
+bool pd_profile_uses_binary(const struct ps_profile *p);
 
 /* conf.c */
 struct pd_conf *pd_conf_load(const char *dir, bool print_errors);

@@ -91,6 +91,7 @@ int pd_identify(struct pd_conn *c, const struct sockaddr *local)
         return -1;
     }
     c->who.uid = uid;
+    c->inode = inode;
     profile_of(uid, c->who.conf->cfg, &c->who.profile, c->who.user, sizeof c->who.user);
     if (!c->who.user[0])
         snprintf(c->who.user, sizeof c->who.user, "%u", (unsigned)uid);

@@ -244,6 +244,8 @@ int main(int argc, char **argv)
     pd_inference_reload(pd->conf);   /* as root: the CA key and APIKeyFile=s are root-only */
     if (write_pidfile(pidfile) < 0)
         return 1;
+    if (pd_binary_start() < 0)
+        syslog(LOG_ERR, "binary= helper: %m (binary= allows will not match)");
     if (drop_privileges(cfg->global.proxy_user) < 0)
         return 1;
     syslog(LOG_INFO, "started (config %s)", conf_dir);
