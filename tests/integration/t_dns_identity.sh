@@ -53,3 +53,4 @@ sleep 0.3
 d=$(grep '"mode":"dns"' "$WORLD/decisions.jsonl" "$SYSLOG" 2>/dev/null | grep '"reason":"ambiguous_client"' | head -n 1)
 assert_match "refused as ambiguous, logged" '"decision":"deny"' "$d"
 wait "$holder"
+dns_done

@@ -73,3 +73,4 @@ sleep 0.5
 still_answers "the junk burst"
 out=$(dns_q dnsfuzz +tcp github.com A)
 assert_eq "dig over TCP after everything" NOERROR "$(dns_status "$out")"
+dns_done

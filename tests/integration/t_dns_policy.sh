@@ -92,3 +92,4 @@ d=$(grep '"mode":"dns"' "$log" | grep '"host":"github.com"' | grep '"decision":"
 assert_match "allowed name logged with the rule" '"rule":"[^"]*10-box.conf:4"' "$d"
 d=$(grep '"mode":"dns"' "$log" | grep '"account":"dnsfree"' | head -n 1)
 assert_match "not sandboxed logged" '"reason":"not_sandboxed"' "$d"
+dns_done

@@ -64,7 +64,7 @@ ip netns exec dnsup python3 "$PS_SRC/tests/lib/dns_fake_resolver.py" --listen 20
 WORLD_PIDS+=($!)
 for _ in $(seq 100); do grep -q ready "$WORLD/fr5353.out" 2>/dev/null && break; sleep 0.05; done
 restart_proxyd() {
-    kill "$DNS_PROXYD_PID"; wait "$DNS_PROXYD_PID" 2>/dev/null
+    dns_done
     for _ in $(seq 100); do ss -uln | grep -q "127.0.0.1:$DNS_PORT " || break; sleep 0.05; done
     dns_start_proxyd
 }
@@ -97,3 +97,4 @@ assert_eq "connect path: one upstream query within the TTL" 1 "$(dns_upstream_co
 sleep 4
 assert_eq "after the TTL" hello-dns "$(c)"
 assert_eq "connect path: asked again after the TTL" 2 "$(dns_upstream_count web.example.com A)"
+dns_done

@@ -7,6 +7,7 @@
 #   dns_world_conf [EXTRA-LINE...]  world_conf + Resolver=203.0.113.10 (+ extra [Proxy] lines)
 #   dns_profile FILE CONTENT        a profile, mode 644
 #   dns_start_proxyd                the real sandbox-proxyd in the foreground (killed at exit)
+#   dns_done                        stop it; fail on a bad exit status or a sanitizer report
 #   dns_q USER ARGS...              dig as USER against the DNS listen port; prints dig's output
 #   dns_status / dns_answers OUTPUT the status word / the A-record addresses of a dig output
 #   dns_upstream_count NAME [TYPE]  how many queries for NAME the upstream resolver received
@@ -43,7 +44,8 @@ dns_profile() {
 
 dns_start_proxyd() {
     [ -x "$PS_BUILD/sandbox-proxyd" ] || skip "sandbox-proxyd not built in $PS_BUILD"
-    world_bg "$PS_BUILD/sandbox-proxyd" -c "$CONF" -f
+    # stderr kept apart: dns_done checks it for sanitizer reports (syslog has the rest)
+    world_bg "$PS_BUILD/sandbox-proxyd" -c "$CONF" -f 2>>"$WORLD/proxyd.stderr"
     DNS_PROXYD_PID=${WORLD_PIDS[-1]}
     for _ in $(seq 100); do
         ss -uln 2>/dev/null | grep -q "127.0.0.1:$DNS_PORT " && ss -tln | grep -q "127.0.0.1:$DNS_PORT " && return 0
@@ -51,6 +53,19 @@ dns_start_proxyd() {
         sleep 0.05
     done
     fail "sandbox-proxyd does not listen on 127.0.0.1:$DNS_PORT"
+}
+
+# dns_done: stop proxyd with SIGTERM; fail on a non-zero exit status or any sanitizer report.
+dns_done() {
+    if [ -n "${DNS_PROXYD_PID:-}" ] && kill -0 "$DNS_PROXYD_PID" 2>/dev/null; then
+        kill -TERM "$DNS_PROXYD_PID"; wait "$DNS_PROXYD_PID"; local rc=$?
+        [ $rc = 0 ] || fail "sandbox-proxyd exited with $rc: $(grep -v '^sandbox-proxyd' "$WORLD/proxyd.stderr" | head -n 30)"
+    fi
+    if grep -qE 'AddressSanitizer|LeakSanitizer|runtime error:' "$WORLD/proxyd.stderr" 2>/dev/null; then
+        grep -v '^sandbox-proxyd' "$WORLD/proxyd.stderr" | head -n 60
+        fail "sanitizer report from sandbox-proxyd"
+    fi
+    ok "sandbox-proxyd stopped cleanly"
 }
 
 dns_q() {

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Policy DNS behind the real steering (`sandboxctl apply`): a sandboxed account that asks the real
+# resolver (203.0.113.10 / 2001:db8::10, port 53) directly - dig over UDP and TCP, an unconnected
+# UDP socket, glibc's getaddrinfo - is redirected to proxyd, identified through the NAT, and gets
+# synthetic answers; a denied name is REFUSED and never reaches the resolver, so asking the upstream
+# server directly is no way around policy.  An account outside the set is not steered.
+# UIDs 59760-59769.
+. "$(dirname "$0")/../lib/world.sh"; world_enter "$@"
+. "$PS_SRC/tests/lib/dns_world.sh"
+
+command -v nft >/dev/null || skip "nft missing"
+[ -x "$PS_BUILD/sandboxctl" ] || skip "sandboxctl not built in $PS_BUILD"
+world_add_user dnsst 59761 dnsbox
+world_add_user dnsstfree 59762
+dns_world_upstream github.com=A:203.0.113.10 secret.example.net=A:203.0.113.10
+dns_world_conf "DNSListen=[::1]:$DNS_PORT"
+dns_profile 10-box.conf "[Match]
+Group=dnsbox
+[Network]
+Allow=github.com:443"
+dns_start_proxyd
+"$PS_BUILD/sandboxctl" -c "$CONF" apply > "$WORLD/apply.out" 2>&1 || fail "sandboxctl apply: $(cat "$WORLD/apply.out")"
+nft list set inet pam_sandbox users | grep -qw 59761 || fail "59761 not in the steering set"
+ok "steering loaded by sandboxctl apply"
+
+dig_as() { local u=$1; shift; runuser -u "$u" -- dig +time=2 +tries=1 "$@" 2>&1; }
+
+for srv in 203.0.113.10 2001:db8::10; do
+    for tr in "" +tcp; do
+        what="@$srv ${tr:-udp}"
+        out=$(dig_as dnsst $tr @"$srv" github.com A)
+        a=$(dns_answers "$out")
+        dns_is_synthetic "$a" || fail "$what: steered query got [$a]: $out"
+        ok "$what: github.com -> synthetic $a"
+        assert_match "$what: the answer seems to come from the server asked" "SERVER: $srv#53" "$out"
+        out=$(dig_as dnsst $tr @"$srv" secret.example.net A)
+        assert_eq "$what: denied name" REFUSED "$(dns_status "$out")"
+    done
+done
+
+# An unconnected UDP socket (sendto) is redirected and identified too.
+got=$(runuser -u dnsst -- python3 "$PS_SRC/tests/lib/dns_probe.py" --server 203.0.113.10 --port 53 \
+      --unconnected query github.com)
+assert_eq "unconnected UDP socket, steered" "RCODE=NOERROR AN=1 ID=ok" "$got"
+
+# glibc (getaddrinfo: A and AAAA in parallel over one connected socket) with the resolver of
+# /etc/resolv.conf.
+printf 'nameserver 203.0.113.10\n' > /etc/resolv.conf
+a=$(runuser -u dnsst -- getent ahostsv4 github.com | awk '{print $1; exit}')
+dns_is_synthetic "$a" || fail "getaddrinfo as the sandboxed account gave [$a]"
+ok "getaddrinfo github.com -> $a"
+runuser -u dnsst -- getent hosts secret.example.net && fail "getaddrinfo resolved a denied name"
+ok "getaddrinfo of a denied name fails"
+
+assert_eq "the resolver never saw the denied name" 0 "$(dns_upstream_count secret.example.net)"
+
+# Not in the set: not steered, the real resolver answers (and logs it).
+out=$(dig_as dnsstfree @203.0.113.10 secret.example.net A)
+assert_eq "unsteered account reaches the resolver" 203.0.113.10 "$(dns_answers "$out")"
+assert_eq "and the resolver saw that query" 1 "$(dns_upstream_count secret.example.net A)"
+
+dns_done
