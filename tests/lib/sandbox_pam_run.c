@@ -40,6 +40,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "no such user %s\n", argv[2]);
         return 2;
     }
+    /* Modules call getpwnam() too (pam_sandbox looks up [Proxy] User=), which overwrites the
+     * static result: keep a copy, or the command runs as whoever a module looked up last. */
+    struct passwd user = *pw;
+    user.pw_name = strdup(pw->pw_name);
+    user.pw_dir = strdup(pw->pw_dir);
+    pw = &user;
     if (step(h, "pam_start", pam_start(argv[1], argv[2], &conv, &h)) != PAM_SUCCESS)
         return 10;
     int fail = 0;
