@@ -30,6 +30,30 @@ static void set_port(struct sockaddr_storage *ss, uint16_t port)
 }
 
 static void try_next(struct pd_conn *c, int status, const char *why);
+static void start_attempt(struct pd_conn *c);
+
+/* UpstreamProxy= given by name: resolved with the same resolver (the admin's name, so no address
+ * classification), remembered for its TTL. */
+static struct {
+    char name[PS_MAX_NAME + 1];
+    struct sockaddr_storage addr;
+    uint64_t expires;
+} up_cache;
+
+static void upstream_resolved(void *arg, int status, const struct sockaddr_storage *addrs, size_t n,
+                              unsigned ttl)
+{
+    struct pd_conn *c = arg;
+    c->rq = NULL;
+    if (status != 0 || n == 0) {
+        pd_conn_fail(c, 502, "upstream_proxy_unresolvable");
+        return;
+    }
+    snprintf(up_cache.name, sizeof up_cache.name, "%s", c->who.conf->cfg->global.upstream_proxy_host);
+    up_cache.addr = addrs[0];
+    up_cache.expires = pd_now_ms() + (uint64_t)(ttl ? ttl : 30) * 1000u;
+    start_attempt(c);
+}
 
 static bool use_upstream_proxy(const struct pd_conn *c, struct sockaddr_storage *out)
 {
@@ -45,8 +69,14 @@ static bool use_upstream_proxy(const struct pd_conn *c, struct sockaddr_storage 
     } else if (inet_pton(AF_INET6, g->upstream_proxy_host, &s6->sin6_addr) == 1) {
         s6->sin6_family = AF_INET6;
         s6->sin6_port = htons(g->upstream_proxy_port);
+    } else if (strcmp(up_cache.name, g->upstream_proxy_host) == 0 && up_cache.expires > pd_now_ms()) {
+        *out = up_cache.addr;
+        if (out->ss_family == AF_INET6)
+            s6->sin6_port = htons(g->upstream_proxy_port);
+        else
+            s4->sin_port = htons(g->upstream_proxy_port);
     } else {
-        out->ss_family = AF_UNSPEC;          /* a name: not supported (see man page) */
+        out->ss_family = AF_UNSPEC;          /* a name not resolved yet */
     }
     return true;
 }
@@ -59,7 +89,13 @@ static void start_attempt(struct pd_conn *c)
     pd_sockaddr_str((struct sockaddr *)&dst, c->addr_str, sizeof c->addr_str, false);
     bool via_proxy = use_upstream_proxy(c, &proxy);
     if (via_proxy && proxy.ss_family == AF_UNSPEC) {
-        pd_conn_fail(c, 502, "upstream_proxy_not_an_address");
+        c->addr_str[0] = '\0';
+        c->st = CS_RESOLVING;
+        pd_conn_update(c);
+        c->rq = resolver_lookup(pd->resolver, c->who.conf->cfg->global.upstream_proxy_host,
+                                upstream_resolved, c);
+        if (!c->rq)
+            pd_conn_fail(c, 502, "upstream_proxy_unresolvable");
         return;
     }
     const struct sockaddr_storage *target = via_proxy ? &proxy : &dst;

@@ -1,0 +1,71 @@
+#!/usr/bin/env python3
+"""A minimal CONNECT-only "corporate proxy" for the UpstreamProxy= test, in the upstream namespace.
+
+  proxy_upstream_proxy.py --listen ADDR:PORT --log FILE
+Each CONNECT target is appended to FILE ("CONNECT host:port"), then bytes are relayed.
+Prints "ready" once listening.
+"""
+import argparse
+import socket
+import threading
+
+
+def pipe(a, b):
+    try:
+        while True:
+            d = a.recv(65536)
+            if not d:
+                break
+            b.sendall(d)
+    except OSError:
+        pass
+    finally:
+        try:
+            b.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+
+def serve(c, log):
+    head = b""
+    while b"\r\n\r\n" not in head:
+        d = c.recv(4096)
+        if not d:
+            return c.close()
+        head += d
+    line = head.split(b"\r\n")[0].decode("latin-1")
+    with open(log, "a") as f:
+        f.write(line.rsplit(" ", 1)[0] + "\n")
+    method, target = line.split(" ")[:2]
+    if method != "CONNECT":
+        c.sendall(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
+        return c.close()
+    host, _, port = target.rpartition(":")
+    try:
+        u = socket.create_connection((host.strip("[]"), int(port)), timeout=5)
+    except OSError:
+        c.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+        return c.close()
+    c.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+    threading.Thread(target=pipe, args=(u, c), daemon=True).start()
+    pipe(c, u)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--listen", required=True)
+    p.add_argument("--log", required=True)
+    a = p.parse_args()
+    host, _, port = a.listen.rpartition(":")
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((host, int(port)))
+    s.listen(128)
+    print("ready", flush=True)
+    while True:
+        c, _ = s.accept()
+        threading.Thread(target=serve, args=(c, a.log), daemon=True).start()
+
+
+if __name__ == "__main__":
+    main()
