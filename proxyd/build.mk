@@ -35,4 +35,5 @@ endif
 CTL_LIBS += $(call pc,json-c)
 
 TEST_OBJS_test_http_parse := $(B)/proxyd/http_parse.o
+TEST_OBJS_test_proxyd_loop := $(B)/proxyd/loop.o
 FUZZ_OBJS_fuzz_http := $(B)/proxyd/http_parse.o
