@@ -243,6 +243,20 @@ static bool inference_allowed(const struct ps_profile *prof, char *where, size_t
     return false;
 }
 
+/* uid -> account and profile, remembered for a few seconds: a build asks hundreds of names a
+ * second, and each NSS lookup reads passwd and group.  Emptied on every reload (profiles point into
+ * the config snapshot), and an entry is used only with the snapshot it was made from. */
+#define ID_CACHE 64
+#define ID_CACHE_MS 5000u
+static struct id_cache_entry {
+    bool used;
+    uid_t uid;
+    const struct pd_conf *conf;
+    const struct ps_profile *profile;
+    char user[sizeof ((struct pd_client *)0)->user];
+    uint64_t expires;
+} id_cache[ID_CACHE];
+
 /* Fill who from a uid (or from the identity error), holding a reference to the current conf. */
 static void identify(struct pd_client *who, int ident_errno, uid_t uid)
 {
@@ -253,13 +267,23 @@ static void identify(struct pd_client *who, int ident_errno, uid_t uid)
     who->mode = PD_MODE_DNS;
     if (ident_errno) return;
     who->uid = uid;
+    uint64_t now = pd_now_ms();
+    struct id_cache_entry *ce = &id_cache[uid % ID_CACHE];
+    if (ce->used && ce->uid == uid && ce->conf == who->conf && ce->expires > now) {
+        memcpy(who->user, ce->user, sizeof who->user);
+        who->profile = ce->profile;
+        return;
+    }
     memset(&id, 0, sizeof id);
-    if (ps_identity_lookup_uid(uid, &id) < 0) return;
+    if (ps_identity_lookup_uid(uid, &id) < 0) return;       /* not cached: may appear soon */
     size_t ul = strnlen(id.name, sizeof who->user - 1);
     memcpy(who->user, id.name, ul);
     who->user[ul] = '\0';
     who->profile = ps_resolve_profile(who->conf->cfg, &id, NULL, 0);
     ps_identity_free(&id);
+    *ce = (struct id_cache_entry){ .used = true, .uid = uid, .conf = who->conf,
+                                   .profile = who->profile, .expires = now + ID_CACHE_MS };
+    memcpy(ce->user, who->user, sizeof ce->user);
 }
 
 static void handle_query(const uint8_t *msg, size_t len, struct origin *o, int ident_errno, uid_t uid)
@@ -655,6 +679,7 @@ int dns_server_start(struct proxyd *d, const struct ps_config *cfg)
 int dns_server_reload(struct proxyd *d, const struct ps_config *cfg)
 {
     S.d = d;
+    memset(id_cache, 0, sizeof id_cache);
     if (d->resolver && resolver_reconfigure(d->resolver, cfg) < 0)
         syslog(LOG_WARNING, "dns: keeping the previous upstream servers");
     if (memcmp(&S.synth_range, &cfg->global.synthetic_range, sizeof S.synth_range) != 0) {
