@@ -112,4 +112,66 @@ make -s -C "$PS_SRC" B="$PS_BUILD" DESTDIR="$D" PREFIX=/usr/local install >"$WOR
 assert_node /usr/local/sbin/sandboxctl -rwxr-xr-x
 assert_node /usr/local/share/pam-configs/pam_sandbox -rw-r--r--
 assert_node /etc/pam_sandbox drwxr-xr-x
+
+# ---- The README walkthrough, step by step, on this world as the fresh host ----
+# The installed files come from the first DESTDIR tree.  Directories of the host that the
+# walkthrough writes to (pam-auth-update's profiles, state and debconf cache, libpam's module
+# directory) get private writable copies bound over them, in this mount namespace only.
+D=$WORLD/destdir
+overlay() { local c=$WORLD/overlay$1; mkdir -p "$c"; cp -a "$1/." "$c/"; mount --bind "$c" "$1"; }
+command -v pam-auth-update >/dev/null || skip "pam-auth-update missing (libpam-runtime)"
+for dir in /usr/share/pam-configs /var/lib/pam /var/cache/debconf "$MODDIR"; do
+    [ -d "$dir" ] || skip "$dir missing"; overlay "$dir"
+done
+install -m 644 "$D/usr/share/pam-configs/pam_sandbox" /usr/share/pam-configs/
+install -m 644 "$D$MODDIR/pam_sandbox.so" "$MODDIR/"
+rm -rf /etc/pam_sandbox; cp -a "$D/etc/pam_sandbox" /etc/
+# (the first part edited this copy: start from the pristine example again)
+cp "$D/usr/share/pam_sandbox/examples/profiles/example-dev.conf" /etc/pam_sandbox/profiles/example-dev.conf.example
+export PATH="$D/usr/sbin:$PATH"
+world_add_user alice 59901
+world_add_user psadmin 59902
+# 1. proxyd's account
+useradd --system --no-create-home --home-dir / --shell /usr/sbin/nologin pam-sandbox
+# 2. the CA
+sandboxctl ca init >/dev/null || fail "sandboxctl ca init"
+assert_eq "CA key mode" "-rw------- root" "$(stat -c '%A %U' /etc/pam_sandbox/ca/inference-ca.key)"
+# 3. a profile from the example, a group, a member
+getent group sandboxed >/dev/null || groupadd sandboxed
+cp /etc/pam_sandbox/profiles/example-dev.conf.example /etc/pam_sandbox/profiles/dev.conf
+usermod -aG sandboxed alice
+# 4. check, explain, decide
+out=$(sandboxctl check 2>&1) || fail "sandboxctl check after the walkthrough's edits: $out"
+assert_match "explain alice: matched" 'profile: dev' "$(sandboxctl explain alice)"
+assert_match "explain psadmin: not sandboxed" 'not sandboxed' "$(sandboxctl explain psadmin)"
+assert_match "decide github.com 443" '^allow' "$(sandboxctl decide alice github.com 443)"
+# 5. ruleset and proxyd (the unit's ExecStart, in the foreground: no systemd in the world)
+sandboxctl apply >/dev/null || fail "sandboxctl apply"
+nft list table inet pam_sandbox >/dev/null || fail "no table after apply"
+world_bg sandbox-proxyd -f 2>"$WORLD/proxyd.log"
+for _ in $(seq 100); do [ -s /run/pam_sandbox/proxyd.pid ] && break; sleep 0.1; done
+# 6. the module into both session stacks
+pam-auth-update --enable pam_sandbox >/dev/null 2>&1 || fail "pam-auth-update --enable pam_sandbox"
+for f in common-session common-session-noninteractive; do
+    assert_match "pam-auth-update: $f runs the module" 'required[[:space:]]+pam_sandbox.so' "$(cat /etc/pam.d/$f)"
+done
+# 7. log in (a real sshd with a key) as alice, and as an admin from a second session
+world_start_sshd 2299
+world_authorize alice; world_authorize psadmin
+out=$(world_ssh alice 'ulimit -Hu; grep NoNewPrivs /proc/self/status; curl -sS -o /dev/null -w "%{http_connect}" https://example.org 2>/dev/null')
+assert_match "alice: confined (512, NoNewPrivs 1, example.org 403)" '^512
+NoNewPrivs:[[:space:]]+1
+403' "$out"
+out=$(world_ssh psadmin 'ulimit -Hu; grep NoNewPrivs /proc/self/status')
+assert_no_match "admin: not confined" '^512|NoNewPrivs:[[:space:]]+1' "$out"
+# 8. the doctor finds nothing left to fix on this host
+out=$(sandboxctl doctor 2>&1); rc=$?
+assert_eq "doctor after the walkthrough (exit $rc)" "" "$(printf '%s\n' "$out" | grep -v '^sandboxctl doctor: 0 findings')"
+# Undoing everything (README order: PAM first, then the ruleset, proxyd, the files)
+pam-auth-update --disable pam_sandbox >/dev/null 2>&1 || fail "pam-auth-update --disable"
+assert_no_match "common-session without the module" 'pam_sandbox' "$(cat /etc/pam.d/common-session)"
+sandboxctl flush >/dev/null || fail "sandboxctl flush"
+nft list table inet pam_sandbox >/dev/null 2>&1 && fail "table still loaded after flush"
+out=$(world_ssh alice 'ulimit -Hu; grep NoNewPrivs /proc/self/status')
+assert_no_match "alice after undo: not confined" '^512|NoNewPrivs:[[:space:]]+1' "$out"
 echo "t_install: all assertions passed"
