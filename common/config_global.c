@@ -65,6 +65,10 @@ static int key_synthetic(struct pctx *c, const struct ps_key *k, const char *val
         ps_perr(c, line, "%s=%s: bits set after the prefix", k->name, val);
         return -1;
     }
+    if (cidr.family != AF_INET) {      /* proxyd/synth.c hands out IPv4 only; AAAA gets no address */
+        ps_perr(c, line, "%s=%s: must be an IPv4 network", k->name, val);
+        return -1;
+    }
     unsigned bits = cidr.family == AF_INET ? 32 : 128;
     if (bits - cidr.prefix < 8) {
         ps_perr(c, line, "%s=%s: too small (needs at least 256 addresses)", k->name, val);

@@ -477,6 +477,7 @@ static void test_bad_global_values(void **state)
         { "[Proxy]\nSyntheticRange=8.8.0.0/16\n", 2, "public addresses" },
         { "[Proxy]\nSyntheticRange=10.0.0.0/33\n", 2, "expected a network" },
         { "[Proxy]\nSyntheticRange=10.1.1.0/30\n", 2, "too small" },
+        { "[Proxy]\nSyntheticRange=fd00:5::/64\n", 2, "IPv4 network" },
         { "[Proxy]\nUpstreamProxy=proxy:99999\n", 2, "not a port" },
         { "[Proxy]\nDecisionLog=relative.log\n", 2, "absolute path" },
         { "[Proxy]\nUser=bad user\n", 2, "not a valid user name" },
