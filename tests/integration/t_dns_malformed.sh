@@ -48,6 +48,11 @@ tcpshort CLOSED
 tcphuge CLOSED
 EOF
 
+# Pipelined queries on one connection with a half-close after them: all three answered.
+assert_eq "tcp pipeline + half-close" "1=NOERROR 2=NOERROR 3=REFUSED" "$(probe --tcp pipeline github.com)"
+# A client that connects and sends nothing is dropped after the idle timeout (10 s), not kept.
+assert_eq "idle TCP connection closed by the server" CLOSED "$(probe --tcp --timeout 15 idle)"
+
 # A burst of random junk (and random mutations of a valid query) over UDP.
 runuser -u dnsfuzz -- python3 - <<'EOF'
 import os, random, socket, struct

@@ -9,8 +9,10 @@
 world_add_user dnsuser 59701 dnsbox
 world_add_user dnsdenied 59702 dnsdeny
 world_add_user dnsfree 59703
+world_add_user dnsreporter 59704 dnsreport
 dns_world_upstream github.com=A:203.0.113.10 www.example.com=A:203.0.113.10 \
-    secret.example.net=A:203.0.113.10 denied-dns.example.org=A:203.0.113.10
+    secret.example.net=A:203.0.113.10 denied-dns.example.org=A:203.0.113.10 \
+    report-only.example.org=A:203.0.113.10
 dns_world_conf
 dns_profile 10-box.conf "[Match]
 Group=dnsbox
@@ -22,6 +24,11 @@ Deny=blocked.example.com
 Models=*"
 dns_profile 20-denyall.conf "[Match]
 Group=dnsdeny"
+dns_profile 30-report.conf "[Match]
+Group=dnsreport
+[Network]
+Allow=github.com:443
+Mode=report"
 dns_start_proxyd
 
 for tr in "" "+tcp"; do
@@ -92,4 +99,12 @@ d=$(grep '"mode":"dns"' "$log" | grep '"host":"github.com"' | grep '"decision":"
 assert_match "allowed name logged with the rule" '"rule":"[^"]*10-box.conf:4"' "$d"
 d=$(grep '"mode":"dns"' "$log" | grep '"account":"dnsfree"' | head -n 1)
 assert_match "not sandboxed logged" '"reason":"not_sandboxed"' "$d"
+# Mode=report: a name the rules deny is answered (and asked upstream), logged as would_deny.
+out=$(dns_q dnsreporter report-only.example.org A)
+dns_is_synthetic "$(dns_answers "$out")" || fail "report mode: denied name not answered: $out"
+ok "report mode answers a denied name"
+sleep 0.3
+d=$(grep '"mode":"dns"' "$log" | grep '"host":"report-only.example.org"' | head -n 1)
+assert_match "report mode logs would_deny" '"decision":"would_deny"' "$d"
+
 dns_done

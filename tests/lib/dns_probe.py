@@ -7,7 +7,8 @@ for the policy DNS integration tests.  Output, one line:
 
   dns_probe.py [--tcp] [--server 127.0.0.1] [--port 3153] [--bind-port P [--reuseaddr]]
                [--unconnected] [--timeout 1.5] KIND [NAME]
-KIND: query (a normal A query for NAME), aaaa, truncated, qdcount2, ancount, ptrloop, ptrforward,
+KIND: query (a normal A query for NAME), aaaa, pipeline (TCP: 3 queries, half-close), idle (TCP:
+      send nothing, report CLOSED/OPEN after --timeout), truncated, qdcount2, ancount, ptrloop, ptrforward,
       hugecounts, response, opcode, trailing, longlabel, oversize, badopt, tcpshort, tcphuge
 """
 import argparse
@@ -91,6 +92,40 @@ def main():
         s = socket.socket(fam, socket.SOCK_STREAM)
         s.settimeout(a.timeout)
         s.connect(dst)
+        if a.kind == "pipeline":
+            # Three queries in one write, then half-close: every answer must still arrive
+            # (RFC 7766), matched by id since they may come back in any order.
+            msgs = [(1, qname(a.name) + struct.pack(">HH", 1, 1)),
+                    (2, qname(a.name) + struct.pack(">HH", 28, 1)),
+                    (3, qname("refused-name.invalid-zone.example") + struct.pack(">HH", 1, 1))]
+            data = b""
+            for qid, q in msgs:
+                m = struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0) + q
+                data += struct.pack(">H", len(m)) + m
+            s.sendall(data)
+            s.shutdown(socket.SHUT_WR)
+            got = {}
+            try:
+                while True:
+                    hdr = s.recv(2, socket.MSG_WAITALL)
+                    if len(hdr) < 2:
+                        break
+                    r = s.recv(struct.unpack(">H", hdr)[0], socket.MSG_WAITALL)
+                    got[struct.unpack(">H", r[:2])[0]] = RCODES.get(r[3] & 0xF, "?")
+            except (socket.timeout, ConnectionResetError):
+                pass
+            print(" ".join("%d=%s" % (k, got[k]) for k in sorted(got)) or "NOANSWER")
+            return 0
+        if a.kind == "idle":
+            # Connect and send nothing: the server must close the connection by itself.
+            s.settimeout(a.timeout)
+            try:
+                print("CLOSED" if s.recv(1) == b"" else "DATA")
+            except socket.timeout:
+                print("OPEN")
+            except ConnectionResetError:
+                print("CLOSED")
+            return 0
         if a.kind == "tcpshort":
             s.sendall(struct.pack(">H", 5) + b"\0" * 5)
         elif a.kind == "tcphuge":
