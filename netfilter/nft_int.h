@@ -36,6 +36,8 @@ int ps_nft_run(const char *buf, char **out, char *err, size_t errlen);
 
 /* Same, with libnftables' whole error text (malloc'd, for line mapping) instead of a line. */
 int ps_nft_run_capture(const char *buf, char **out, char **errtext);
+/* The same for a whole ruleset, passed as a file so that errors name "FILE:LINE:COL". */
+int ps_nft_run_file_capture(const char *buf, char **errtext);
 void ps_nft_error_line(const char *errtext, char *err, size_t errlen);
 
 /* Is table inet pam_sandbox loaded?  1 yes, 0 no, -1 cannot ask (err). */

@@ -26,8 +26,7 @@ static size_t count_lines(const char *s)
     return n;
 }
 
-/* libnftables names the buffer's lines "<cmdline>:N:COL..." (or "internal:N:"); the line of the
- * first location in its error text, or 0. */
+/* libnftables names a file's lines "PATH:N:COL-COL: Error: ..."; N of the first location, or 0. */
 static size_t error_line(const char *errtext)
 {
     for (const char *p = errtext; (p = strchr(p, ':')); p++) {
@@ -37,6 +36,20 @@ static size_t error_line(const char *errtext)
             return n;
     }
     return 0;
+}
+
+/* Line n (1-based) of buf, trimmed, into out. */
+static void nth_line(const char *buf, size_t n, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    for (size_t i = 1; buf && *buf && i < n; i++) {
+        buf = strchr(buf, '\n');
+        buf = buf ? buf + 1 : NULL;
+    }
+    if (!buf || n == 0)
+        return;
+    buf += strspn(buf, " \t");
+    snprintf(out, outlen, "%.*s", (int)strcspn(buf, "\n"), buf);
 }
 
 /* After the commit: the version element and the log rule are really there (DESIGN.md §5.1:
@@ -72,7 +85,7 @@ int ps_nft_load(const struct ps_config *cfg, struct ps_diags *diags)
     snprintf(buf, len, "%s%s%s", r.skeleton, flushes, r.text);
 
     char *errtext = NULL;
-    int rc = ps_nft_run_capture(buf, NULL, &errtext);
+    int rc = ps_nft_run_file_capture(buf, &errtext);
     if (rc < 0) {
         char msg[512];
         ps_nft_error_line(errtext, msg, sizeof msg);
@@ -83,10 +96,12 @@ int ps_nft_load(const struct ps_config *cfg, struct ps_diags *diags)
         if (o)
             ps_diags_add(diags, o->file, o->line, "nftables refused the rule rendered from this "
                          "line: %s; the previous ruleset stays in force", msg);
-        else
-            ps_diags_add(diags, ps_nft_global_file(cfg), 0, "nftables refused the ruleset "
-                         "(line %zu of the rendered text): %s; the previous ruleset stays in force",
-                         line > head ? line - head : line, msg);
+        else {
+            char text[160];
+            nth_line(buf, line, text, sizeof text);
+            ps_diags_add(diags, ps_nft_global_file(cfg), 0, "nftables refused the ruleset at "
+                         "\"%s\": %s; the previous ruleset stays in force", text[0] ? text : "?", msg);
+        }
     } else {
         char err[512];
         if (verify_loaded(r.version, err, sizeof err) < 0) {

@@ -2,13 +2,17 @@
  * module has no terminal to print to, and sandboxctl formats errors itself). */
 #include <nftables/libnftables.h>
 #include <stdio.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/util.h"
 #include "netfilter/nft_int.h"
 
-int ps_nft_run_capture(const char *buf, char **out, char **errtext)
+/* as_file: hand libnftables the buffer as a file (a memfd), because only then do its error messages
+ * carry "FILE:LINE:COL" — for a plain buffer they carry no line at all. */
+static int run(const char *buf, bool as_file, char **out, char **errtext)
 {
     if (out)
         *out = NULL;
@@ -27,7 +31,22 @@ int ps_nft_run_capture(const char *buf, char **out, char **errtext)
             *errtext = ps_xstrdup("cannot buffer libnftables output");
         return -1;
     }
-    int rc = nft_run_cmd_from_buffer(ctx, buf);
+    int rc, fd = as_file ? memfd_create("pam_sandbox.nft", MFD_CLOEXEC) : -1;
+    if (fd >= 0) {
+        size_t len = strlen(buf), off = 0;
+        while (off < len) {
+            ssize_t n = write(fd, buf + off, len - off);
+            if (n <= 0)
+                break;
+            off += (size_t)n;
+        }
+        char path[64];
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        rc = off == len ? nft_run_cmd_from_filename(ctx, path) : nft_run_cmd_from_buffer(ctx, buf);
+        close(fd);
+    } else {
+        rc = nft_run_cmd_from_buffer(ctx, buf);
+    }
     if (out) {
         /* Each get_*_buffer call hands over and resets the buffer: call it once. */
         const char *o = nft_ctx_get_output_buffer(ctx);
@@ -39,6 +58,16 @@ int ps_nft_run_capture(const char *buf, char **out, char **errtext)
     }
     nft_ctx_free(ctx);
     return rc == 0 ? 0 : -1;
+}
+
+int ps_nft_run_capture(const char *buf, char **out, char **errtext)
+{
+    return run(buf, false, out, errtext);
+}
+
+int ps_nft_run_file_capture(const char *buf, char **errtext)
+{
+    return run(buf, true, NULL, errtext);
 }
 
 /* The "Error: ..." line of a libnftables error text (the rest repeats the input with carets). */

@@ -150,6 +150,19 @@ write_conf 127.0.0.1:3129
 "${ENSURE[@]}" 59351 || fail "ensure_uid after restoring the configuration"
 ok "the restored configuration matches the table that stayed loaded"
 
+# --- the kernel refuses the transaction half-way: nothing of it takes effect ---
+# (the flushes of both chains come before the conflicting set in the same batch)
+nft delete set inet pam_sandbox version
+nft add set inet pam_sandbox version '{ type ipv4_addr; }'
+before=$(nft list table inet pam_sandbox)
+out=$("${CTL[@]}" apply 2>&1) && fail "apply succeeded over a conflicting set"
+assert_match "the refusal names the config file and the rejected text" \
+    "^$CONF/sandbox.conf:0: nftables refused the ruleset at \"set version \{\": Could not process rule: File exists" "$out"
+same_table "a refused transaction changed nothing (rules, UIDs)" "$before" "$(nft list table inet pam_sandbox)"
+nft delete set inet pam_sandbox version
+"${CTL[@]}" apply >/dev/null || fail "apply after removing the conflicting set"
+assert_match "the UIDs survived all of it" '59351, 59353' "$(nft list set inet pam_sandbox users)"
+
 # --- proxyd's account does not exist (yet): steering still loads, without an exemption ---
 sed -i 's/^User=.*/User=no-such-proxy-user/' "$CONF/sandbox.conf"
 out=$("${CTL[@]}" apply 2>&1) || fail "apply with a missing proxyd account: $out"
