@@ -14,16 +14,28 @@ mod_profile 10-valid <<'EOP'
 [Match]
 User=ps-bb
 EOP
+runs() { mod_run "$1" true >/dev/null 2>&1; }
+mark() { MARK=$(wc -l < "$SYSLOG"); }
+since() { sleep 0.2; tail -n +$((MARK + 1)) "$SYSLOG"; }
+
+# egress steering first: without the ruleset loaded, a sandboxed account gets no session
+if ! strings "$MOD_SO" | grep -q 'built with nft_pending.c'; then
+    mark
+    runs ps-bb && fail "ps-bb got a session while table inet pam_sandbox is not loaded"
+    assert_match "refused: table missing" "refusing session of ps-bb \\(profile 10-valid\\): nftables: .*table inet pam_sandbox is not loaded" "$(since)"
+    runs ps-bfree || fail "an unmatched account needs no ruleset"
+    ok "unmatched account logs in without the ruleset"
+fi
+mod_apply
+runs ps-bb || fail "ps-bb after sandboxctl apply"
+ok "ps-bb logs in once the ruleset is loaded"
+
 mod_profile 20-broken <<'EOP'
 [Match]
 Group=ps-bgrp
 [Limits]
 LimitNPROC=lots
 EOP
-mod_apply
-runs() { mod_run "$1" true >/dev/null 2>&1; }
-mark() { MARK=$(wc -l < "$SYSLOG"); }
-since() { sleep 0.2; tail -n +$((MARK + 1)) "$SYSLOG"; }
 
 mark
 runs ps-ba && fail "ps-ba (Group= of the broken profile) got a session"

@@ -39,13 +39,16 @@ chmod 644 "$CONF/ca/"*.pem
 mod_apply
 
 # --- the PAM lifecycle under the filter ---
-out=$(pamtester ps-noninteractive ps-nia 'setcred(PAM_ESTABLISH_CRED)' open_session close_session 2>&1) ||
+out=$("${SAN_ENV[@]}" pamtester ps-noninteractive ps-nia 'setcred(PAM_ESTABLISH_CRED)' open_session close_session 2>&1) ||
     fail "pamtester: $out"
 ok "pamtester setcred+open_session+close_session for a sandboxed account"
 out=$(mod_run ps-nia true 2>&1) || fail "lifecycle: $out"
 for s in 'pam_setcred\(ESTABLISH\)' pam_open_session pam_close_session 'pam_setcred\(DELETE\)' pam_end; do
     assert_match "$s succeeds under the filter" "$s: Success" "$out"
 done
+if ! strings "$MOD_SO" | grep -q 'built with nft_pending.c'; then
+    assert_match "uid in the nftables set after login" "\\b59100\\b" "$(nft list set inet pam_sandbox users)"
+fi
 assert_match "module confined the session" "session of ps-nia confined by profile 30-group" "$(cat "$SYSLOG")"
 assert_match "unknown argument logged" "unknown argument ignored: bogus=1" "$(cat "$SYSLOG")"
 

@@ -23,7 +23,7 @@ mod_profile 20-dev <<'EOP'
 User=ps-sa
 EOP
 mod_apply
-world_start_sshd 2240
+if [ "${PS_SAN:-0}" = 1 ]; then LD_PRELOAD="${SAN_ENV[1]#LD_PRELOAD=}" ASAN_OPTIONS=detect_leaks=0 world_start_sshd 2240; else world_start_sshd 2240; fi
 for u in ps-sa ps-sb ps-sfree; do world_authorize $u; done
 
 # --- ssh host cmd ---
@@ -83,4 +83,5 @@ sleep 0.3
 log=$(tail -n +$((before + 1)) "$SYSLOG")
 assert_match "reason in syslog" "refusing session of ps-sa: configuration in $CONF is invalid: $CONF/profiles/20-dev.conf:4: .*Network" "$log"
 assert_eq "another account still logs in" "still-here" "$(world_ssh ps-sfree 'echo still-here')"
-echo "all ok"; [ -n "${PS_SHOW_LOGS:-}" ] && { cat "$SYSLOG"; cat "$WORLD/sshd.log"; }
+if [ -n "${PS_SHOW_LOGS:-}" ]; then cat "$SYSLOG" "$WORLD/sshd.log"; fi
+echo "all ok"

@@ -24,12 +24,12 @@ Group=ps-sugrp
 EOP
 mod_apply
 
-out=$(su - ps-ua -c 'ulimit -Hu; ulimit -Hc; ulimit -u 1024 2>/dev/null && echo raised || echo refused') || fail "su - ps-ua"
+out=$("${SAN_ENV[@]}" su - ps-ua -c 'ulimit -Hu; ulimit -Hc; ulimit -u 1024 2>/dev/null && echo raised || echo refused') || fail "su - ps-ua"
 assert_eq "su: hard NPROC, hard CORE, ulimit -u 1024" "512 0 refused" "$(echo $out)"
 
 # An interactive `su -` (no -c, which would setsid): root's terminal is the user's controlling
 # tty, and TIOCSTI on it would type into root's shell after the user exits.
-su_tty() { { sleep 0.3; printf '%s\nexit\n' "$2"; } | script -qec "su - $1" /dev/null | tr -d '\r'; }
+su_tty() { { sleep 0.3; printf '%s\nexit\n' "$2"; } | "${SAN_ENV[@]}" script -qec "su - $1" /dev/null | tr -d '\r'; }
 su_tty ps-ua "$PROBE" > "$WORLD/probe-su"
 check_confined_probe "$WORLD/probe-su" proxy "audit"
 assert_probe "$WORLD/probe-su" tiocsti.tty EPERM
@@ -39,7 +39,7 @@ assert_probe "$WORLD/probe-free" tiocsti.tty ok      # the control: the injectio
 
 # --- fork bomb ---
 uid_procs() { pgrep -U "$1" | wc -l; }
-su - ps-ub -c "$PROBE forkbomb 1000 20" > "$WORLD/bomb.out" 2>&1 &
+"${SAN_ENV[@]}" su - ps-ub -c "$PROBE forkbomb 1000 20" > "$WORLD/bomb.out" 2>&1 &
 bomb_su=$!; WORLD_PIDS+=($bomb_su)
 for _ in $(seq 100); do grep -q '^forkbomb' "$WORLD/bomb.out" && break; sleep 0.1; done
 read -r _ n why < <(grep '^forkbomb' "$WORLD/bomb.out") || fail "fork bomb printed nothing: $(cat "$WORLD/bomb.out")"
@@ -48,9 +48,9 @@ assert_eq "fork bomb stops with" "EAGAIN" "$why"
 ok "fork bomb stopped after $n children (LimitNPROC=48)"
 assert_eq "bomber's processes at the limit" 48 "$(uid_procs 59122)"
 # another account (same sandbox, its own UID) is unaffected meanwhile
-assert_eq "bystander forks freely" "forkbomb 100 none" "$(su - ps-uother -c "$PROBE forkbomb 100 0" | grep ^forkbomb)"
+assert_eq "bystander forks freely" "forkbomb 100 none" "$("${SAN_ENV[@]}" su - ps-uother -c "$PROBE forkbomb 100 0" | grep ^forkbomb)"
 # a real shell fork bomb on top, then kill the whole session
-su - ps-ub -c ':(){ :|:& };:; sleep 30' >/dev/null 2>&1 &
+"${SAN_ENV[@]}" su - ps-ub -c ':(){ :|:& };:; sleep 30' >/dev/null 2>&1 &
 WORLD_PIDS+=($!)
 sleep 2
 for _ in $(seq 50); do
@@ -60,5 +60,5 @@ for _ in $(seq 50); do
 done
 assert_eq "session killed: processes left for ps-ub" 0 "$(uid_procs 59122)"
 wait "$bomb_su" 2>/dev/null
-assert_eq "bystander still works" "alive" "$(su - ps-uother -c 'echo alive')"
+assert_eq "bystander still works" "alive" "$("${SAN_ENV[@]}" su - ps-uother -c 'echo alive')"
 echo "all ok"

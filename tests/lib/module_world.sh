@@ -17,6 +17,15 @@ PAM_RUN="$PS_BUILD/tests/sandbox_pam_run"
 
 mod_setup() {
     [ -f "$MOD_SO" ] || skip "$MOD_SO not built"
+    # A sanitizer build of the module needs the sanitizer runtimes loaded first by every PAM
+    # application that loads it: tests start those through "$SAN_ENV" (empty otherwise).  Not
+    # exported to everything: pkill in world_cleanup hangs with libasan preloaded.  No leak check:
+    # LeakSanitizer needs ptrace, which the filter denies.
+    SAN_ENV=(env)
+    if [ "${PS_SAN:-0}" = 1 ]; then
+        SAN_ENV=(env "LD_PRELOAD=$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)"
+                 ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1)
+    fi
     [ -x "$PS_BUILD/tests/sandbox_probe" ] || skip "sandbox_probe not built"
     [ -x "$PAM_RUN" ] || skip "sandbox_pam_run not built"
     install -m 755 "$PS_BUILD/tests/sandbox_probe" "$PROBE"
@@ -60,7 +69,7 @@ mod_apply() {
 
 mod_run() {
     local u=$1; shift
-    "$PAM_RUN" ps-noninteractive "$u" "$@"
+    "${SAN_ENV[@]}" "$PAM_RUN" ps-noninteractive "$u" "$@"
 }
 
 probe_val() { awk -v n="$2" '$1 == n { sub(/^[^ ]+ /, ""); print; exit }' "$1"; }

@@ -31,19 +31,22 @@
 #define __X32_SYSCALL_BIT 0x40000000
 #endif
 
-static struct ps_config *cfg;
+/* One config per profile: a pointer into a config's profile array moves when another is added. */
+static struct ps_config *cfgs[64];
+static size_t n_cfgs;
 
 static const struct ps_profile *profile(const char *body)
 {
     struct ps_diags d = { 0 };
-    char name[64];
-    snprintf(name, sizeof name, "profiles/t%zu.conf", cfg->n_profiles);
-    if (ps_config_parse_buffer(cfg, PS_FILE_PROFILE, name, body, strlen(body), &d) < 0) {
+    assert_true(n_cfgs < sizeof cfgs / sizeof *cfgs);
+    struct ps_config *cfg = cfgs[n_cfgs++] = ps_config_new_empty("/nonexistent");
+    if (ps_config_parse_buffer(cfg, PS_FILE_PROFILE, "profiles/t.conf", body, strlen(body), &d) < 0) {
         ps_diags_print(&d, stderr);
         fail_msg("profile did not parse");
     }
     ps_diags_free(&d);
-    return &cfg->profiles[cfg->n_profiles - 1];
+    assert_int_equal(cfg->n_profiles, 1);
+    return &cfg->profiles[0];
 }
 
 #define BASE "[Match]\nUser=t\n"
@@ -338,17 +341,12 @@ static void test_other_abis_killed(void **state)
         fail_msg("x32 getpid under the filter: %s, want killed by SIGSYS", ename(got));
 }
 
-static int setup(void **state)
-{
-    (void)state;
-    cfg = ps_config_new_empty("/nonexistent");
-    return 0;
-}
-
 static int teardown(void **state)
 {
     (void)state;
-    ps_config_free(cfg);
+    for (size_t i = 0; i < n_cfgs; i++)
+        ps_config_free(cfgs[i]);
+    n_cfgs = 0;
     return 0;
 }
 
@@ -364,5 +362,5 @@ int main(void)
         cmocka_unit_test(test_allow_and_deny_syscalls),
         cmocka_unit_test(test_other_abis_killed),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, NULL, teardown);
 }
