@@ -57,7 +57,7 @@ EOC
     INF_REC="$WORLD/backend-received.jsonl"; : > "$INF_REC"
     ip netns exec dnsup python3 "$PS_SRC/tests/lib/inference_fake_backend.py" --listen 203.0.113.10:8443 \
         --tls "$d/llm.pem" "$d/llm.key" --record "$INF_REC" --key "$INF_KEY" \
-        --delay "${INF_DELAY:-0.3}" --slow 6 > "$WORLD/backend-openai.out" 2>&1 &
+        --delay "${INF_DELAY:-0.3}" --events "${INF_EVENTS:-5}" --slow 6 > "$WORLD/backend-openai.out" 2>&1 &
     WORLD_PIDS+=($!)
     ip netns exec dnsup python3 "$PS_SRC/tests/lib/inference_fake_backend.py" --listen 203.0.113.10:8000 \
         --record "$INF_REC" --key "$INF_AKEY" --delay "${INF_DELAY:-0.3}" > "$WORLD/backend-anthropic.out" 2>&1 &
