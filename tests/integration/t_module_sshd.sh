@@ -61,6 +61,16 @@ sleep 0.5
 assert_no_match "no audit failure in sshd's log" "[Aa]udit.*(fail|error)|linux_audit" "$(cat "$WORLD/sshd.log")"
 assert_no_match "no PAM session error in sshd's log" "pam_open_session|pam_close_session|PAM: " "$(grep -v 'Accepted' "$WORLD/sshd.log")"
 
+# --- egress of the session is steered (the nftables step): with no proxyd listening, a TCP
+# connection to a loopback service is redirected to the transparent port and refused; the
+# unmatched account reaches the same service ---
+if ! strings "$MOD_SO" | grep -q 'built with nft_pending.c'; then
+    assert_eq "sandboxed: TCP to sshd's port" "refused" \
+        "$(world_ssh ps-sa "timeout 5 bash -c 'echo > /dev/tcp/127.0.0.1/$SSH_PORT' 2>/dev/null && echo connected || echo refused")"
+    assert_eq "unmatched: TCP to sshd's port" "connected" \
+        "$(world_ssh ps-sfree "timeout 5 bash -c 'echo > /dev/tcp/127.0.0.1/$SSH_PORT' 2>/dev/null && echo connected || echo refused")"
+fi
+
 # --- unmatched account ---
 world_ssh ps-sfree "$PROBE" > "$WORLD/probe-free" || fail "unmatched account cannot log in"
 check_unconfined_probe "$WORLD/probe-free"
