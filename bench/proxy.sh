@@ -28,7 +28,8 @@ done
 
 ORIGIN=203.0.113.10
 UPNS=psb-up
-BENCH_USER=psbench BENCH_UID=59900
+# UIDs 59980-59989 are the bench's (tests own other blocks; their cleanup kills their UIDs by number).
+BENCH_USER=psbench BENCH_UID=59980 PROXY_UID=59981
 PROXY_USER=psb-proxyd
 KA_CONNS=32 NEW_CONNS=32 IDLE_TUNNELS=1000 BULK10_RUNS=20
 : "${ROUNDS:=5}"
@@ -47,7 +48,7 @@ world_upstream "$UPNS"
 tune_netns ip netns exec "$UPNS"
 ulimit -n "$(ulimit -Hn)"   # the container caps the hard limit (20000 here); 1,000 tunnels need ~2,100
 world_add_user "$BENCH_USER" "$BENCH_UID"
-useradd -r -M -d / -s /usr/sbin/nologin "$PROXY_USER"
+useradd -r -u "$PROXY_UID" -M -d / -s /usr/sbin/nologin "$PROXY_USER"; WORLD_UIDS+=("$PROXY_UID")
 export PROXY_USER
 
 start_origin "$WORLD/origin" "$UPNS" "$ORIGIN" || fail "origin: $PEER_WHY"
@@ -97,6 +98,7 @@ cpu_ticks() {
 }
 
 declare -A VALS CPUS   # every sample of a metric, and the proxy's CPU per unit of work for it
+declare -A TICKS UNITS # the proxy's CPU ticks and the units of work, summed over a metric's samples
 # sample PEER METRIC VALUE_KEY UNIT_KEY ARGS...: one tunload run.  Appends its figure (or an
 # error: any failed exchange, so a broken proxy cannot look fast) to VALS, and the proxy's CPU time
 # per unit of work (µs per request or tunnel, ms per GiB) to CPUS.
@@ -104,13 +106,17 @@ sample() {
     local peer=$1 metric=$2 vkey=$3 ukey=$4 out errs val units t0 t1
     shift 4
     t0=$(cpu_ticks "${PID[$peer]:-}")
-    out=$(load "$peer" "$@" 2>&1)
+    out=$(load "$peer" "$@" 2>&1; echo "exit=$?")
     t1=$(cpu_ticks "${PID[$peer]:-}")
     log "  $peer $metric: $(printf '%s' "$out" | sed 's/ all=[^ ]*//') cpu_ticks=$(( t1 - t0 ))"
     errs=$(kv errors "$out"); val=$(kv "$vkey" "$out"); units=$(kv "$ukey" "$out")
-    if [ -z "$val" ]; then VALS[$peer.$metric]+=" error($(printf '%s' "$out" | tail -n 1 | cut -c1-60 | tr ' ' _))"; return; fi
+    if [ -z "$val" ]; then
+        VALS[$peer.$metric]+=" error(load_generator_$(printf '%s' "$out" | tr '\n' ' ' | cut -c1-60 | tr ' ' _))"; return
+    fi
     if [ "${errs:-0}" != 0 ]; then VALS[$peer.$metric]+=" error(${errs}_failed:_$(kv first_error "$out" | tr " " _))"; return; fi
     VALS[$peer.$metric]+=" ${val//,/ }"
+    TICKS[$peer.$metric]=$(( ${TICKS[$peer.$metric]:-0} + t1 - t0 ))
+    UNITS[$peer.$metric]=$(( ${UNITS[$peer.$metric]:-0} + ${units:-0} ))
     [ -n "${PID[$peer]:-}" ] && [ "${units:-0}" != 0 ] &&
         CPUS[$peer.$metric]+=" $(awk -v t=$(( t1 - t0 )) -v hz="$CLK_TCK" -v u="$units" -v k="$ukey" \
             'BEGIN{ if (k == "bytes") printf "%.1f", t / hz * 1000 / (u / 1073741824); else printf "%.2f", t / hz * 1e6 / u }')"
@@ -157,7 +163,7 @@ wrk_check() {   # PEER URL
     local out
     out=$(as_bench wrk -t1 -c"$KA_CONNS" -d"${BENCH_SECS}s" "$2" 2>&1)
     R[$1.wrk]=$(printf '%s\n' "$out" | awk '/^Requests\/sec:/{printf "%.0f", $2}')
-    log "  $1 wrk: ${R[$1.wrk]:-failed} req/s"
+    log "  $1 wrk: ${R[$1.wrk]:-failed: $(printf '%s' "$out" | tr '\n' ' ')} req/s"
 }
 
 # ---- start every peer once; all stay up for the whole run so that rounds can interleave ----
@@ -211,6 +217,12 @@ for peer in "${active[@]}"; do
         # shellcheck disable=SC2086
         R[$peer.cpu_$metric]=$(median ${CPUS[$peer.$metric]:-})
     done
+    # A 10 MiB sample costs a few clock ticks of proxy CPU, too coarse for a per-sample figure:
+    # use all of them together (ticks summed over bytes summed).
+    if [ -n "${PID[$peer]:-}" ] && [ "${UNITS[$peer.bulk10]:-0}" != 0 ] && [[ ${R[$peer.bulk10]} =~ ^[0-9.]+$ ]]; then
+        R[$peer.cpu_bulk10]=$(awk -v t="${TICKS[$peer.bulk10]}" -v hz="$CLK_TCK" -v u="${UNITS[$peer.bulk10]}" \
+            'BEGIN{ printf "%.1f", t / hz * 1000 / (u / 1073741824) }')
+    fi
     for metric in ka new; do
         RND[$peer.$metric]=$(for v in ${VALS[$peer.$metric]:-}; do [[ $v =~ ^[0-9.]+$ ]] && printf '%.0f\n' "$v" || echo err; done | paste -sd/ | sed 's|/| / |g')
     done
@@ -279,14 +291,25 @@ echo
 echo "The proxy's own CPU time per unit of work (utime+stime of its processes and threads from /proc," \
      "median over the same runs; lower is better, and far less sensitive to other load on the machine than rates):"
 echo
-echo "| CPU per | haproxy (TCP) | squid | tinyproxy | sandbox-proxyd | proxyd ÷ haproxy | proxyd ÷ squid | proxyd ÷ tinyproxy |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+echo "| CPU per | haproxy (TCP) | squid | tinyproxy | sandbox-proxyd | proxyd ÷ haproxy | proxyd ÷ squid | proxyd ÷ tinyproxy | the target read as CPU cost | |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---|---|"
 declare -A CLABEL=([cpu_ka]="keep-alive request, µs" [cpu_new]="new tunnel (CONNECT+GET+close), µs"
-                   [cpu_bulk10]="GiB in 10 MiB transfers, ms" [cpu_bulk1g]="GiB in a 1 GiB transfer, ms")
+                   [cpu_bulk10]="GiB in 10 MiB transfers, ms (all runs together)" [cpu_bulk1g]="GiB in a 1 GiB transfer, ms")
+# The same targets as costs: at least haproxy's rate <=> at most haproxy's CPU per unit, 2x squid's
+# rate <=> at most half squid's CPU per tunnel.  Shown beside, never instead of, the rate verdicts.
+declare -A CTARGET=([cpu_ka]="≤ 1× haproxy" [cpu_new]="≤ 0.5× squid" [cpu_bulk10]="≤ 1× haproxy" [cpu_bulk1g]="≤ 1× haproxy")
+declare -A CRULE=([cpu_ka]="haproxy 1" [cpu_new]="squid 0.5" [cpu_bulk10]="haproxy 1" [cpu_bulk1g]="haproxy 1")
+cverdict() {  # METRIC PEER FACTOR
+    local a=${R[proxyd.$1]:-} b=${R[$2.$1]:-}
+    num "$a" || { echo "not measured"; return; }
+    num "$b" || { echo "peer not measured"; return; }
+    awk -v a="$a" -v b="$b" -v f="$3" 'BEGIN{ print (a <= f*b) ? "**met**" : "**not met**" }'
+}
 for m in cpu_ka cpu_new cpu_bulk10 cpu_bulk1g; do
-    printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "${CLABEL[$m]}" \
+    # shellcheck disable=SC2086
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "${CLABEL[$m]}" \
         "$(cell haproxy $m)" "$(cell squid $m)" "$(cell tinyproxy $m)" "$(cell proxyd $m)" \
-        "$(ratio $m haproxy)" "$(ratio $m squid)" "$(ratio $m tinyproxy)"
+        "$(ratio $m haproxy)" "$(ratio $m squid)" "$(ratio $m tinyproxy)" "${CTARGET[$m]}" "$(cverdict $m ${CRULE[$m]})"
 done
 echo
 echo "Cross-check of the load generator with wrk (keep-alive req/s, same $KA_CONNS connections, no tunnel):" \
