@@ -225,9 +225,13 @@ static void emit_proxy_exemption(const struct ps_config *cfg, uid_t proxy_uid, s
              (unsigned)proxy_uid);
 }
 
+/* FNV-1a over s up to its rule comment: comments carry FILE:LINE of the listen addresses, and an
+ * edit that only moves lines (a new comment line in sandbox.conf) must not make the loaded table
+ * "stale" and lock sandboxed accounts out until the next apply. */
 static uint32_t fnv1a(uint32_t h, const char *s)
 {
-    for (; *s; s++) {
+    const char *end = strstr(s, " comment \"");
+    for (; *s && (!end || s < end); s++) {
         h ^= (unsigned char)*s;
         h *= 16777619u;
     }
@@ -325,7 +329,8 @@ int ps_nft_render_full(const struct ps_config *cfg, struct ps_nft_rendered *r, s
         lines_free(&chains);
         return -1;
     }
-    /* The version covers the rules (and so proxyd's UID and ports); the format is in the rules. */
+    /* The version covers the rules without their comments (so proxyd's UID and ports, and the
+     * format itself), not where in the files the settings were written. */
     uint32_t h = 2166136261u;
     for (size_t i = 0; i < chains.n; i++)
         h = fnv1a(fnv1a(h, chains.v[i].text), "\n");

@@ -208,6 +208,17 @@ static void version_follows_the_rules(void **state)
     assert_int_equal(ps_nft_config_version(cfg, &v3, &diags), 0);
     assert_int_not_equal(v1, v3);
     ps_config_free(cfg);
+    /* The same settings on other lines (comments added): the same version, although the rule
+     * comments that name FILE:LINE differ. */
+    char moved[sizeof base_conf + 64];
+    snprintf(moved, sizeof moved, "# edited\n\n%s", base_conf);
+    cfg = parse(moved);
+    assert_int_equal(ps_nft_config_version(cfg, &v3, &diags), 0);
+    assert_int_equal(v1, v3);
+    t = ps_nft_render(cfg, &diags);
+    assert_non_null(strstr(t, "TransparentListen= sandbox.conf:7"));
+    free(t);
+    ps_config_free(cfg);
     ps_diags_free(&diags);
 }
 
