@@ -3,6 +3,8 @@
  * a token or a secret. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -12,6 +14,47 @@
 #include "proxyd/core.h"
 
 static int log_fd = -1;
+static int syslog_fd = -1;
+static unsigned long syslog_dropped;
+
+/* Decisions go to /dev/log over a non-blocking socket of our own: glibc's syslog() blocks when
+ * the syslog daemon falls behind, and one slow reader must not stall every connection.  A record
+ * that does not fit is counted and dropped here (DecisionLog still has it). */
+static void syslog_nb(const char *msg)
+{
+    if (syslog_fd < 0) {
+        syslog_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        struct sockaddr_un sun = { .sun_family = AF_UNIX, .sun_path = "/dev/log" };
+        if (syslog_fd < 0 || connect(syslog_fd, (struct sockaddr *)&sun, sizeof sun) < 0) {
+            if (syslog_fd >= 0)
+                close(syslog_fd);
+            syslog_fd = -1;
+            syslog(LOG_INFO, "%s", msg);           /* no /dev/log to connect to: glibc's way */
+            return;
+        }
+    }
+    char buf[4400], ts[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    strftime(ts, sizeof ts, "%b %e %H:%M:%S", &tm);
+    int n = snprintf(buf, sizeof buf, "<%d>%s sandbox-proxyd[%ld]: %s", LOG_DAEMON | LOG_INFO, ts,
+                     (long)getpid(), msg);
+    if (n < 0)
+        return;
+    if ((size_t)n >= sizeof buf)
+        n = (int)sizeof buf - 1;
+    if (send(syslog_fd, buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+        if (errno == EAGAIN) {
+            if (syslog_dropped++ % 1000 == 0)
+                syslog(LOG_WARNING, "syslog is not keeping up: %lu decision records not sent to it "
+                       "(all are in DecisionLog)", syslog_dropped);
+        } else {
+            close(syslog_fd);                       /* syslog restarted: reconnect next time */
+            syslog_fd = -1;
+        }
+    }
+}
 
 int pd_declog_open(const char *path)
 {
@@ -115,7 +158,7 @@ void pd_log_decision(const struct pd_log_entry *e)
     }
     line[len++] = '}';
     line[len] = '\0';
-    syslog(LOG_INFO, "%s", line);
+    syslog_nb(line);
     if (log_fd >= 0) {
         line[len++] = '\n';
         ssize_t w2 = write(log_fd, line, (size_t)len);   /* O_APPEND: one write, one record */
