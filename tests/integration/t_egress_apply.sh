@@ -172,6 +172,18 @@ r=$(as sbx udp 203.0.113.10 9999)
 assert_match "sbx is still steered" '^error EPERM' "$r"
 write_conf 127.0.0.1:3129
 
+# --- no IPv6 transparent listener: sandboxed IPv6 TCP meets nft's reset, at once and logged ---
+write_conf 127.0.0.1:3129
+sed -i '/^TransparentListen=\[::1\]/d' "$CONF/sandbox.conf"
+"${CTL[@]}" apply >/dev/null || fail "apply without an IPv6 transparent listener"
+tcp_before=$(nft list counter inet pam_sandbox rejected_tcp | grep -o 'packets [0-9]*')
+r=$(as sbx tcp 2001:db8::10 80)
+assert_match "IPv6 TCP of sbx is reset at once by the reject rule" '^error ECONNREFUSED elapsed=0\.[0-4]' "$r"
+assert_no_match "the reject rule counted it" "^$tcp_before\$" "$(nft list counter inet pam_sandbox rejected_tcp | grep -o 'packets [0-9]*')"
+sleep 0.3
+assert_match "and logged it with the UID" 'prefix="pam_sandbox reject: " uid=59351 proto=6 dst=2001:db8::10' "$(cat "$WORLD/nflog.log")"
+write_conf 127.0.0.1:3129
+
 # --- flush ---
 "${CTL[@]}" flush >/dev/null || fail "flush"
 nft list table inet pam_sandbox >/dev/null 2>&1 && fail "table still there after flush"
