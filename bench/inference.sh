@@ -35,17 +35,20 @@ d=$(bench ttfb "${direct[@]}" --rounds "$ROUNDS" --body '{"model":"gpt-4o-mini",
 p=$(bench ttfb "${proxied[@]}" --rounds "$ROUNDS") || fail "proxied ttfb"
 
 # Per-event delay: arrival minus the backend's send time of the same event.
-events_delay() {   # $1: client JSON; prints median and p90 in ms over the last N+1 backend events
+events_delay() {   # $1: client JSON, $2: backend events recorded before; prints median and p90 (ms)
     local n; n=$(jq '.arrivals | length' <<<"$1")
-    jq -n --argjson c "$1" --slurpfile r <(grep event_sent "$INF_REC" | tail -n "$n") '
+    sleep 0.3                      # the backend records an event just after sending it
+    jq -n --argjson c "$1" --slurpfile r <(grep event_sent "$INF_REC" | tail -n "+$(($2 + 1))" | head -n "$n") '
         [range(0; $c.arrivals | length) | ($c.arrivals[.] - $r[.].t) * 1000] | sort
         | {median: .[length / 2 | floor], p90: .[length * 0.9 | floor], n: length}'
 }
 echo "stream: $INF_EVENTS events, ${INF_DELAY}s apart" >&2
+n0=$(grep -c event_sent "$INF_REC")
 s=$(bench stream "${direct[@]}" --body '{"model":"gpt-4o-mini","stream":true,"messages":[]}') || fail "direct stream"
-sd=$(events_delay "$s")
+sd=$(events_delay "$s" "$n0")
+n0=$(grep -c event_sent "$INF_REC")
 s=$(bench stream "${proxied[@]}" --body '{"model":"fast","stream":true,"messages":[]}') || fail "proxied stream"
-sp=$(events_delay "$s")
+sp=$(events_delay "$s" "$n0")
 
 f() { jq -r "$2" <<<"$1"; }
 cat <<EOT

@@ -39,6 +39,11 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, fmt, *a):  # quiet
         pass
 
+    def setup(self):
+        super().setup()
+        # Each event is written once and must leave at once (Nagle would hold it for an ACK).
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     # ---- helpers ----
     def send_json(self, status, obj, extra=None):
         body = json.dumps(obj).encode()
