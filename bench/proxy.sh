@@ -138,6 +138,11 @@ measure_idle() {   # PEER
     for i in $(seq 600); do grep -q '^ready' "$out" && break; kill -0 $lp 2>/dev/null || break; sleep 0.1; done
     sleep 1   # let the proxy settle (lazy frees, timers) before reading its memory
     after=$(rss_kib "$pid")
+    local p np=0 nt=0
+    for p in $(tree_pids "$pid"); do
+        np=$((np + 1)); nt=$(( nt + $(awk '/^Threads:/{print $2}' "/proc/$p/status" 2>/dev/null || echo 0) ))
+    done
+    R[$peer.shape]="$np/$nt"
     wait $lp
     last=$(tail -n 1 "$out")
     log "  $peer idle: $(tr '\n' ' ' < "$out") rss ${before} -> ${after} KiB"
@@ -318,6 +323,8 @@ echo "Load average (1/5/15 min) at start: $LOAD_START; at end: $(cut -d' ' -f1-3
      "(other work on the machine shows here and makes every row noisier)."
 echo "Baseline RSS before the idle test (KiB): haproxy $(cell haproxy rss0), squid $(cell squid rss0)," \
      "tinyproxy $(cell tinyproxy rss0), sandbox-proxyd $(cell proxyd rss0)."
+echo "Processes/threads of each proxy while the $IDLE_TUNNELS idle tunnels were open: haproxy $(cell haproxy shape)," \
+     "squid $(cell squid shape), tinyproxy $(cell tinyproxy shape), sandbox-proxyd $(cell proxyd shape)."
 [ -n "${PROXYD_DECISIONS:-}" ] && echo "sandbox-proxyd's decision log for the run: $PROXYD_DECISIONS."
 echo "Each round (keep-alive | new):"
 for peer in "${active[@]}"; do echo "- $peer: ${RND[$peer.ka]:-—} | ${RND[$peer.new]:-—}"; done
