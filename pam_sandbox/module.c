@@ -30,6 +30,9 @@ static void parse_args(pam_handle_t *pamh, int argc, const char **argv, struct a
     for (int i = 0; i < argc; i++) {
         if (strncmp(argv[i], "conf=", 5) == 0 && argv[i][5] == '/')
             a->confdir = argv[i] + 5;
+        else if (strncmp(argv[i], "conf=", 5) == 0)
+            pam_syslog(pamh, LOG_ERR, "conf= needs an absolute path; ignored, using %s: %s",
+                       PS_DEFAULT_CONFDIR, argv[i]);
         else if (strcmp(argv[i], "debug") == 0)
             a->debug = true;
         else /* like pam_limits: say so and go on; a typo must not lock everyone out */
