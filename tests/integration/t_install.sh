@@ -11,7 +11,10 @@ D=$WORLD/destdir
 MODDIR=$(pkg-config --variable=libdir pam 2>/dev/null)/security
 [ "$MODDIR" != /security ] || skip "pkg-config pam missing (libpam0g-dev)"
 
-inst() { make -s -C "$PS_SRC" B="$PS_BUILD" DESTDIR="$D" install "$@" >"$WORLD/install.log" 2>&1 \
+# Under check-asan PS_BUILD is the sanitizer build: keep its flags (SAN=1) so make never rebuilds it
+# without them.
+SANARG=(); [ "${PS_SAN:-0}" = 1 ] && SANARG=(SAN=1)
+inst() { make -s -C "$PS_SRC" "${SANARG[@]}" B="$PS_BUILD" DESTDIR="$D" install "$@" >"$WORLD/install.log" 2>&1 \
          || { cat "$WORLD/install.log"; fail "make install $*"; }; }
 inst
 
@@ -107,7 +110,7 @@ assert_eq "examples refreshed" "$(md5sum < "$PS_SRC/profiles/profiles/$(basename
 
 # PREFIX moves the programs; SYSCONFDIR stays /etc.
 D=$WORLD/destdir2
-make -s -C "$PS_SRC" B="$PS_BUILD" DESTDIR="$D" PREFIX=/usr/local install >"$WORLD/install2.log" 2>&1 \
+make -s -C "$PS_SRC" "${SANARG[@]}" B="$PS_BUILD" DESTDIR="$D" PREFIX=/usr/local install >"$WORLD/install2.log" 2>&1 \
     || { cat "$WORLD/install2.log"; fail "make install PREFIX=/usr/local"; }
 assert_node /usr/local/sbin/sandboxctl -rwxr-xr-x
 assert_node /usr/local/share/pam-configs/pam_sandbox -rw-r--r--
@@ -160,7 +163,12 @@ for f in common-session common-session-noninteractive; do
     assert_match "pam-auth-update: $f runs the module" 'required[[:space:]]+pam_sandbox.so' "$(cat /etc/pam.d/$f)"
 done
 # 7. log in (a real sshd with a key) as alice, and as an admin from a second session
-world_start_sshd 2299
+if [ "${PS_SAN:-0}" = 1 ]; then   # an ASan module needs the runtime loaded first in sshd
+    LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)" \
+        ASAN_OPTIONS=detect_leaks=0 world_start_sshd 2299
+else
+    world_start_sshd 2299
+fi
 world_authorize alice; world_authorize psadmin
 out=$(world_ssh alice 'ulimit -Hu; grep NoNewPrivs /proc/self/status; curl -sS -o /dev/null -w "%{http_connect}" https://example.org 2>/dev/null')
 assert_match "alice: confined (512, NoNewPrivs 1, example.org 403)" '^512
