@@ -33,6 +33,10 @@ for s in permit limits module; do
     printf 'open+close session  %-7s median %8.1f us  mean %8.1f us  (%s rounds)\n' \
         "$s" "${med[$s]}" "$(val "$out" session_mean_us)" "$ROUNDS"
 done
+out=$("$BENCH" steps "$CONF" ps-bench "$ROUNDS") || fail "steps bench: $out"
+printf 'open_session steps (median us): config load %s, account+profile %s, nftables %s, seccomp build %s\n' \
+    "$(val "$out" step_config_load_us)" "$(val "$out" step_identity_resolve_us)" \
+    "$(val "$out" step_nft_ensure_uid_us)" "$(val "$out" step_seccomp_build_us)"
 out=$("$BENCH" syscall "$CONF" ps-bench "$CALLS") || fail "syscall bench: $out"
 plain=$(val "$out" syscall_plain_ns); filt=$(val "$out" syscall_filtered_ns)
 printf 'getppid()            plain %.2f ns   filtered %.2f ns   (best of 5 x %s calls)\n' "$plain" "$filt" "$CALLS"

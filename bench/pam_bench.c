@@ -7,6 +7,10 @@
  *   pam_bench syscall CONFDIR USER N
  *       ns per getppid() via syscall(2) in a tight loop of N, without a filter and then in a
  *       child under the filters pam_sandbox builds for USER's profile in CONFDIR.
+ *   pam_bench steps CONFDIR USER N
+ *       the median of each step of open_session, measured in this process (the filters are
+ *       built, not loaded): config load, account lookup + resolution, the nftables step, the
+ *       seccomp build; tells which step a slow login spends its time in.
  * Output lines are "key value" so that bench/module.sh can compute ratios. */
 #include <errno.h>
 #include <stdio.h>
@@ -20,6 +24,7 @@
 #include <security/pam_appl.h>
 #include "common/config.h"
 #include "common/resolve.h"
+#include "netfilter/nft.h"
 #include "pam_sandbox/sandbox.h"
 
 static double now_ns(void)
@@ -147,12 +152,63 @@ static int bench_syscall(const char *confdir, const char *user, long n)
     return WIFEXITED(st) ? WEXITSTATUS(st) : 1;
 }
 
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_d);
+    return v[n / 2];
+}
+
+static int bench_steps(const char *confdir, const char *user, int n)
+{
+    double *t[4];
+    for (int k = 0; k < 4; k++)
+        if (!(t[k] = calloc((size_t)n, sizeof(double))))
+            return 1;
+    for (int i = 0; i < n; i++) {
+        struct ps_diags d = { 0 };
+        char err[512];
+        double t0 = now_ns();
+        struct ps_config *cfg = ps_config_load(confdir, &d);
+        double t1 = now_ns();
+        struct ps_identity id;
+        const struct ps_profile *p = NULL;
+        if (cfg && ps_identity_lookup(user, &id) == 0)
+            p = ps_resolve_profile(cfg, &id, NULL, 0);
+        double t2 = now_ns();
+        if (!p || ps_nft_ensure_uid(cfg, id.uid, err, sizeof err) < 0) {
+            fprintf(stderr, "%s: %s\n", user, p ? err : "no profile");
+            return 1;
+        }
+        double t3 = now_ns();
+        scmp_filter_ctx a, b;
+        if (ps_seccomp_build(p, &a, &b, err, sizeof err) < 0) {
+            fprintf(stderr, "%s\n", err);
+            return 1;
+        }
+        double t4 = now_ns();
+        seccomp_release(a);
+        seccomp_release(b);
+        t[0][i] = t1 - t0; t[1][i] = t2 - t1; t[2][i] = t3 - t2; t[3][i] = t4 - t3;
+        ps_identity_free(&id);
+        ps_config_free(cfg);
+        ps_diags_free(&d);
+    }
+    printf("step_config_load_us %.1f\nstep_identity_resolve_us %.1f\nstep_nft_ensure_uid_us %.1f\n"
+           "step_seccomp_build_us %.1f\n", median(t[0], n) / 1e3, median(t[1], n) / 1e3,
+           median(t[2], n) / 1e3, median(t[3], n) / 1e3);
+    for (int k = 0; k < 4; k++)
+        free(t[k]);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 5 && strcmp(argv[1], "steps") == 0)
+        return bench_steps(argv[2], argv[3], atoi(argv[4]));
     if (argc == 5 && strcmp(argv[1], "session") == 0)
         return bench_session(argv[2], argv[3], atoi(argv[4]));
     if (argc == 5 && strcmp(argv[1], "syscall") == 0)
         return bench_syscall(argv[2], argv[3], atol(argv[4]));
-    fprintf(stderr, "usage: pam_bench session SERVICE USER N | syscall CONFDIR USER N\n");
+    fprintf(stderr, "usage: pam_bench session SERVICE USER N | syscall CONFDIR USER N | steps CONFDIR USER N\n");
     return 2;
 }

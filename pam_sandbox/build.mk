@@ -36,9 +36,11 @@ $(B)/tests/sandbox_pam_run: $(B)/tests/lib/sandbox_pam_run.o
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $< -lpam
 
-$(B)/bench/pam_bench: $(B)/bench/pam_bench.o $(B)/pam_sandbox/seccomp_filter.o $(B)/libpscommon.a
+# Links the real nftables step when netfilter/ is in the tree, the pending stub otherwise.
+$(B)/bench/pam_bench: $(B)/bench/pam_bench.o $(B)/pam_sandbox/seccomp_filter.o \
+                      $(filter %/nft_pending.o,$(PAM_SANDBOX_OBJS)) $(PAM_SANDBOX_NFT) $(B)/libpscommon.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ -lpam $(COMMON_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ -lpam $(PAM_SANDBOX_NFT_LIBS) $(COMMON_LIBS)
 
 BINS += $(B)/pam_sandbox.so $(B)/tests/sandbox_probe $(B)/tests/sandbox_pam_run $(B)/bench/pam_bench
 
