@@ -126,7 +126,8 @@ static void rearm_timeout(struct resolver *r)
     if (r->timeout_timer) { pd_timer_cancel(r->loop, r->timeout_timer); r->timeout_timer = NULL; }
     tvp = ares_timeout(r->ch, NULL, &tv);
     if (!tvp) return;                                    /* nothing in flight */
-    uint64_t ms = (uint64_t)tvp->tv_sec * 1000u + (uint64_t)tvp->tv_usec / 1000u;
+    /* Rounded up: a timer due before c-ares' deadline would only spin until it. */
+    uint64_t ms = (uint64_t)tvp->tv_sec * 1000u + ((uint64_t)tvp->tv_usec + 999u) / 1000u;
     r->timeout_timer = pd_timer_add(r->loop, ms, on_timeout, r);
 }
 

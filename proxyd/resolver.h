@@ -9,6 +9,7 @@
 #include "proxyd.h"
 
 struct resolver *resolver_new(struct pd_loop *l, const struct ps_config *cfg);
+/* Lookups still pending are dropped without their callbacks. */
 void resolver_free(struct resolver *r);
 
 /* status 0: addrs[0..n) (IPv4 and IPv6, port 0); otherwise a negative error and n == 0.
