@@ -53,8 +53,8 @@ assert_match "module confined the session" "session of ps-nia confined by profil
 assert_match "unknown argument logged" "unknown argument ignored: bogus=1" "$(cat "$SYSLOG")"
 
 # --- limits ---
-out=$(mod_run ps-nia bash -c 'ulimit -Hu; ulimit -Su; ulimit -Hc; ulimit -u 1024 2>&1 && echo raised || echo refused; umask' 2>/dev/null)
-assert_eq "hard NPROC, soft NPROC, hard CORE, ulimit -u 1024, umask" "512 512 0 refused 0027" "$(echo $out | sed 's/bash: line 1: ulimit: max user processes: cannot modify limit: Operation not permitted //')"
+out=$(mod_run ps-nia bash -c 'ulimit -Hu; ulimit -Su; ulimit -Hc; ulimit -u 1024 2>/dev/null && echo raised || echo refused; umask' 2>/dev/null)
+assert_eq "hard NPROC, soft NPROC, hard CORE, ulimit -u 1024, umask" "512 512 0 refused 0027" "$(echo $out)"
 assert_eq "profile's LimitNPROC" "300" "$(mod_run ps-nib bash -c 'ulimit -Hu' 2>/dev/null)"
 
 # --- the probe: Network=proxy (defaults) and Network=block with AllowNetlink= empty ---
