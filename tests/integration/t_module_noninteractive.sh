@@ -30,6 +30,8 @@ EOP
 mod_profile 30-group <<'EOP'
 [Match]
 Group=ps-sandboxed
+[Limits]
+LimitNOFILE=256:512
 [Process]
 Umask=0027
 EOP
@@ -55,6 +57,7 @@ assert_match "unknown argument logged" "unknown argument ignored: bogus=1" "$(ca
 # --- limits ---
 out=$(mod_run ps-nia bash -c 'ulimit -Hu; ulimit -Su; ulimit -Hc; ulimit -u 1024 2>/dev/null && echo raised || echo refused; umask' 2>/dev/null)
 assert_eq "hard NPROC, soft NPROC, hard CORE, ulimit -u 1024, umask" "512 512 0 refused 0027" "$(echo $out)"
+assert_eq "LimitNOFILE=256:512 (soft, hard)" "256 512" "$(echo $(mod_run ps-nia bash -c 'ulimit -Sn; ulimit -Hn' 2>/dev/null))"
 assert_eq "profile's LimitNPROC" "300" "$(mod_run ps-nib bash -c 'ulimit -Hu' 2>/dev/null)"
 
 # --- the probe: Network=proxy (defaults) and Network=block with AllowNetlink= empty ---
