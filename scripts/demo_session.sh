@@ -37,7 +37,7 @@ if [ "$mode" = sandboxed ]; then
     hard=$(ulimit -Hu)
     read -r forked err total < <(python3 -c '
 import errno, os, signal, time
-kids, err = [], "none"
+kids, err, total = [], "none", -1
 try:
     for _ in range(100000):
         pid = os.fork()
@@ -46,10 +46,16 @@ try:
         kids.append(pid)
 except OSError as e:
     err = errno.errorcode.get(e.errno, str(e.errno))
-uid = os.getuid()
-total = sum(1 for p in os.listdir("/proc") if p.isdigit() and os.stat("/proc/" + p).st_uid == uid)
-for k in kids: os.kill(k, signal.SIGKILL)
-for k in kids: os.waitpid(k, 0)
+try:
+    uid, total = os.getuid(), 0
+    for p in os.listdir("/proc"):
+        try:
+            total += p.isdigit() and os.stat("/proc/" + p).st_uid == uid
+        except OSError:
+            pass                      # a process that ended while we looked
+finally:
+    for k in kids: os.kill(k, signal.SIGKILL)
+    for k in kids: os.waitpid(k, 0)
 print(len(kids), err, total)')
     ok=0; [ "$hard" = 512 ] && [ "$err" = EAGAIN ] && [ "$total" -le 512 ] && ok=1
     verdict "process limit" $ok "hard RLIMIT_NPROC $hard; fork bomb stopped by $err after $forked forks, $total processes of this account"
