@@ -74,6 +74,12 @@ install -o root -m 4755 /usr/bin/id /tmp/ps-scratch/suid-id
 assert_eq "setuid binary, sandboxed" "59100" "$(mod_run ps-nia /tmp/ps-scratch/suid-id -u 2>/dev/null)"
 assert_eq "setuid binary, unconfined (control)" "0" "$(mod_run ps-nifree /tmp/ps-scratch/suid-id -u 2>/dev/null)"
 
+# --- fork bomb in a noninteractive session (LimitNPROC=300 for ps-nib) ---
+read -r _ n why < <(mod_run ps-nib "$PROBE" forkbomb 1000 0 2>/dev/null | grep ^forkbomb)
+assert_eq "fork bomb stops with" "EAGAIN" "$why"
+[ "$n" -lt 300 ] && [ "$n" -gt 250 ] || fail "fork bomb made $n processes, limit 300"
+ok "fork bomb stopped after $n children (LimitNPROC=300)"
+
 # --- environment ---
 env_a=$(mod_run ps-nia env 2>/dev/null); env_m=$(mod_run ps-nim env 2>/dev/null)
 assert_match "HTTP_PROXY" "^HTTP_PROXY=http://127.0.0.1:3128$" "$(echo "$env_a" | grep ^HTTP_PROXY=)"

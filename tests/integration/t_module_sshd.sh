@@ -11,6 +11,7 @@ mod_setup
 world_add_user ps-sa 59140            # defaults (Network=proxy, AllowNetlink=audit)
 world_add_user ps-sb 59141            # Network=block, AllowNetlink= empty
 world_add_user ps-sfree 59142         # matched by nothing
+world_add_user ps-sc 59143            # LimitNPROC=40, for the fork bomb
 mod_profile 10-block <<'EOP'
 [Match]
 User=ps-sb
@@ -22,9 +23,16 @@ mod_profile 20-dev <<'EOP'
 [Match]
 User=ps-sa
 EOP
+mod_profile 30-bomb <<'EOP'
+[Match]
+User=ps-sc
+[Limits]
+LimitNPROC=40
+EOP
 mod_apply
 if [ "${PS_SAN:-0}" = 1 ]; then LD_PRELOAD="${SAN_ENV[1]#LD_PRELOAD=}" ASAN_OPTIONS=detect_leaks=0 world_start_sshd 2240; else world_start_sshd 2240; fi
-for u in ps-sa ps-sb ps-sfree; do world_authorize $u; done
+for u in ps-sa ps-sb ps-sfree ps-sc; do world_authorize $u; done
+install -o root -m 4755 /usr/bin/id /tmp/ps-scratch/suid-id
 
 # --- ssh host cmd ---
 out=$(world_ssh ps-sa 'ulimit -Hu; ulimit -Hc; ulimit -u 1024 2>/dev/null && echo raised || echo refused') ||
@@ -34,6 +42,13 @@ world_ssh ps-sa "$PROBE" > "$WORLD/probe-cmd" || fail "probe over ssh"
 check_confined_probe "$WORLD/probe-cmd" proxy "audit"
 world_ssh ps-sb "$PROBE" > "$WORLD/probe-block" || fail "probe over ssh (block)"
 check_confined_probe "$WORLD/probe-block" block ""
+
+assert_eq "setuid binary gains nothing" "59140" "$(world_ssh ps-sa /tmp/ps-scratch/suid-id -u)"
+read -r _ n why < <(world_ssh ps-sc "$PROBE forkbomb 1000 0" | grep ^forkbomb)
+assert_eq "fork bomb over ssh stops with" "EAGAIN" "$why"
+[ "$n" -lt 40 ] || fail "fork bomb made $n processes, limit 40"
+ok "fork bomb over ssh stopped after $n children (LimitNPROC=40)"
+assert_eq "another account unaffected" "forkbomb 100 none" "$(world_ssh ps-sa "$PROBE forkbomb 100 0" | grep ^forkbomb)"
 
 # --- a shell with a tty (pty session: sshd's own audit code runs for it) ---
 out=$(PS_SSH_TTY=1 world_ssh ps-sa "tty; $PROBE" < /dev/null | tr -d '\r') || fail "ssh -tt session"

@@ -27,6 +27,9 @@ mod_apply
 out=$("${SAN_ENV[@]}" su - ps-ua -c 'ulimit -Hu; ulimit -Hc; ulimit -u 1024 2>/dev/null && echo raised || echo refused') || fail "su - ps-ua"
 assert_eq "su: hard NPROC, hard CORE, ulimit -u 1024" "512 0 refused" "$(echo $out)"
 
+install -o root -m 4755 /usr/bin/id /tmp/ps-scratch/suid-id
+assert_eq "su: setuid binary gains nothing" "59120" "$("${SAN_ENV[@]}" su - ps-ua -c '/tmp/ps-scratch/suid-id -u')"
+
 # An interactive `su -` (no -c, which would setsid): root's terminal is the user's controlling
 # tty, and TIOCSTI on it would type into root's shell after the user exits.
 su_tty() { { sleep 0.3; printf '%s\nexit\n' "$2"; } | "${SAN_ENV[@]}" script -qec "su - $1" /dev/null | tr -d '\r'; }
