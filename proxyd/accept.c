@@ -167,6 +167,8 @@ static void on_accept(struct pd_loop *l, int lfd, uint32_t ev, void *arg)
                 syslog(LOG_ERR, "accept: %m");
             return;
         }
+        int one = 1;                /* explicitly: not every kernel lets accept() inherit it */
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         struct pd_conn *c = pd_conn_new(fd, L->mode);
         c->who.peer = peer;
         if (L->mode == PD_MODE_TRANSPARENT) {

@@ -41,6 +41,7 @@ struct pd_dir {
     size_t inpipe;
     bool eof;              /* src reached EOF */
     bool shut;             /* dst shut down for writing */
+    bool splice;           /* bulk seen: splice from now on */
 };
 
 struct pd_buf {

@@ -1,5 +1,8 @@
-/* Decided tunnels: bytes move socket -> pipe -> socket with splice(2) and never enter user space.
- * Pipes are created on the first byte of each direction, so an idle tunnel costs its struct only.
+/* Decided tunnels.  Small exchanges (a request, a short answer) are copied with recv/send through a
+ * stack buffer: for them two pipes and four splices cost more than the copy.  As soon as one read
+ * fills the buffer, that direction switches to splice(2) (socket -> pipe -> socket, never through
+ * user space) for the rest of the tunnel.  Pipes exist only for directions that carried bulk, so an
+ * idle tunnel costs its struct only.
  * Half-close is passed on (EOF one way shuts that way down), so protocols that send, shut down
  * and then read the answer work. */
 #include <errno.h>
@@ -11,6 +14,7 @@
 #include "proxyd/core.h"
 
 #define SPLICE_CHUNK (1 << 16)
+#define COPY_CHUNK 16384             /* a read that fills this means bulk: splice from then on */
 
 static int pipe_open(struct pd_dir *d)
 {
@@ -19,9 +23,46 @@ static int pipe_open(struct pd_dir *d)
     return pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC);
 }
 
-/* Move what can be moved in one direction.  Returns -1 on a hard error (tear down). */
-static int pump(int src, int dst, struct pd_dir *d, int64_t *count)
+/* Copy one read's worth; what dst does not take now waits in *pending (flushed first next time). */
+static int copy_once(int src, int dst, struct pd_dir *d, int64_t *count, struct pd_buf *pending)
 {
+    char buf[COPY_CHUNK];
+    ssize_t n = recv(src, buf, sizeof buf, 0);
+    if (n == 0) {
+        d->eof = true;
+        return 0;
+    }
+    if (n < 0)
+        return (errno == EAGAIN || errno == EINTR) ? 0 : -1;
+    *count += n;
+    if ((size_t)n == sizeof buf)
+        d->splice = true;
+    ssize_t w = send(dst, buf, (size_t)n, MSG_NOSIGNAL);
+    if (w < 0) {
+        if (errno != EAGAIN && errno != EINTR)
+            return -1;
+        w = 0;
+    }
+    if (w < n) {
+        pd_buf_reserve(pending, (size_t)(n - w));
+        memcpy(pending->p + pending->len, buf + w, (size_t)(n - w));
+        pending->len += (size_t)(n - w);
+    }
+    return 1;
+}
+
+/* Move what can be moved in one direction.  Returns -1 on a hard error (tear down). */
+static int pump(int src, int dst, struct pd_dir *d, int64_t *count, struct pd_buf *pending)
+{
+    while (!d->splice && !d->eof) {
+        int r = copy_once(src, dst, d, count, pending);
+        if (r < 0)
+            return -1;
+        if (r == 0 || pending->len > pending->off)
+            break;                  /* nothing more to read now, or dst is full */
+    }
+    if (!d->splice)
+        goto out;
     for (int rounds = 0; rounds < 8; rounds++) {
         if (d->inpipe == 0 && !d->eof) {
             if (pipe_open(d) < 0)
@@ -56,7 +97,8 @@ static int pump(int src, int dst, struct pd_dir *d, int64_t *count)
         if (d->eof)
             break;
     }
-    if (d->eof && d->inpipe == 0 && !d->shut) {
+out:
+    if (d->eof && d->inpipe == 0 && pending->len == pending->off && !d->shut) {
         shutdown(dst, SHUT_WR);
         d->shut = true;
     }
@@ -84,9 +126,9 @@ void pd_tunnel_io(struct pd_conn *c)
         if (r < 0)
             goto done;
     }
-    if (c->uout.len == c->uout.off && pump(c->cfd, c->ufd, &c->up, &c->bytes_up) < 0)
+    if (c->uout.len == c->uout.off && pump(c->cfd, c->ufd, &c->up, &c->bytes_up, &c->uout) < 0)
         goto done;
-    if (c->out.len == c->out.off && pump(c->ufd, c->cfd, &c->down, &c->bytes_down) < 0)
+    if (c->out.len == c->out.off && pump(c->ufd, c->cfd, &c->down, &c->bytes_down, &c->out) < 0)
         goto done;
     if (c->up.shut && c->down.shut)
         goto done;
