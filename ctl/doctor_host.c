@@ -5,20 +5,17 @@
 #include <fcntl.h>
 #include <glob.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include <dirent.h>
 #include "common/util.h"
 #include "ctl/doctor_int.h"
-
-extern char **environ;
+#include "netfilter/nft.h"
 
 /* ---- sshd: UsePAM (the first value sshd reads wins; Include is expanded where it stands) ---- */
 
@@ -160,36 +157,33 @@ void doc_check_sudoers(struct doctor *d)
 
 void doc_check_ruleset(struct doctor *d)
 {
-    static const char *const nft_paths[] = { "/usr/sbin/nft", "/sbin/nft" };
-    const char *nft = NULL;
-    for (size_t i = 0; i < sizeof nft_paths / sizeof nft_paths[0]; i++)
-        if (access(nft_paths[i], X_OK) == 0)
-            nft = nft_paths[i];
-    if (!nft) {
-        doc_finding(d, "nft", 0, "nft(8) is not installed, so the ruleset cannot be checked (and "
-                    "sandboxctl apply cannot load it); fix: apt-get install nftables");
-        return;
-    }
+    static const char *const table = "table inet pam_sandbox";
     if (geteuid() != 0) {
-        doc_finding(d, "table inet pam_sandbox", 0, "cannot check the ruleset without root; fix: "
-                    "run sandboxctl doctor as root");
+        doc_finding(d, table, 0, "cannot check the ruleset without root; fix: run sandboxctl "
+                    "doctor as root");
         return;
     }
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-    char *argv[] = { (char *)nft, "list", "table", "inet", "pam_sandbox", NULL };
-    pid_t pid;
-    int status = -1;
-    if (posix_spawn(&pid, nft, &fa, NULL, argv, environ) == 0)
-        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-            ;
-    posix_spawn_file_actions_destroy(&fa);
-    if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0))
-        doc_finding(d, "table inet pam_sandbox", 0, "the ruleset is not loaded: egress of sandboxed "
-                    "accounts is not steered and the module refuses their logins; fix: sandboxctl "
-                    "apply (and enable the ruleset unit from packaging/ at boot)");
+    struct ps_nft_status st = { .loaded = false };
+    char err[512] = "";
+    if (ps_nft_status_read(&st, err, sizeof err) < 0) {
+        doc_finding(d, table, 0, "cannot read the ruleset (%s); fix: check that nftables works "
+                    "(nft list ruleset)", err);
+        return;
+    }
+    if (!st.loaded) {
+        doc_finding(d, table, 0, "the ruleset is not loaded: egress of sandboxed accounts is not "
+                    "steered and the module refuses their logins; fix: sandboxctl apply (and enable "
+                    "pam-sandbox-ruleset.service for boot)");
+    } else if (d->cfg) {
+        uint32_t want = 0;
+        struct ps_diags diags = { 0 };
+        if (ps_nft_config_version(d->cfg, &want, &diags) == 0 && want != st.version)
+            doc_finding(d, table, 0, "the loaded ruleset (version 0x%08x) is not the one the "
+                        "configuration renders (0x%08x): the module refuses sandboxed logins until "
+                        "it is reloaded; fix: sandboxctl apply", st.version, want);
+        ps_diags_free(&diags);
+    }
+    ps_nft_status_free(&st);
 }
 
 /* ---- proxyd (pid file, then the process behind it) ---- */

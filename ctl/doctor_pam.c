@@ -4,12 +4,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include "common/util.h"
 #include "ctl/doctor_int.h"
 
 #define PAM_DIR "/etc/pam.d"
 #define MAX_DEPTH 8               /* include nesting; Debian uses 1 */
 #define MAX_ENTRIES 256
+#ifndef PS_PAM_MODDIR             /* set by packaging/build.mk from pkg-config pam */
+#define PS_PAM_MODDIR "/lib/x86_64-linux-gnu/security"
+#endif
 
 /* Services through which an account gets a session (an unlisted one is not checked: chfn and
  * friends authenticate but start nothing; runuser is root-only, and root is not confined). */
@@ -24,6 +28,7 @@ struct pam_entry {
     bool dash;                    /* "-session": silently skipped when the module is missing */
     char control[128];
     char module[128];             /* base name, e.g. pam_limits.so */
+    char path[256];               /* as written: a name or an absolute path */
     char args[512];
 };
 
@@ -130,6 +135,7 @@ static void expand(const struct doctor *d, const char *path, int depth, struct s
         copy(e->control, sizeof e->control, control);
         const char *base = strrchr(module, '/');
         copy(e->module, sizeof e->module, base ? base + 1 : module);
+        copy(e->path, sizeof e->path, module);
         while (*q == ' ' || *q == '\t')
             q++;
         copy(e->args, sizeof e->args, q);
@@ -156,9 +162,38 @@ static bool weak_control(const char *c)
                             strstr(c, "default=done")));
 }
 
+/* Findings about one line of an included file (common-session) would repeat for every service
+ * that includes it: report each (kind, file, line) once. */
+struct once {
+    char key[64][300];
+    size_t n;
+};
+
+static bool first_time(struct once *o, char kind, const struct pam_entry *e)
+{
+    char key[sizeof o->key[0]];
+    snprintf(key, sizeof key, "%c:%u:%.250s", kind, e->line, e->file);
+    for (size_t i = 0; i < o->n; i++)
+        if (strcmp(o->key[i], key) == 0)
+            return false;
+    if (o->n < sizeof o->key / sizeof o->key[0])
+        copy(o->key[o->n++], sizeof o->key[0], key);
+    return true;
+}
+
+/* Where libpam loads the module from: an absolute path as written, else its module directory. */
+static void module_path(const struct pam_entry *e, char *out, size_t len)
+{
+    if (e->path[0] == '/')
+        copy(out, len, e->path);
+    else
+        snprintf(out, len, "%s/%s", PS_PAM_MODDIR, e->path);
+}
+
 void doc_check_pam(struct doctor *d)
 {
     struct stack *st = ps_xcalloc(1, sizeof *st);
+    struct once *once = ps_xcalloc(1, sizeof *once);
     char checked[8][512];
     size_t n_checked = 0;
     for (size_t s = 0; s < sizeof session_services / sizeof session_services[0]; s++) {
@@ -182,14 +217,21 @@ void doc_check_pam(struct doctor *d)
             continue;
         }
         const struct pam_entry *m = &st->v[at];
-        if (weak_control(m->control))
+        char mod[600];
+        module_path(m, mod, sizeof mod);
+        struct stat sb;
+        if (stat(doc_path(d, mod, full, sizeof full), &sb) != 0 && first_time(once, 'm', m))
+            doc_finding(d, m->file, m->line, "%s does not exist: %s; fix: make install (or correct "
+                        "the path)", mod, m->dash ? "\"-session\" then skips the module and sessions "
+                        "are not confined" : "every session through this stack fails");
+        if (weak_control(m->control) && first_time(once, 'c', m))
             doc_finding(d, m->file, m->line, "pam_sandbox.so is \"%s\": a failure to confine does not "
                         "refuse the session (%s); fix: make it \"required\"", m->control, file);
-        if (m->dash)
+        if (m->dash && first_time(once, 'd', m))
             doc_finding(d, m->file, m->line, "\"-session\" skips pam_sandbox.so silently when the "
                         "module is missing (%s); fix: drop the leading \"-\"", file);
         for (size_t i = 0; i < at; i++)
-            if (strcmp(st->v[i].control, "sufficient") == 0)
+            if (strcmp(st->v[i].control, "sufficient") == 0 && first_time(once, 's', &st->v[i]))
                 doc_finding(d, st->v[i].file, st->v[i].line, "\"sufficient\" %s before pam_sandbox.so "
                             "can end the stack (%s) before the module runs; fix: move pam_sandbox.so "
                             "above it", st->v[i].module, file);
@@ -208,5 +250,6 @@ void doc_check_pam(struct doctor *d)
             doc_check_limits(d, conf, file);
         }
     }
+    free(once);
     free(st);
 }

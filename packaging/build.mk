@@ -75,3 +75,6 @@ install-config:
 	  $(call ps_install_keep,$$f,$(PS_CONFDIR_INST)/inference.d/$$n.example); done
 
 INSTALL_RULES += install-module install-sbin install-man install-units install-pamconfig install-config
+
+# sandboxctl doctor checks that the module a PAM stack names exists where libpam looks for it.
+$(B)/ctl/doctor_pam.o: CPPFLAGS += -DPS_PAM_MODDIR='"$(PAM_MODDIR)"'

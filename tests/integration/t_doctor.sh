@@ -32,7 +32,7 @@ chmod 644 "$CONF/profiles/10-doc.conf"
 PAMD=/etc/pam.d
 for f in common-session common-session-noninteractive; do
     [ -e "$PAMD/$f" ] || fail "$PAMD/$f missing (libpam-runtime)"
-    echo "session required pam_sandbox.so conf=$CONF" >> "$PAMD/$f"
+    echo "session required $PS_BUILD/pam_sandbox.so conf=$CONF" >> "$PAMD/$f"
 done
 # Debian's stacks for the services this host may lack (sudo, cron, systemd-user), as packaged.
 [ -e $PAMD/sudo ] || printf '%s\n' '#%PAM-1.0' 'session required pam_limits.so' \
@@ -82,11 +82,18 @@ grep -v pam_sandbox "$WORLD/cs.bak" > $PAMD/common-session
 assert_finding "module missing from common-session" '^/etc/pam.d/common-session: no pam_sandbox.so in its session stack' "$OUT"
 assert_match "...and from sshd, which includes it" '^/etc/pam.d/sshd: no pam_sandbox.so' "$OUT"
 assert_no_match "...not from cron (noninteractive has it)" '^/etc/pam.d/cron:' "$OUT"
-sed 's/^session required pam_sandbox.so/session optional pam_sandbox.so/' "$WORLD/cs.bak" > $PAMD/common-session
-n=$(grep -n 'optional pam_sandbox.so' $PAMD/common-session | cut -d: -f1)
+sed 's/^session required \(.*pam_sandbox.so\)/session optional \1/' "$WORLD/cs.bak" > $PAMD/common-session
+n=$(grep -n 'optional .*pam_sandbox.so' $PAMD/common-session | cut -d: -f1)
 assert_finding "module optional" "^/etc/pam.d/common-session:$n: pam_sandbox.so is \"optional\"" "$OUT"
-sed 's/^session required pam_sandbox.so/-session required pam_sandbox.so/' "$WORLD/cs.bak" > $PAMD/common-session
+assert_eq "...reported once, not once per including service" 1 "$(printf '%s\n' "$OUT" | grep -c 'is "optional"')"
+sed 's/^session required \(.*pam_sandbox.so\)/-session required \1/' "$WORLD/cs.bak" > $PAMD/common-session
 assert_finding "module with -session" "^/etc/pam.d/common-session:$n: \"-session\" skips pam_sandbox.so" "$OUT"
+sed 's|^session required .*pam_sandbox.so|session required /nonexistent/pam_sandbox.so|' "$WORLD/cs.bak" > $PAMD/common-session
+assert_finding "module file missing" "^/etc/pam.d/common-session:$n: /nonexistent/pam_sandbox.so does not exist: every session through this stack fails" "$OUT"
+sed 's|^session required .*pam_sandbox.so|session required pam_sandbox.so|' "$WORLD/cs.bak" > $PAMD/common-session
+if [ ! -e "$(pkg-config --variable=libdir pam)/security/pam_sandbox.so" ]; then
+    assert_finding "module name not installed in libpam's directory" "^/etc/pam.d/common-session:$n: /.*/security/pam_sandbox.so does not exist" "$OUT"
+fi
 cp "$WORLD/cs.bak" $PAMD/common-session
 cp $PAMD/common-session-noninteractive "$WORLD/csn.bak"
 grep -v pam_sandbox "$WORLD/csn.bak" > $PAMD/common-session-noninteractive
@@ -140,6 +147,11 @@ nft delete table inet pam_sandbox
 assert_finding "ruleset not loaded" '^table inet pam_sandbox: the ruleset is not loaded' "$OUT"
 "$SC" -c "$CONF" apply >/dev/null 2>&1 || fail "re-apply"
 assert_clean "ruleset reloaded"
+cp "$CONF/sandbox.conf" "$WORLD/sc.bak"
+sed -i 's/^DNSListen=.*/DNSListen=127.0.0.1:3154/' "$CONF/sandbox.conf"
+assert_finding "ruleset stale" '^table inet pam_sandbox: the loaded ruleset \(version 0x[0-9a-f]+\) is not the one the configuration renders' "$OUT"
+cp "$WORLD/sc.bak" "$CONF/sandbox.conf"
+assert_clean "config back as applied"
 
 # proxyd: stopped (stale pid file), then no pid file.
 kill "$PROXYD_PID"; wait "$PROXYD_PID" 2>/dev/null
