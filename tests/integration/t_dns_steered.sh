@@ -12,12 +12,13 @@ command -v nft >/dev/null || skip "nft missing"
 [ -x "$PS_BUILD/sandboxctl" ] || skip "sandboxctl not built in $PS_BUILD"
 world_add_user dnsst 59761 dnsbox
 world_add_user dnsstfree 59762
-dns_world_upstream github.com=A:203.0.113.10 secret.example.net=A:203.0.113.10
+dns_world_upstream github.com=A:203.0.113.10 secret.example.net=A:203.0.113.10 api.example.com=A:203.0.113.10
 dns_world_conf "DNSListen=[::1]:$DNS_PORT"
 dns_profile 10-box.conf "[Match]
 Group=dnsbox
 [Network]
-Allow=github.com:443"
+Allow=github.com:443
+Allow=*.example.com:443"
 dns_start_proxyd
 "$PS_BUILD/sandboxctl" -c "$CONF" apply > "$WORLD/apply.out" 2>&1 || fail "sandboxctl apply: $(cat "$WORLD/apply.out")"
 nft list set inet pam_sandbox users | grep -qw 59761 || fail "59761 not in the steering set"
@@ -51,6 +52,17 @@ dns_is_synthetic "$a" || fail "getaddrinfo as the sandboxed account gave [$a]"
 ok "getaddrinfo github.com -> $a"
 runuser -u dnsst -- getent hosts secret.example.net && fail "getaddrinfo resolved a denied name"
 ok "getaddrinfo of a denied name fails"
+
+# Search lists: "api" with "search corp.example.com example.com" must end at api.example.com (the
+# name that exists), not at api.corp.example.com - which a synthetic answer for every allowed
+# name would do; policy DNS answers NXDOMAIN for allowed names that do not exist.
+printf 'nameserver 203.0.113.10\nsearch corp.example.com example.com\n' > /etc/resolv.conf
+a=$(runuser -u dnsst -- getent ahostsv4 api | awk '{print $1; exit}')
+want=$(dns_answers "$(dig_as dnsst @203.0.113.10 api.example.com A)")
+dns_is_synthetic "$a" || fail "search list: api gave [$a]"
+assert_eq "search list: api resolves to api.example.com's synthetic address" "$want" "$a"
+assert_eq "api.corp.example.com was asked upstream (allowed) and did not exist" 1 \
+    "$(dns_upstream_count api.corp.example.com A)"
 
 assert_eq "the resolver never saw the denied name" 0 "$(dns_upstream_count secret.example.net)"
 
