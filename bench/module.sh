@@ -37,6 +37,12 @@ out=$("$BENCH" steps "$CONF" ps-bench "$ROUNDS") || fail "steps bench: $out"
 printf 'open_session steps (median us): config load %s, account+profile %s, nftables %s, seccomp build %s\n' \
     "$(val "$out" step_config_load_us)" "$(val "$out" step_identity_resolve_us)" \
     "$(val "$out" step_nft_ensure_uid_us)" "$(val "$out" step_seccomp_build_us)"
+# A login runs the steps once in a fresh process: cold NSS, libnftables and libseccomp state.
+cold=$(for i in 1 2 3 4 5 6 7; do "$BENCH" steps "$CONF" ps-bench 1; done)
+cmed() { awk -v k="$1" '$1 == k { print $2 }' <<<"$cold" | sort -n | sed -n 4p; }
+printf 'open_session steps cold, one per process (median of 7, us): config load %s, account+profile %s, nftables %s, seccomp build %s\n' \
+    "$(cmed step_config_load_us)" "$(cmed step_identity_resolve_us)" "$(cmed step_nft_ensure_uid_us)" \
+    "$(cmed step_seccomp_build_us)"
 out=$("$BENCH" syscall "$CONF" ps-bench "$CALLS") || fail "syscall bench: $out"
 plain=$(val "$out" syscall_plain_ns); filt=$(val "$out" syscall_filtered_ns)
 printf 'getppid()            plain %.2f ns   filtered %.2f ns   (best of 5 x %s calls)\n' "$plain" "$filt" "$CALLS"
