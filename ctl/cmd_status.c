@@ -4,8 +4,11 @@
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/config.h"
+#include "common/resolve.h"
+#include "common/util.h"
 #include "ctl/ctl.h"
 #include "netfilter/nft.h"
 
@@ -44,14 +47,24 @@ int cmd_status(const struct ctl_opts *o, int argc, char **argv)
         printf("configuration %s: invalid (run 'sandboxctl check')\n", o->confdir);
         rc = 1;
     }
-    ps_config_free(cfg);
-    ps_diags_free(&d);
-
     printf("sandboxed UIDs: %zu\n", st.n_uids);
+    struct ps_identity *id = ps_xcalloc(1, sizeof *id);
     for (size_t i = 0; i < st.n_uids; i++) {
         struct passwd *pw = getpwuid(st.uids[i]);
-        printf("  %u %s\n", (unsigned)st.uids[i], pw ? pw->pw_name : "(no such account)");
+        printf("  %u %s", (unsigned)st.uids[i], pw ? pw->pw_name : "(no such account)");
+        /* A UID stays in the set after its account stops matching (its sessions may still run). */
+        if (cfg && !d.n && ps_identity_lookup_uid(st.uids[i], id) == 0) {
+            const struct ps_profile *p = ps_resolve_profile(cfg, id, NULL, 0);
+            printf(p ? " (profile %s)" : " (matches no profile now; kept until 'sandboxctl flush')",
+                   p ? p->name : "");
+            ps_identity_free(id);
+            memset(id, 0, sizeof *id);
+        }
+        putchar('\n');
     }
+    free(id);
+    ps_config_free(cfg);
+    ps_diags_free(&d);
     printf("rejected packets: tcp %llu, udp %llu, other (dropped) %llu\n",
            (unsigned long long)st.rejected_tcp, (unsigned long long)st.rejected_udp,
            (unsigned long long)st.dropped_other);

@@ -71,12 +71,13 @@ else
 fi
 out=$("${CTL[@]}" status); rc=$?
 assert_eq "status exit when loaded and current" 0 "$rc"
-assert_match "status lists sbx" '59351 sbx' "$out"
+assert_match "status lists sbx with its profile" '59351 sbx \(profile dev\)' "$out"
 assert_match "status says current" 'current' "$out"
 
 # --- the login step: adds the UID; refuses root and proxyd's account ---
 "${ENSURE[@]}" 59353 || fail "ensure_uid 59353 failed"
 assert_match "a login adds its UID" '59353' "$(nft list set inet pam_sandbox users)"
+assert_match "status says which UIDs no longer match a profile" '59353 late \(matches no profile now' "$("${CTL[@]}" status)"
 out=$("${ENSURE[@]}" 0 2>&1) && fail "ensure_uid 0 succeeded"
 assert_match "uid 0 is refused" 'uid 0 is never steered' "$out"
 out=$("${ENSURE[@]}" 59359 2>&1) && fail "ensure_uid of proxyd's account succeeded"
