@@ -11,3 +11,4 @@ FUZZ_OBJS_fuzz_dns := $(B)/proxyd/dns_msg.o
 # The resolver on the real loop, against an in-process responder.
 TEST_OBJS_test_dns_resolver := $(B)/proxyd/resolver.o $(B)/proxyd/loop.o $(B)/proxyd/dns_msg.o
 TEST_LIBS_test_dns_resolver := $(PD_DNS_LIBS)
+TEST_OBJS_test_dns_ident := $(B)/proxyd/dns_ident.o
