@@ -2,8 +2,9 @@
  * resolver), connect, TLS verified against the system trust store with the URL's host name (or
  * plain http for a private address, as the config allows), send the request, read the response
  * head (proxyd/http_parse.h) and de-frame the body (Content-Length, chunked, or until close) into
- * inference_stream.c.  One connection per request ("Connection: close"): no backend state
- * outlives the request that needed it. */
+ * inference_stream.c.  A connection that ended its answer cleanly is kept idle for the next
+ * request to the same backend URL (a TCP and TLS handshake per request would dominate the added
+ * latency); a kept connection that turns out to be closed is replaced once, transparently. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -27,6 +28,120 @@
 static void on_up_io(struct pd_loop *l, int fd, uint32_t events, void *arg)
 {
     inf_conn_run(arg);
+}
+
+/* ---- idle backend connections ---- */
+#define IDLE_MAX 32
+#define IDLE_MS 30000
+
+struct idle {
+    struct idle *next;
+    char *url;                            /* the backend URL it was opened for */
+    int fd;
+    SSL *ssl;
+    uint64_t since;
+    char address[64];
+};
+static struct idle *idle_list;
+static size_t n_idle;
+
+static void idle_close(struct idle *i)
+{
+    for (struct idle **pp = &idle_list; *pp; pp = &(*pp)->next) {
+        if (*pp == i) {
+            *pp = i->next;
+            break;
+        }
+    }
+    n_idle--;
+    pd_loop_del(pd->loop, i->fd);
+    if (i->ssl)
+        SSL_free(i->ssl);
+    close(i->fd);
+    free(i->url);
+    free(i);
+}
+
+/* An idle connection has nothing to say: any event (the backend closing it, a stray byte) ends it. */
+static void on_idle_io(struct pd_loop *l, int fd, uint32_t events, void *arg)
+{
+    idle_close(arg);
+}
+
+static void idle_put(struct inf_up *u)
+{
+    while (n_idle >= IDLE_MAX && idle_list) {
+        struct idle *oldest = idle_list;
+        while (oldest->next)
+            oldest = oldest->next;
+        idle_close(oldest);
+    }
+    struct idle *i = ps_xcalloc(1, sizeof *i);
+    i->url = ps_xstrdup(u->be->url);
+    i->fd = u->io.fd;
+    i->ssl = u->io.ssl;
+    i->since = pd_now_ms();
+    snprintf(i->address, sizeof i->address, "%s", u->address);
+    pd_loop_del(pd->loop, i->fd);
+    if (pd_loop_add(pd->loop, i->fd, EPOLLIN, on_idle_io, i) < 0) {
+        if (i->ssl)
+            SSL_free(i->ssl);
+        close(i->fd);
+        free(i->url);
+        free(i);
+    } else {
+        i->next = idle_list;           /* newest first */
+        idle_list = i;
+        n_idle++;
+    }
+    u->io.fd = -1;
+    u->io.ssl = NULL;
+}
+
+/* The newest live idle connection to this URL, moved to u; false when there is none. */
+static bool idle_take(struct inf_up *u)
+{
+    uint64_t now = pd_now_ms();
+    for (struct idle *i = idle_list, *next; i; i = next) {
+        next = i->next;
+        if (now - i->since > IDLE_MS) {
+            idle_close(i);
+            continue;
+        }
+        if (strcmp(i->url, u->be->url) != 0)
+            continue;
+        char c;
+        ssize_t r = recv(i->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (!(r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))) {
+            idle_close(i);                 /* closed, or something unexpected to read */
+            continue;
+        }
+        u->io.fd = i->fd;
+        u->io.ssl = i->ssl;
+        snprintf(u->address, sizeof u->address, "%s", i->address);
+        i->ssl = NULL;
+        i->fd = -1;
+        for (struct idle **pp = &idle_list; *pp; pp = &(*pp)->next)
+            if (*pp == i) {
+                *pp = i->next;
+                break;
+            }
+        n_idle--;
+        pd_loop_del(pd->loop, u->io.fd);
+        free(i->url);
+        free(i);
+        if (pd_loop_add(pd->loop, u->io.fd, EPOLLOUT, on_up_io, u->k) < 0) {
+            if (u->io.ssl)
+                SSL_free(u->io.ssl);
+            close(u->io.fd);
+            u->io.fd = -1;
+            u->io.ssl = NULL;
+            return false;
+        }
+        u->io.rd_blocked = u->io.wr_blocked = false;
+        return true;
+    }
+    return false;
 }
 
 static void fail(struct inf_up *u, int status, const char *reason)
@@ -111,6 +226,8 @@ static void resolved(void *arg, int status, const struct sockaddr_storage *addrs
     inf_conn_run(u->k);
 }
 
+static void connect_fresh(struct inf_up *u);
+
 struct inf_up *inf_up_start(struct inf_conn *k, const struct ps_backend *be, char *request, size_t len)
 {
     struct inf_up *u = ps_xcalloc(1, sizeof *u);
@@ -120,6 +237,20 @@ struct inf_up *inf_up_start(struct inf_conn *k, const struct ps_backend *be, cha
     u->usage.input_tokens = u->usage.output_tokens = -1;
     inf_buf_add(&u->out, request, len);
     inf_conn_set_deadline(k, CONNECT_MS);
+    if (idle_take(u)) {
+        u->reused = true;
+        inf_buf_add(&u->retry, request, len);
+        u->phase = INF_UP_SEND;
+        return u;
+    }
+    connect_fresh(u);
+    return u;
+}
+
+static void connect_fresh(struct inf_up *u)
+{
+    const struct ps_backend *be = u->be;
+    u->n_addrs = u->next_addr = 0;
     struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&u->addrs[0];
     struct sockaddr_in *s4 = (struct sockaddr_in *)&u->addrs[0];
     if (inet_pton(AF_INET, be->url_host, &s4->sin_addr) == 1) {
@@ -138,14 +269,34 @@ struct inf_up *inf_up_start(struct inf_conn *k, const struct ps_backend *be, cha
     } else {
         fail(u, 502, "backend_resolve_failed");
     }
-    return u;
+}
+
+/* A kept connection failed before any answer came: the backend had closed it meanwhile.  Send the
+ * request again on a new connection (nothing of it can have been processed). */
+static bool retry_fresh(struct inf_up *u)
+{
+    if (!u->reused || u->got_bytes)
+        return false;
+    close_fd(u);
+    u->reused = false;
+    inf_buf_free(&u->out);
+    inf_buf_add(&u->out, inf_buf_data(&u->retry), inf_buf_used(&u->retry));
+    inf_buf_free(&u->retry);
+    inf_buf_reset(&u->in);
+    u->eof = false;
+    inf_conn_set_deadline(u->k, CONNECT_MS);
+    connect_fresh(u);
+    return true;
 }
 
 void inf_up_free(struct inf_up *u)
 {
     if (u->q)
         resolver_cancel(pd->resolver, u->q);
+    if (u->reusable && u->io.fd >= 0 && !inf_buf_used(&u->in))
+        idle_put(u);
     close_fd(u);
+    inf_buf_free(&u->retry);
     inf_buf_free(&u->out);
     inf_buf_free(&u->in);
     inf_buf_free(&u->body);
@@ -259,9 +410,9 @@ static bool parse_head(struct inf_up *u)
         struct http_error err = { 0 };
         enum http_result r = http_parse_response(inf_buf_data(&u->in), inf_buf_used(&u->in), &u->resp, &err);
         if (r == HTTP_INCOMPLETE) {
-            if (u->eof)
+            if (u->eof && !retry_fresh(u))
                 fail(u, 502, "backend_bad_response");
-            return false;
+            return u->eof;
         }
         if (r == HTTP_ERROR) {
             fail(u, 502, "backend_bad_response");
@@ -271,6 +422,8 @@ static bool parse_head(struct inf_up *u)
             inf_buf_consume(&u->in, u->resp.head_len);
             continue;
         }
+        u->backend_close = u->resp.f.conn_close;
+        inf_buf_free(&u->retry);
         u->body_kind = http_response_body(&u->resp, "POST", 4);
         u->remaining = u->resp.f.content_length;
         if (u->body_kind == HTTP_BODY_CHUNKED)
@@ -310,7 +463,8 @@ bool inf_up_run(struct inf_up *u)
         }
         case INF_UP_SEND:
             if (inf_io_flush(&u->io, &u->out) < 0) {
-                fail(u, 502, "backend_write_failed");
+                if (!retry_fresh(u))
+                    fail(u, 502, "backend_write_failed");
                 step = true;
             } else if (!inf_buf_used(&u->out)) {
                 inf_buf_free(&u->out);       /* wipe the request that carried the key */
@@ -357,6 +511,7 @@ bool inf_up_run(struct inf_up *u)
             if (n <= 0) {
                 u->eof = true;
             } else {
+                u->got_bytes = true;
                 inf_buf_commit(&u->in, (size_t)n);
                 inf_conn_set_deadline(u->k, u->k->who.conf->cfg->global.stream_idle_timeout_ms);
             }

@@ -159,6 +159,11 @@ struct inf_up {
     size_t fwd_len;
     const char *cut;                      /* set when the body cannot go on (reason) */
     bool stream_req;                      /* the client asked for a stream */
+    bool reused;                          /* on a kept-alive backend connection */
+    bool got_bytes;                       /* any response byte arrived */
+    bool backend_close;                   /* the backend said Connection: close */
+    bool reusable;                        /* clean end: the connection may serve another request */
+    struct inf_buf retry;                 /* the request, while a reused connection may be stale */
     char model[257], upstream_model[257];
     const char *fail_reason;              /* set when the exchange failed */
 };

@@ -168,7 +168,7 @@ void inf_request_handle(struct inf_conn *k)
     } else if (key) {
         inf_buf_printf(&req, "Authorization: Bearer %s\r\n", key);
     }
-    inf_buf_printf(&req, "Content-Length: %zu\r\nAccept-Encoding: identity\r\nConnection: close\r\n\r\n", blen);
+    inf_buf_printf(&req, "Content-Length: %zu\r\nAccept-Encoding: identity\r\n\r\n", blen);
     inf_buf_add(&req, body, blen);
     free(body);
     struct inf_up *u = inf_up_start(k, be, req.p + req.off, inf_buf_used(&req));

@@ -160,6 +160,9 @@ void inf_stream_end(struct inf_up *u, const char *cut)
 {
     if (u->phase == INF_UP_DONE)
         return;
+    /* Framed, complete and not refused: the connection can carry the next request. */
+    u->reusable = !cut && !u->cut && u->body_done && !u->backend_close &&
+                  (u->body_kind == HTTP_BODY_LENGTH || u->body_kind == HTTP_BODY_CHUNKED);
     if (u->head_sent)
         end_stream(u, cut);
     else

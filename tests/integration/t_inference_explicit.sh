@@ -17,7 +17,7 @@ inference_world "[Inference]" "MaxRequestSize=64K" "StreamIdleTimeout=2s"
 proxy_profile 10-box.conf "[Match]
 Group=infbox
 [Inference]
-Models=fast claude cut slow echo closed wrong"
+Models=fast claude cut slow echo closed wrong flaky"
 proxy_profile 20-limited.conf "[Match]
 Group=inflimit
 [Inference]
@@ -31,6 +31,13 @@ printf '%s\n' "$WRONG_KEY" > "$CONF/secrets/wrong.key"; chmod 600 "$CONF/secrets
 printf '[Backend]\nURL=https://llm.test:8443/v1\nAPI=openai\nAPIKeyFile=%s\nModels=wrong=gpt-4o-mini\n' \
     "$CONF/secrets/wrong.key" > "$CONF/inference.d/wrong.conf"
 chmod 644 "$CONF/inference.d/wrong.conf"
+# A backend that drops a kept-alive connection when it is reused (its idle timeout racing us).
+printf '[Backend]\nURL=http://203.0.113.10:8002/v1\nAPI=openai\nAPIKeyFile=%s\nModels=flaky=gpt-4o-mini\n' \
+    "$CONF/secrets/openai.key" > "$CONF/inference.d/flaky.conf"
+chmod 644 "$CONF/inference.d/flaky.conf"
+ip netns exec dnsup python3 "$PS_SRC/tests/lib/inference_fake_backend.py" --listen 203.0.113.10:8002 \
+    --record "$INF_REC" --key "$INF_KEY" --drop-reused > "$WORLD/backend-flaky.out" 2>&1 &
+WORLD_PIDS+=($!)
 "$PS_BUILD/sandboxctl" -c "$CONF" check >/dev/null || { "$PS_BUILD/sandboxctl" -c "$CONF" check; fail "config"; }
 
 # ---- the CA (sandboxctl ca init) ----
@@ -132,7 +139,7 @@ r=$(inf_req infuser --req '{"path":"/v1/chat/completions","body":{"model":"no-su
 assert_eq "unknown model" 404 "$(jq -r '.responses[0].status' <<<"$r")"
 assert_eq "404 in OpenAI's shape" model_not_found "$(jq -r '.responses[0].body | fromjson | .error.code' <<<"$r")"
 r=$(inf_req infuser --req '{"method":"GET","path":"/v1/models"}')
-assert_eq "models listed (the OpenAI ones this profile may use)" "closed,cut,echo,fast,slow,wrong" "$(jq -r '[.responses[0].body | fromjson | .data[].id] | sort | join(",")' <<<"$r")"
+assert_eq "models listed (the OpenAI ones this profile may use)" "closed,cut,echo,fast,flaky,slow,wrong" "$(jq -r '[.responses[0].body | fromjson | .data[].id] | sort | join(",")' <<<"$r")"
 
 # ---- strict requests ----
 printf 'POST /v1/chat/completions HTTP/1.1\r\nHost: inference.local\r\nContent-Length: 17\r\nTransfer-Encoding: chunked\r\n\r\n11\r\n{"model":"fast"}\n\r\n0\r\n\r\n' > "$WORLD/clte"
@@ -186,6 +193,17 @@ r=$(inf_req infuser --req '{"path":"/v1/chat/completions","body":{"model":"wrong
 assert_eq "a backend refusing the admin's key: 502 for the client" 502 "$(jq -r '.responses[0].status' <<<"$r")"
 assert_no_match "its message (which quotes the key it got) is not passed on" "$WRONG_KEY" "$r"
 assert_match "refusal logged" '"reason":"backend_rejected_credentials"' "$(proxy_log_last '"model":"wrong"')"
+
+# ---- backend connections are kept alive and reused; a dropped kept connection is replaced ----
+for i in 1 2; do inf_req infuser --req '{"path":"/v1/chat/completions","body":{"model":"fast"}}' >/dev/null; done
+ports=$(grep '"path": "/v1/chat/completions"' "$INF_REC" | grep -v '"host": "203.0.113.10:8002"' | tail -n 2 | jq -r .peer_port | sort -u | wc -l)
+assert_eq "two requests, one backend connection" 1 "$ports"
+for i in 1 2; do
+    r=$(inf_req infuser --req '{"path":"/v1/chat/completions","body":{"model":"flaky"}}')
+    assert_eq "flaky backend request $i" 200 "$(jq -r '.responses[0].status' <<<"$r")"
+done
+grep -q dropped_reused "$INF_REC" || fail "the flaky backend never saw a reused connection"
+ok "a kept connection the backend dropped was replaced by a new one, invisibly to the client"
 
 # ---- rate limit ----
 for i in 1 2; do

@@ -12,6 +12,7 @@ Models with a special meaning (the upstream name, after proxyd's rewrite):
   slow-stream     sends one event, then stays silent for --slow seconds
   echo-key        a 200 answer whose body quotes the credentials it received
   close-delimited a streamed answer framed by closing the connection (no chunked, no length)
+With --drop-reused, a second request on a kept-alive connection is dropped unanswered.
 """
 import argparse
 import json
@@ -110,7 +111,7 @@ class Handler(BaseHTTPRequestHandler):
             return None, raw
 
     def note(self, body, raw):
-        record({"path": self.path, "method": self.command,
+        record({"path": self.path, "method": self.command, "peer_port": self.client_address[1],
                 "headers": {k.lower(): v for k, v in self.headers.items()},
                 "model": (body or {}).get("model"), "stream": (body or {}).get("stream"),
                 "stream_options": (body or {}).get("stream_options"), "body_len": len(raw)})
@@ -125,6 +126,13 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         body, raw = self.read_body()
+        self.served = getattr(self, "served", 0) + 1
+        if ARGS.drop_reused and self.served > 1:
+            # Like a server whose keep-alive timeout fired just as the request came: gone, no answer.
+            record({"dropped_reused": self.client_address[1]})
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
         self.note(body, raw)
         if body is None:
             return self.send_json(400, {"error": {"message": "bad json", "type": "invalid_request_error"}})
@@ -230,6 +238,8 @@ def main():
     p.add_argument("--events", type=int, default=5)
     p.add_argument("--delay", type=float, default=0.2)
     p.add_argument("--slow", type=float, default=5.0)
+    p.add_argument("--drop-reused", action="store_true",
+                   help="close a kept-alive connection, unanswered, when a second request comes on it")
     ARGS = p.parse_args()
     host, port = ARGS.listen.rsplit(":", 1)
     host = host.strip("[]")
