@@ -45,7 +45,7 @@ printf 'open_session steps cold, one per process (median of 7, us): config load 
     "$(cmed step_seccomp_build_us)"
 out=$("$BENCH" syscall "$CONF" ps-bench "$CALLS") || fail "syscall bench: $out"
 plain=$(val "$out" syscall_plain_ns); filt=$(val "$out" syscall_filtered_ns)
-printf 'getppid()            plain %.2f ns   filtered %.2f ns   (best of 5 x %s calls)\n' "$plain" "$filt" "$CALLS"
+printf 'getppid()            plain %.2f ns   filtered %.2f ns   (best of 7 alternating runs of 5 x %s/5 calls)\n' "$plain" "$filt" "$CALLS"
 awk -v p="${med[permit]}" -v l="${med[limits]}" -v m="${med[module]}" -v a="$plain" -v b="$filt" 'BEGIN {
     printf "ratio module/pam_permit   %.2f  (adds %.3f ms per login; target < 5 ms)\n", m / p, (m - p) / 1000
     printf "ratio module/pam_limits   %.2f\n", m / l

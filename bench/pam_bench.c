@@ -132,24 +132,41 @@ static int bench_syscall(const char *confdir, const char *user, long n)
         fprintf(stderr, "%s: no profile\n", user);
         return 1;
     }
-    printf("syscall_plain_ns %.2f\n", loop_ns(n));
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0) {
-        char err[512];
-        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || ps_seccomp_install(p, err, sizeof err) < 0) {
-            fprintf(stderr, "%s\n", err);
-            _exit(1);
+    /* Plain and filtered runs alternate, each in its own child, and the best of each is kept:
+     * on a busy machine the load changes between runs, and the best run is the least disturbed. */
+    double best[2] = { 1e18, 1e18 };
+    for (int round = 0; round < 14; round++) {
+        int filtered = round & 1, pfd[2];
+        if (pipe(pfd) < 0)
+            return 1;
+        pid_t pid = fork();
+        if (pid == 0) {
+            char err[512];
+            if (filtered && (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+                             ps_seccomp_install(p, err, sizeof err) < 0)) {
+                fprintf(stderr, "%s\n", err);
+                _exit(1);
+            }
+            double t = loop_ns(n / 5 > 0 ? n / 5 : 1);
+            _exit(write(pfd[1], &t, sizeof t) == (ssize_t)sizeof t ? 0 : 1);
         }
-        printf("syscall_filtered_ns %.2f\n", loop_ns(n));
-        fflush(stdout);
-        _exit(0);
+        close(pfd[1]);
+        double t;
+        ssize_t got = pid > 0 ? read(pfd[0], &t, sizeof t) : -1;
+        close(pfd[0]);
+        int st = 1;
+        if (pid > 0)
+            waitpid(pid, &st, 0);
+        if (got != (ssize_t)sizeof t || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+            return 1;
+        if (t < best[filtered])
+            best[filtered] = t;
     }
-    int st = 1;
-    waitpid(pid, &st, 0);
+    printf("syscall_plain_ns %.2f\nsyscall_filtered_ns %.2f\n", best[0], best[1]);
+    int st = 0;
     ps_identity_free(&id);
     ps_config_free(cfg);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 1;
+    return st;
 }
 
 static double median(double *v, int n)
