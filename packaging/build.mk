@@ -47,9 +47,14 @@ install-man:
 	  $(INSTALL_DIR) $(DESTDIR)$(MANDIR)/man$$s; \
 	  $(INSTALL_DAT) $$p $(DESTDIR)$(MANDIR)/man$$s/; done
 
+# The units name the programs by their Debian paths; follow SBINDIR (PREFIX=/usr/local).
 install-units:
 	$(INSTALL_DIR) $(DESTDIR)$(UNITDIR)
-	$(if $(PS_UNITS),$(INSTALL_DAT) $(PS_UNITS) $(DESTDIR)$(UNITDIR)/)
+	@mkdir -p $(B)/packaging
+	@set -e; for u in $(PS_UNITS); do n=$${u##*/}; \
+	  sed 's|/usr/sbin/sandbox|$(SBINDIR)/sandbox|g' $$u > $(B)/packaging/$$n; \
+	  echo "install $$u -> $(DESTDIR)$(UNITDIR)/$$n"; \
+	  $(INSTALL_DAT) $(B)/packaging/$$n $(DESTDIR)$(UNITDIR)/$$n; done
 
 install-pamconfig:
 	$(INSTALL_DIR) $(DESTDIR)$(PREFIX)/share/pam-configs

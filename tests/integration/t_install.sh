@@ -46,6 +46,8 @@ for u in "$PS_SRC"/packaging/*.service; do
 done
 [ $n -ge 2 ] || fail "expected the ruleset and the proxyd units, found $n unit(s)"
 # The module is a loadable PAM module exporting the session hooks.
+assert_match "units name the installed programs" 'ExecStart=/usr/sbin/sandbox-proxyd' \
+    "$(cat "$D/lib/systemd/system/sandbox-proxyd.service")"
 assert_match "module exports pam_sm_open_session" 'pam_sm_open_session' \
     "$(nm -D --defined-only "$D$MODDIR/pam_sandbox.so")"
 # The pam-auth-update profile must not restrict itself to interactive sessions (DESIGN §9.5).
@@ -113,6 +115,8 @@ D=$WORLD/destdir2
 make -s -C "$PS_SRC" "${SANARG[@]}" B="$PS_BUILD" DESTDIR="$D" PREFIX=/usr/local install >"$WORLD/install2.log" 2>&1 \
     || { cat "$WORLD/install2.log"; fail "make install PREFIX=/usr/local"; }
 assert_node /usr/local/sbin/sandboxctl -rwxr-xr-x
+assert_match "units follow SBINDIR" 'ExecStart=/usr/local/sbin/sandbox-proxyd' \
+    "$(cat "$D/lib/systemd/system/sandbox-proxyd.service")"
 assert_node /usr/local/share/pam-configs/pam_sandbox -rw-r--r--
 assert_node /etc/pam_sandbox drwxr-xr-x
 
