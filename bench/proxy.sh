@@ -28,8 +28,15 @@ done
 
 ORIGIN=203.0.113.10
 UPNS=psb-up
-# UIDs 59980-59989 are the bench's (tests own other blocks; their cleanup kills their UIDs by number).
-BENCH_USER=psbench BENCH_UID=59980 PROXY_UID=59981
+# UIDs 59980-59989 are the bench's (tests own other blocks).  A world's cleanup kills its UIDs by
+# number and the PID space is shared, so two bench runs at once (an engineer measuring while
+# `make bench` runs) must not share a pair: take the first pair that nothing runs as.
+BENCH_UID=
+for u in 59980 59982 59984 59986 59988; do
+    if ! pgrep -U "$u" >/dev/null && ! pgrep -U "$((u + 1))" >/dev/null; then BENCH_UID=$u; break; fi
+done
+[ -n "$BENCH_UID" ] || skip "UIDs 59980-59989 all in use: five bench runs at once already"
+BENCH_USER=psbench PROXY_UID=$((BENCH_UID + 1))
 PROXY_USER=psb-proxyd
 KA_CONNS=32 NEW_CONNS=32 IDLE_TUNNELS=1000 BULK10_RUNS=20
 : "${ROUNDS:=5}"
@@ -98,6 +105,7 @@ cpu_ticks() {
 }
 
 declare -A VALS CPUS   # every sample of a metric, and the proxy's CPU per unit of work for it
+FAILED=()             # stray failed exchanges in runs that still count
 declare -A TICKS UNITS # the proxy's CPU ticks and the units of work, summed over a metric's samples
 # sample PEER METRIC VALUE_KEY UNIT_KEY ARGS...: one tunload run.  Appends its figure (or an
 # error: any failed exchange, so a broken proxy cannot look fast) to VALS, and the proxy's CPU time
@@ -113,7 +121,14 @@ sample() {
     if [ -z "$val" ]; then
         VALS[$peer.$metric]+=" error(load_generator_$(printf '%s' "$out" | tr '\n' ' ' | cut -c1-60 | tr ' ' _))"; return
     fi
-    if [ "${errs:-0}" != 0 ]; then VALS[$peer.$metric]+=" error(${errs}_failed:_$(kv first_error "$out" | tr " " _))"; return; fi
+    # A stray failure (at most 1 in 1,000 exchanges) is listed under the table; more voids the figure.
+    if [ "${errs:-0}" != 0 ]; then
+        if [ -n "$units" ] && [ "$ukey" = total ] && [ $(( errs * 1000 )) -le "$units" ]; then
+            FAILED+=("$peer $metric: $errs of $units exchanges failed ($(kv first_error "$out"))")
+        else
+            VALS[$peer.$metric]+=" error(${errs}_failed:_$(kv first_error "$out" | tr " " _))"; return
+        fi
+    fi
     VALS[$peer.$metric]+=" ${val//,/ }"
     TICKS[$peer.$metric]=$(( ${TICKS[$peer.$metric]:-0} + t1 - t0 ))
     UNITS[$peer.$metric]=$(( ${UNITS[$peer.$metric]:-0} + ${units:-0} ))
@@ -243,8 +258,13 @@ if [ -n "${PID[proxyd]:-}" ] && [ -f "$WORLD/proxyd/decisions.jsonl" ]; then
     PROXYD_DECISIONS="$(grep -c '"decision":"allow"' "$WORLD/proxyd/decisions.jsonl") allow, $(grep -c '"decision":"deny"' "$WORLD/proxyd/decisions.jsonl") deny, $(grep -c '"decision":"close"' "$WORLD/proxyd/decisions.jsonl") close records"
     log "proxyd decision log: $PROXYD_DECISIONS; first: $(head -n 1 "$WORLD/proxyd/decisions.jsonl")"
 fi
+declare -A PLOG=([haproxy]=haproxy/haproxy.log [squid]=squid/cache.log [tinyproxy]=tinyproxy/tinyproxy.out [proxyd]=proxyd/proxyd.log)
 for peer in "${!PID[@]}"; do
-    kill -0 "${PID[$peer]}" 2>/dev/null || NOTE[$peer]="${NOTE[$peer]:-}${NOTE[$peer]:+; }died during the run"
+    if ! kill -0 "${PID[$peer]}" 2>/dev/null; then
+        wait "${PID[$peer]}"; st=$?
+        why="exit status $st"; [ $st -gt 128 ] && why="killed by signal $((st - 128))"
+        NOTE[$peer]="${NOTE[$peer]:-}${NOTE[$peer]:+; }died during the run ($why); last log lines: $(tail -n 3 "$WORLD/${PLOG[$peer]}" 2>/dev/null | tr '\n' ' ')"
+    fi
     PEER_PID=${PID[$peer]}; stop_peer
 done
 
@@ -326,6 +346,7 @@ echo "Baseline RSS before the idle test (KiB): haproxy $(cell haproxy rss0), squ
 echo "Processes/threads of each proxy while the $IDLE_TUNNELS idle tunnels were open: haproxy $(cell haproxy shape)," \
      "squid $(cell squid shape), tinyproxy $(cell tinyproxy shape), sandbox-proxyd $(cell proxyd shape)."
 [ -n "${PROXYD_DECISIONS:-}" ] && echo "sandbox-proxyd's decision log for the run: $PROXYD_DECISIONS."
+for f in "${FAILED[@]}"; do echo "- stray failure: $f"; done
 echo "Each round (keep-alive | new):"
 for peer in "${active[@]}"; do echo "- $peer: ${RND[$peer.ka]:-—} | ${RND[$peer.new]:-—}"; done
 for peer in $BENCH_PEERS; do

@@ -495,14 +495,18 @@ int main(int argc, char **argv)
         conn_open(&g_conns[i]);
     double t0 = now();
     loop_until(t0 + opt.warm, NULL);
-    uint64_t d0 = n_done, e0 = n_err;
+    uint64_t d0 = n_done;
     double t1 = now();
     loop_until(t1 + opt.secs, NULL);
     double dt = now() - t1;
-    /* total= includes the warm-up: it is what the proxy's CPU time over the whole run paid for. */
+    /* total= includes the warm-up: it is what the proxy's CPU time over the whole run paid for.
+     * errors= counts the warm-up too, and a run that completed nothing is an error in itself, so
+     * a proxy that refuses everything can never show up as a rate. */
+    if (n_done == d0)
+        note_err("no exchange completed");
     printf("mode=%s conns=%d secs=%.2f done=%llu rate=%.1f total=%llu errors=%llu%s%s\n", mname[opt.mode],
            opt.conns, dt, (unsigned long long)(n_done - d0), (double)(n_done - d0) / dt,
-           (unsigned long long)n_done, (unsigned long long)(n_err - e0), first_err[0] ? " first_error=" : "",
+           (unsigned long long)n_done, (unsigned long long)n_err, first_err[0] ? " first_error=" : "",
            first_err);
-    return 0;
+    return n_err != 0;
 }
