@@ -50,15 +50,17 @@ assert_eq "fork bomb over ssh stops with" "EAGAIN" "$why"
 ok "fork bomb over ssh stopped after $n children (LimitNPROC=40)"
 assert_eq "another account unaffected" "forkbomb 100 none" "$(world_ssh ps-sa "$PROBE forkbomb 100 0" | grep ^forkbomb)"
 
-# --- a shell with a tty (pty session: sshd's own audit code runs for it) ---
-out=$(PS_SSH_TTY=1 world_ssh ps-sa "tty; $PROBE" < /dev/null | tr -d '\r') || fail "ssh -tt session"
-assert_match "session has a tty" "^/dev/pts/" "$out"
+# --- an interactive login shell with a tty (pty session: sshd's own audit code runs for it) ---
+tty_shell() { { sleep 0.5; printf '%s\nexit\n' "$2"; } | PS_SSH_TTY=1 world_ssh "$1" | tr -d '\r'; }
+out=$(tty_shell ps-sa "echo TTY=\$(tty); $PROBE") || fail "interactive ssh session"
+assert_match "login shell has a tty" "TTY=/dev/pts/" "$out"
 echo "$out" > "$WORLD/probe-tty"
 assert_probe "$WORLD/probe-tty" tiocsti.tty EPERM
 assert_probe "$WORLD/probe-tty" status.NoNewPrivs 1
 assert_probe "$WORLD/probe-tty" status.CapBnd 0000000000000000
-out=$(PS_SSH_TTY=1 world_ssh ps-sb 'tty; ulimit -Hu' < /dev/null | tr -d '\r') || fail "ssh -tt session (AllowNetlink= empty)"
-assert_match "AllowNetlink= empty: pty login works" "^/dev/pts/.*512" "$(echo $out)"
+assert_probe "$WORLD/probe-tty" rlimit.NPROC 512:512
+out=$(tty_shell ps-sb 'echo TTY=$(tty) HU=$(ulimit -Hu)') || fail "interactive ssh session (AllowNetlink= empty)"
+assert_match "AllowNetlink= empty: pty login works" "TTY=/dev/pts/[0-9]+ HU=512" "$out"
 
 # --- sftp via internal-sftp (runs inside the confined session) ---
 echo "payload-$$" > "$WORLD/up.txt"; chmod 644 "$WORLD/up.txt"
