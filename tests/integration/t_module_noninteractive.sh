@@ -10,7 +10,7 @@ command -v pamtester >/dev/null || skip "pamtester missing"
 MOD_ARGS="debug bogus=1" mod_setup
 world_add_user ps-nia 59100 ps-sandboxed      # Group= match, defaults
 world_add_user ps-nib 59101                   # Network=block, AllowNetlink= empty, NPROC 300
-world_add_user ps-nim 59102                   # a profile with models
+world_add_user ps-nim 59102                   # models; NoNewPrivileges=no, keeps CAP_NET_BIND_SERVICE
 world_add_user ps-nifree 59103                # matched by nothing
 mod_profile 10-block <<'EOP'
 [Match]
@@ -24,6 +24,9 @@ EOP
 mod_profile 20-models <<'EOP'
 [Match]
 User=ps-nim
+[Process]
+NoNewPrivileges=no
+CapabilityBoundingSet=CAP_NET_BIND_SERVICE
 [Inference]
 Models=fast
 EOP
@@ -68,6 +71,14 @@ assert_probe "$WORLD/probe-proxy" rlimit.CORE 0:0
 out=$(mod_run ps-nib "$PROBE" 2>&1 > "$WORLD/probe-block") || fail "AllowNetlink= empty: login failed: $out"
 ok "a profile with AllowNetlink= empty still logs in (pam_open_session: $(echo "$out" | grep -o 'pam_open_session: .*'))"
 check_confined_probe "$WORLD/probe-block" block ""
+
+# --- NoNewPrivileges=no and a kept capability: the filter is still loaded ---
+mod_run ps-nim "$PROBE" > "$WORLD/probe-nnp" 2>/dev/null || fail "probe session (NoNewPrivileges=no)"
+assert_probe "$WORLD/probe-nnp" status.NoNewPrivs 0
+assert_probe "$WORLD/probe-nnp" status.Seccomp 2
+assert_probe "$WORLD/probe-nnp" status.CapBnd 0000000000000400
+assert_probe "$WORLD/probe-nnp" sys.clone3 ENOSYS
+assert_probe "$WORLD/probe-nnp" socket.AF_PACKET EAFNOSUPPORT
 
 # --- a setuid-root binary gains nothing (and does for an unconfined account: the control) ---
 install -o root -m 4755 /usr/bin/id /tmp/ps-scratch/suid-id
