@@ -152,34 +152,8 @@ static void bad_request(struct inf_conn *k, int status, const char *reason)
 /* Keep what the backend may see of the head (spans die when the head leaves the buffer). */
 static bool keep_headers(struct inf_conn *k)
 {
-    k->hdrs_len = 0;
-    k->anthropic_version[0] = 0;
-    for (size_t i = 0; i < k->req.f.n_headers; i++) {
-        const struct http_header *h = &k->req.f.headers[i];
-        if (!inf_header_forwarded(h->name.p, h->name.n))
-            continue;
-        if (!inf_header_value_ok(h->value.p, h->value.n))
-            return false;
-        if (http_span_eq(h->name, "anthropic-version")) {
-            if (h->value.n >= sizeof k->anthropic_version)
-                return false;
-            memcpy(k->anthropic_version, h->value.p, h->value.n);
-            k->anthropic_version[h->value.n] = 0;
-            continue;
-        }
-        if (k->hdrs_len + h->name.n + h->value.n + 4 >= sizeof k->hdrs)
-            return false;
-        memcpy(k->hdrs + k->hdrs_len, h->name.p, h->name.n);
-        k->hdrs_len += h->name.n;
-        memcpy(k->hdrs + k->hdrs_len, ": ", 2);
-        k->hdrs_len += 2;
-        memcpy(k->hdrs + k->hdrs_len, h->value.p, h->value.n);
-        k->hdrs_len += h->value.n;
-        memcpy(k->hdrs + k->hdrs_len, "\r\n", 2);
-        k->hdrs_len += 2;
-    }
-    k->hdrs[k->hdrs_len] = 0;
-    return true;
+    return inf_client_headers(&k->req.f, k->hdrs, sizeof k->hdrs, &k->hdrs_len, k->anthropic_version,
+                              sizeof k->anthropic_version) == 0;
 }
 
 static void begin_request(struct inf_conn *k)

@@ -51,6 +51,21 @@ char *inf_error_body(enum ps_api api, const char *type, const char *code, const 
 /* The SSE event that ends a stream cut short, parseable by the API's SDKs. */
 char *inf_error_event(enum ps_api api, const char *message);
 
+/* ---------------- the backend request (inference_upstream.c) ---------------- */
+struct http_fields;
+#define KEY_HEADER_MAX 4352                /* a key (at most 4096 bytes) and its header lines */
+/* The client's allow-listed headers as "Name: value\r\n" lines into out (NUL-terminated, *len
+ * bytes); anthropic-version goes to its own buffer (proxyd adds it, once).  -1 when a forwarded
+ * value is not safe, too long, or anthropic-version repeats. */
+int inf_client_headers(const struct http_fields *f, char *out, size_t cap, size_t *len,
+                       char *anthropic_version, size_t avcap);
+/* The complete request to the backend (malloc'd, *outlen bytes): POST to the backend's path, its
+ * Host, the client's allow-listed headers, the backend's key (Authorization: Bearer for openai;
+ * x-api-key and anthropic-version for anthropic), Content-Length, identity encoding, the body. */
+char *inf_upstream_request(const struct ps_backend *be, enum inf_endpoint ep, const char *client_hdrs,
+                           const char *anthropic_version, const char *key, const char *body, size_t blen,
+                           size_t *outlen);
+
 /* ---------------- JSON bodies (inference_json.c, json-c) ---------------- */
 struct inf_usage {
     int64_t input_tokens, output_tokens;   /* -1 when not seen */

@@ -11,8 +11,6 @@
 #include "common/util.h"
 #include "proxyd/inference_conn.h"
 
-#define ANTHROPIC_VERSION_DEFAULT "2023-06-01"
-
 /* JSON string literal of s (quotes included), or "null". */
 static void json_str(char *out, size_t cap, const char *s)
 {
@@ -68,16 +66,6 @@ static void api_error(struct inf_conn *k, int status, const char *type, const ch
     char *body = inf_error_body(k->api, type, code, message);
     inf_conn_respond(k, status, extra_headers, "application/json", body, strlen(body), false);
     free(body);
-}
-
-static void host_header(const struct ps_backend *be, char *out, size_t cap)
-{
-    bool v6 = strchr(be->url_host, ':') != NULL;
-    bool dflt = be->url_port == (be->tls ? 443 : 80);
-    if (dflt)
-        snprintf(out, cap, v6 ? "[%s]" : "%s", be->url_host);
-    else
-        snprintf(out, cap, v6 ? "[%s]:%u" : "%s:%u", be->url_host, (unsigned)be->url_port);
 }
 
 void inf_request_handle(struct inf_conn *k)
@@ -145,34 +133,20 @@ void inf_request_handle(struct inf_conn *k)
                   !inf_body_client_wants_usage(b);
     size_t blen = 0;
     char *body = inf_body_rewrite(b, mm->upstream, inject, &blen);
-    char path[1024], host[300];
-    if (!body || inf_upstream_path(be->url_path, k->ep, path, sizeof path) < 0) {
-        free(body);
+    const char *key = inf_state_key(k->st, be->name);
+    size_t rlen = 0;
+    char *req = body ? inf_upstream_request(be, k->ep, k->hdrs, k->anthropic_version, key, body, blen, &rlen)
+                     : NULL;
+    free(body);
+    if (!req) {
         inf_body_free(b);
         api_error(k, 500, "api_error", NULL, "could not build the backend request", NULL);
         inf_log(k, "deny", "internal_error", model, NULL, be->name, 500, NULL);
         return;
     }
-    host_header(be, host, sizeof host);
-    const char *key = inf_state_key(k->st, be->name);
-    struct inf_buf req = { 0 };
-    inf_buf_printf(&req, "POST %s HTTP/1.1\r\nHost: %s\r\n", path, host);
-    inf_buf_add(&req, k->hdrs, k->hdrs_len);
-    if (!strcasestr(k->hdrs, "content-type:"))
-        inf_buf_printf(&req, "Content-Type: application/json\r\n");
-    if (be->api == PS_API_ANTHROPIC) {
-        inf_buf_printf(&req, "anthropic-version: %s\r\n",
-                       k->anthropic_version[0] ? k->anthropic_version : ANTHROPIC_VERSION_DEFAULT);
-        if (key)
-            inf_buf_printf(&req, "x-api-key: %s\r\n", key);
-    } else if (key) {
-        inf_buf_printf(&req, "Authorization: Bearer %s\r\n", key);
-    }
-    inf_buf_printf(&req, "Content-Length: %zu\r\nAccept-Encoding: identity\r\n\r\n", blen);
-    inf_buf_add(&req, body, blen);
-    free(body);
-    struct inf_up *u = inf_up_start(k, be, req.p + req.off, inf_buf_used(&req));
-    inf_buf_free(&req);                      /* wipes the copy holding the key */
+    struct inf_up *u = inf_up_start(k, be, req, rlen);
+    OPENSSL_cleanse(req, rlen);              /* it held the key */
+    free(req);
     snprintf(u->model, sizeof u->model, "%s", model);
     snprintf(u->upstream_model, sizeof u->upstream_model, "%s", mm->upstream);
     u->strip_usage_chunk = inject;

@@ -51,6 +51,12 @@ static bool is_final(const char *name, const char *data, size_t dl)
 
 static void forward_event(struct inf_up *u, const char *ev, size_t n)
 {
+    /* A backend quoting the admin's key back: stop the stream here rather than pass it on. */
+    const char *key = inf_state_key(u->k->st, u->be->name);
+    if (key && memmem(ev, n, key, strlen(key))) {
+        u->cut = "backend_echoed_key";
+        return;
+    }
     char name[64];
     size_t dl = 0;
     char *data = inf_sse_data(ev, n, &dl, name, sizeof name);
@@ -88,7 +94,7 @@ void inf_stream_body(struct inf_up *u, const char *data, size_t len)
         }
         const char *ev;
         size_t n;
-        while ((n = inf_sse_next(&u->ev, &ev)) > 0)
+        while (!u->cut && (n = inf_sse_next(&u->ev, &ev)) > 0)
             forward_event(u, ev, n);
         return;
     }

@@ -189,6 +189,10 @@ assert_eq "close-delimited stream forwarded whole" "data: [DONE]" "$(jq -r '.res
 r=$(inf_req infuser --req '{"path":"/v1/chat/completions","body":{"model":"echo"}}')
 assert_eq "an answer quoting the key is withheld" 502 "$(jq -r '.responses[0].status' <<<"$r")"
 assert_no_match "the withheld answer does not quote the key" "$INF_KEY" "$r"
+r=$(inf_req infuser --req '{"path":"/v1/chat/completions","body":{"model":"echo","stream":true}}')
+assert_eq "a stream quoting the key stops before that event" 2 "$(jq '.responses[0].chunks | length' <<<"$r")"
+assert_match "and ends with the error event" "backend_echoed_key" "$(jq -r '.responses[0].chunks[-1].data' <<<"$r")"
+assert_no_match "the streamed answer does not quote the key" "$INF_KEY" "$r"
 r=$(inf_req infuser --req '{"path":"/v1/chat/completions","body":{"model":"wrong"}}')
 assert_eq "a backend refusing the admin's key: 502 for the client" 502 "$(jq -r '.responses[0].status' <<<"$r")"
 assert_no_match "its message (which quotes the key it got) is not passed on" "$WRONG_KEY" "$r"

@@ -152,6 +152,13 @@ class Handler(BaseHTTPRequestHandler):
         if not self.check_key("openai"):
             return
         model = body.get("model")
+        if model == "echo-key" and body.get("stream"):
+            self.start_stream()
+            self.send_event("data: %s\n\n" % json.dumps({"choices": [{"index": 0, "delta": {"content": "hi"}}]}))
+            self.send_event("data: %s\n\n" % json.dumps({"choices": [{"index": 0, "delta": {
+                "content": "you sent " + self.credentials()}}]}))
+            self.send_event("data: [DONE]\n\n")
+            return self.end_stream()
         if model == "echo-key":
             return self.send_json(200, {"object": "chat.completion", "model": model, "choices": [
                 {"index": 0, "message": {"role": "assistant", "content": "you sent " + self.credentials()},

@@ -13,6 +13,7 @@
 #include <json-c/json.h>
 
 #include "common/config.h"
+#include "proxyd/http_parse.h"
 #include "proxyd/inference_int.h"
 
 static struct ps_config *cfg;
@@ -325,6 +326,82 @@ static void rate_limit_bucket(void **state)
     inf_rate_free(r);
 }
 
+static size_t count(const char *hay, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = hay; (p = strcasestr(p, needle)) != NULL; p++)
+        n++;
+    return n;
+}
+
+static void upstream_request_strips_and_adds(void **state)
+{
+    const char raw[] = "POST /v1/chat/completions HTTP/1.1\r\nHost: inference.local\r\n"
+                       "Authorization: Bearer sk-user\r\nx-api-key: user-key\r\nCookie: a=b\r\n"
+                       "Content-Type: application/json\r\nUser-Agent: OpenAI/JS 4.95.0\r\n"
+                       "X-Forwarded-For: 10.0.0.1\r\nProxy-Authorization: Basic eA==\r\n"
+                       "OpenAI-Organization: org-user\r\nContent-Length: 2\r\n\r\n{}";
+    struct http_request req;
+    struct http_error err;
+    assert_int_equal(http_parse_request(raw, sizeof raw - 1, &req, &err), HTTP_OK);
+    char hdrs[2048], av[64];
+    size_t hl;
+    assert_int_equal(inf_client_headers(&req.f, hdrs, sizeof hdrs, &hl, av, sizeof av), 0);
+    assert_int_equal(strlen(hdrs), hl);
+    assert_string_equal(hdrs, "Content-Type: application/json\r\nUser-Agent: OpenAI/JS 4.95.0\r\n");
+    assert_string_equal(av, "");
+
+    const struct ps_backend *oai = &cfg->backends[0], *ant = &cfg->backends[1];
+    size_t n;
+    char *r = inf_upstream_request(oai, INF_EP_CHAT, hdrs, av, "sk-admin", "{\"model\":\"m\"}", 13, &n);
+    assert_int_equal(strlen(r), n);
+    assert_ptr_equal(strstr(r, "POST /v1/chat/completions HTTP/1.1\r\nHost: api.openai.example\r\n"), r);
+    assert_int_equal(count(r, "Authorization:"), 1);
+    assert_non_null(strstr(r, "\r\nAuthorization: Bearer sk-admin\r\n"));
+    assert_null(strstr(r, "sk-user"));
+    assert_null(strcasestr(r, "x-api-key"));
+    assert_null(strcasestr(r, "cookie"));
+    assert_null(strcasestr(r, "x-forwarded-for"));
+    assert_null(strcasestr(r, "organization"));
+    assert_null(strcasestr(r, "transfer-encoding"));
+    assert_int_equal(count(r, "Content-Type:"), 1);
+    assert_non_null(strstr(r, "\r\nContent-Length: 13\r\n"));
+    assert_string_equal(r + n - 13, "{\"model\":\"m\"}");
+    free(r);
+
+    /* anthropic: x-api-key and a default anthropic-version; the client's version is kept, once */
+    r = inf_upstream_request(ant, INF_EP_MESSAGES, "", "", "sk-ant", "{}", 2, &n);
+    assert_non_null(strstr(r, "POST /v1/messages HTTP/1.1\r\nHost: api.anthropic.example\r\n"));
+    assert_non_null(strstr(r, "\r\nx-api-key: sk-ant\r\n"));
+    assert_non_null(strstr(r, "\r\nanthropic-version: 2023-06-01\r\n"));
+    assert_non_null(strstr(r, "\r\nContent-Type: application/json\r\n"));   /* added when absent */
+    assert_null(strcasestr(r, "authorization"));
+    free(r);
+    const char raw2[] = "POST /v1/messages HTTP/1.1\r\nHost: x\r\nanthropic-version: 2024-01-01\r\n"
+                        "x-api-key: user\r\nContent-Length: 0\r\n\r\n";
+    assert_int_equal(http_parse_request(raw2, sizeof raw2 - 1, &req, &err), HTTP_OK);
+    assert_int_equal(inf_client_headers(&req.f, hdrs, sizeof hdrs, &hl, av, sizeof av), 0);
+    assert_string_equal(av, "2024-01-01");
+    r = inf_upstream_request(ant, INF_EP_MESSAGES, hdrs, av, "sk-ant", "", 0, &n);
+    assert_int_equal(count(r, "anthropic-version"), 1);
+    assert_non_null(strstr(r, "anthropic-version: 2024-01-01\r\n"));
+    assert_int_equal(count(r, "x-api-key"), 1);
+    free(r);
+    /* anthropic-version twice is refused (which one would the backend believe?) */
+    const char raw3[] = "POST /v1/messages HTTP/1.1\r\nHost: x\r\nanthropic-version: a\r\n"
+                        "anthropic-version: b\r\nContent-Length: 0\r\n\r\n";
+    assert_int_equal(http_parse_request(raw3, sizeof raw3 - 1, &req, &err), HTTP_OK);
+    assert_int_equal(inf_client_headers(&req.f, hdrs, sizeof hdrs, &hl, av, sizeof av), -1);
+    /* headers that do not fit are refused, not truncated */
+    assert_int_equal(http_parse_request(raw, sizeof raw - 1, &req, &err), HTTP_OK);
+    assert_int_equal(inf_client_headers(&req.f, hdrs, 40, &hl, av, sizeof av), -1);
+    /* no key configured: no credential header at all */
+    r = inf_upstream_request(oai, INF_EP_EMBEDDINGS, "", "", NULL, "{}", 2, &n);
+    assert_null(strcasestr(r, "authorization"));
+    assert_non_null(strstr(r, "POST /v1/embeddings HTTP/1.1\r\n"));
+    free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -338,6 +415,7 @@ int main(void)
         cmocka_unit_test(usage_in_each_shape),
         cmocka_unit_test(error_shapes),
         cmocka_unit_test(rate_limit_bucket),
+        cmocka_unit_test(upstream_request_strips_and_adds),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
