@@ -121,7 +121,7 @@ static void end_stream(struct inf_up *u, const char *cut)
         k->close_after = true;       /* the answer is incomplete: do not reuse the connection */
     }
     inf_buf_add(&k->out, "0\r\n\r\n", 5);
-    inf_log(k, cut ? "close" : "allow", cut ? cut : "ok", u->model, u->upstream_model, u->be->name,
+    inf_log(k, "allow", cut ? cut : "ok", u->model, u->upstream_model, u->be->name,
             u->status, &u->usage);
 }
 

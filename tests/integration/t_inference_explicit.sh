@@ -175,6 +175,7 @@ assert_eq "cut stream: two events, then the error event" 3 "$(jq '.responses[0].
 assert_eq "error event parses, with a code" stream_interrupted \
     "$(jq -r '.responses[0].chunks[-1].data | sub("^data: "; "") | fromjson | .error.code' <<<"$r")"
 assert_eq "cut stream closes the connection" true "$(jq -r '.closed' <<<"$r")"
+assert_match "cut stream logged with its reason" '"reason":"backend_closed_early"' "$(proxy_log_last '"model":"cut"')"
 t0=$(date +%s.%N)
 r=$(inf_req infuser --req '{"path":"/v1/chat/completions","body":{"model":"slow","stream":true}}')
 t1=$(date +%s.%N)
