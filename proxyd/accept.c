@@ -27,6 +27,7 @@ struct listener {
     int fd;
     enum pd_mode mode;
     struct sockaddr_storage addr;
+    bool specific;                  /* not a wildcard address */
 };
 static struct listener listeners[MAX_LISTENERS];
 static size_t n_listeners;
@@ -61,6 +62,10 @@ static int bind_one(const struct ps_sockaddr *a, enum pd_mode mode)
     L->fd = fd;
     L->mode = mode;
     memcpy(&L->addr, &a->ss, a->len);
+    static const struct in6_addr any6 = IN6ADDR_ANY_INIT;
+    L->specific = a->ss.ss_family == AF_INET
+                      ? ((const struct sockaddr_in *)&a->ss)->sin_addr.s_addr != htonl(INADDR_ANY)
+                      : memcmp(&((const struct sockaddr_in6 *)&a->ss)->sin6_addr, &any6, sizeof any6) != 0;
     if (pd_loop_add(pd->loop, fd, EPOLLIN, on_accept, L) < 0) {
         syslog(LOG_ERR, "listen %s: epoll: %m", s);
         return -1;
@@ -177,7 +182,9 @@ static void on_accept(struct pd_loop *l, int lfd, uint32_t ev, void *arg)
         }
         struct sockaddr_storage local;
         socklen_t ll = sizeof local;
-        if (getsockname(fd, (struct sockaddr *)&local, &ll) < 0) {
+        if (L->specific) {
+            local = L->addr;                /* bound to one address: that is the local end */
+        } else if (getsockname(fd, (struct sockaddr *)&local, &ll) < 0) {
             pd_conn_free(c);
             continue;
         }

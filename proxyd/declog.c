@@ -16,6 +16,7 @@
 static int log_fd = -1;
 static int syslog_fd = -1;
 static unsigned long syslog_dropped;
+static long my_pid;                    /* getpid() is a system call; the pid never changes here */
 
 /* Decisions go to /dev/log over a non-blocking socket of our own: glibc's syslog() blocks when
  * the syslog daemon falls behind, and one slow reader must not stall every connection.  A record
@@ -23,6 +24,7 @@ static unsigned long syslog_dropped;
 static void syslog_nb(const char *msg)
 {
     if (syslog_fd < 0) {
+        my_pid = (long)getpid();
         syslog_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         struct sockaddr_un sun = { .sun_family = AF_UNIX, .sun_path = "/dev/log" };
         if (syslog_fd < 0 || connect(syslog_fd, (struct sockaddr *)&sun, sizeof sun) < 0) {
@@ -39,7 +41,7 @@ static void syslog_nb(const char *msg)
     localtime_r(&now, &tm);
     strftime(ts, sizeof ts, "%b %e %H:%M:%S", &tm);
     int n = snprintf(buf, sizeof buf, "<%d>%s sandbox-proxyd[%ld]: %s", LOG_DAEMON | LOG_INFO, ts,
-                     (long)getpid(), msg);
+                     my_pid, msg);
     if (n < 0)
         return;
     if ((size_t)n >= sizeof buf)
