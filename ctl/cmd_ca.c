@@ -203,7 +203,8 @@ static int ca_init(const char *confdir, int force)
         printf("%s/inference-ca.pem: CA for DNS:inference.local only (ECDSA P-256, %d days)\n",
                dir, CA_VALID_DAYS);
         printf("%s/bundle.pem: system CAs plus this CA\n", dir);
-        printf("reload sandbox-proxyd (systemctl reload sandbox-proxyd) to serve a leaf from it\n");
+        /* proxyd reads the CA key only while it is still root, at start. */
+        printf("restart sandbox-proxyd (systemctl restart sandbox-proxyd) to serve a leaf from it\n");
         rc = 0;
     }
     X509_free(cert);

@@ -51,6 +51,14 @@ assert_eq "bundle = system CAs + ours" $((sys_n + 1)) "$(grep -c 'BEGIN CERTIFIC
 out=$("$PS_BUILD/sandboxctl" -c "$CONF" ca init 2>&1); rc=$?
 assert_eq "ca init refuses to replace a CA" 1 "$rc"
 assert_match "and says why" "already exists.*--force" "$out"
+fp1=$(openssl x509 -in "$CONF/ca/inference-ca.pem" -noout -fingerprint -sha256)
+"$PS_BUILD/sandboxctl" -c "$CONF" ca init --force >/dev/null || fail "ca init --force"
+fp2=$(openssl x509 -in "$CONF/ca/inference-ca.pem" -noout -fingerprint -sha256)
+[ "$fp1" != "$fp2" ] || fail "ca init --force kept the old CA"
+ok "ca init --force makes a new CA"
+assert_eq "new CA key mode" 600 "$(stat -c %a "$CONF/ca/inference-ca.key")"
+assert_eq "no temporary files left" "bundle.pem inference-ca.key inference-ca.pem" "$(ls -A "$CONF/ca" | tr '\n' ' ' | sed 's/ $//')"
+"$PS_BUILD/sandboxctl" -c "$CONF" check >/dev/null || fail "config invalid after ca init --force"
 # A stolen CA key cannot mint a certificate for another name: the constraint makes verify fail.
 d=$WORLD/mint; mkdir -p "$d"
 openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=example.com \
