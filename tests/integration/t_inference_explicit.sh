@@ -149,6 +149,17 @@ assert_eq "404 in OpenAI's shape" model_not_found "$(jq -r '.responses[0].body |
 r=$(inf_req infuser --req '{"method":"GET","path":"/v1/models"}')
 assert_eq "models listed (the OpenAI ones this profile may use)" "closed,cut,echo,fast,flaky,slow,wrong" "$(jq -r '[.responses[0].body | fromjson | .data[].id] | sort | join(",")' <<<"$r")"
 
+# ---- request framing: a chunked body, Expect: 100-continue ----
+printf 'POST /v1/chat/completions HTTP/1.1\r\nHost: inference.local\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n8\r\n{"model"\r\n8\r\n:"fast"}\r\n0\r\n\r\n' > "$WORLD/chunked"
+printf 'POST /v1/chat/completions HTTP/1.1\r\nHost: inference.local\r\nExpect: 100-continue\r\nContent-Length: 16\r\n\r\n{"model":"fast"}' > "$WORLD/expect"
+chmod 644 "$WORLD/chunked" "$WORLD/expect"
+r=$(inf_req infuser --raw "$WORLD/chunked")
+assert_eq "a chunked request body" 200 "$(jq -r '.responses[0].status' <<<"$r")"
+assert_eq "reaches the backend de-chunked, with a length" '"Content-Length"' \
+    "$(inf_backend_last | jq -c '[.headers | has("content-length"), has("transfer-encoding")]' | sed 's/\[true,false\]/"Content-Length"/')"
+r=$(inf_req infuser --raw "$WORLD/expect")
+assert_eq "Expect: 100-continue" 200 "$(jq -r '.responses[0].status' <<<"$r")"
+
 # ---- strict requests ----
 printf 'POST /v1/chat/completions HTTP/1.1\r\nHost: inference.local\r\nContent-Length: 17\r\nTransfer-Encoding: chunked\r\n\r\n11\r\n{"model":"fast"}\n\r\n0\r\n\r\n' > "$WORLD/clte"
 chmod 644 "$WORLD/clte"
