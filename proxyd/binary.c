@@ -1,4 +1,4 @@
-/* binary= rules (DESIGN.md §5.2): which executable owns a client's socket.
+/* The privileged helper: binary= rules (DESIGN.md §5.2) and config checks on reload.
  *
  * Reading /proc/PID/fd and /proc/PID/exe of another account's processes needs CAP_SYS_PTRACE and
  * CAP_DAC_READ_SEARCH, which the proxy itself must not keep.  So, before the privilege drop, a
@@ -6,7 +6,12 @@
  * included) and does one thing: given (uid, socket inode), scan that UID's processes for the
  * inode and answer the executable.  The proxy talks to it over a SOCK_SEQPACKET pair, without
  * blocking; the helper answers in order.  Several processes holding the socket with different
- * executables is "ambiguous" and the proxy denies.  Only profiles that use binary= pay for this. */
+ * executables is "ambiguous" and the proxy denies.  Only profiles that use binary= pay for this.
+ *
+ * Its second job: on SIGHUP, when the unprivileged proxy cannot read some root-only file of the
+ * new configuration (a CA key, an APIKeyFile=), the helper — which can — validates the
+ * configuration directory fixed at start-up (never a path the proxy names) and answers only
+ * "valid" or the "FILE:LINE: message" errors. */
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -25,8 +30,11 @@
 #include "proxyd/core.h"
 #include "common/util.h"
 
+enum { REQ_BINARY = 0, REQ_CHECK_CONF = 1 };
+
 struct bin_req {
     uint32_t id;
+    uint32_t type;
     uint32_t uid;
     uint64_t inode;
 };
@@ -38,11 +46,13 @@ struct bin_resp {
 };
 
 static int helper_fd = -1;
+static const char *helper_conf_dir;
 static pid_t helper_pid = -1;
 static uint32_t next_id = 1;
 
 struct pending {
     uint32_t id;
+    uint32_t type;
     pd_bin_cb cb;
     void *arg;
     struct pending *next;
@@ -119,6 +129,26 @@ static void scan(uid_t uid, uint64_t inode, struct bin_resp *r)
     snprintf(r->path, sizeof r->path, "%s", r->status == PD_BIN_FOUND ? found : "");
 }
 
+static void check_conf(struct bin_resp *r)
+{
+    struct ps_diags d = { 0 };
+    struct ps_config *cfg = ps_config_load(helper_conf_dir, &d);
+    size_t o = 0;
+    r->status = cfg ? 0 : 1;
+    r->path[0] = '\0';
+    for (size_t i = 0; i < d.n && o + 1 < sizeof r->path; i++) {
+        int n = snprintf(r->path + o, sizeof r->path - o, "%s:%u: %s\n",
+                         d.v[i].file ? d.v[i].file : helper_conf_dir, d.v[i].line, d.v[i].msg);
+        if (n < 0)
+            break;
+        o += (size_t)n;
+    }
+    if (o >= sizeof r->path)
+        r->path[sizeof r->path - 1] = '\0';
+    ps_diags_free(&d);
+    ps_config_free(cfg);
+}
+
 static void helper_main(int fd)
 {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -138,7 +168,10 @@ static void helper_main(int fd)
         if (!r)
             _exit(1);
         r->id = q.id;
-        scan((uid_t)q.uid, q.inode, r);
+        if (q.type == REQ_CHECK_CONF)
+            check_conf(r);
+        else
+            scan((uid_t)q.uid, q.inode, r);
         size_t len = offsetof(struct bin_resp, path) + strlen(r->path) + 1;
         if (send(fd, r, len, MSG_NOSIGNAL) < 0)
             _exit(0);
@@ -148,8 +181,9 @@ static void helper_main(int fd)
 
 /* Before the privilege drop: start the helper.  Not root: binary= lookups are answered
  * "unknown" (a binary= allow then never matches: fail closed). */
-int pd_binary_start(void)
+int pd_binary_start(const char *conf_dir)
 {
+    helper_conf_dir = conf_dir;
     if (geteuid() != 0)
         return 0;
     int sv[2];
@@ -212,12 +246,12 @@ static void on_helper(struct pd_loop *l, int fd, uint32_t ev, void *arg)
         if (!pend_head)
             pend_tail = NULL;
         if (p->cb)
-            p->cb(p->arg, r.status, r.status == PD_BIN_FOUND ? r.path : NULL);
+            p->cb(p->arg, r.status, p->type == REQ_CHECK_CONF || r.status == PD_BIN_FOUND ? r.path : NULL);
         free(p);
     }
 }
 
-void *pd_binary_lookup(uid_t uid, uint64_t inode, pd_bin_cb cb, void *arg)
+static void *helper_request(uint32_t type, uid_t uid, uint64_t inode, pd_bin_cb cb, void *arg)
 {
     if (helper_fd < 0)
         return NULL;
@@ -227,11 +261,12 @@ void *pd_binary_lookup(uid_t uid, uint64_t inode, pd_bin_cb cb, void *arg)
             return NULL;
         registered = true;
     }
-    struct bin_req q = { .id = next_id++, .uid = (uint32_t)uid, .inode = inode };
+    struct bin_req q = { .id = next_id++, .type = type, .uid = (uint32_t)uid, .inode = inode };
     if (send(helper_fd, &q, sizeof q, MSG_NOSIGNAL) != (ssize_t)sizeof q)
         return NULL;
     struct pending *p = ps_xcalloc(1, sizeof(*p));
     p->id = q.id;
+    p->type = type;
     p->cb = cb;
     p->arg = arg;
     if (pend_tail)
@@ -240,6 +275,16 @@ void *pd_binary_lookup(uid_t uid, uint64_t inode, pd_bin_cb cb, void *arg)
         pend_head = p;
     pend_tail = p;
     return p;
+}
+
+void *pd_binary_lookup(uid_t uid, uint64_t inode, pd_bin_cb cb, void *arg)
+{
+    return helper_request(REQ_BINARY, uid, inode, cb, arg);
+}
+
+void *pd_helper_check_conf(pd_bin_cb cb, void *arg)
+{
+    return helper_request(REQ_CHECK_CONF, 0, 0, cb, arg);
 }
 
 void pd_binary_cancel(void *handle)

@@ -144,9 +144,12 @@ void pd_account_release(uid_t uid);
 /* binary.c: the executable owning a client socket, for binary= rules */
 enum pd_bin_status { PD_BIN_FOUND = 0, PD_BIN_NOT_FOUND = 1, PD_BIN_AMBIGUOUS = 2 };
 typedef void (*pd_bin_cb)(void *arg, int status, const char *path);
-int pd_binary_start(void);                        /* as root, before the privilege drop */
+int pd_binary_start(const char *conf_dir);        /* as root, before the privilege drop */
 void *pd_binary_lookup(uid_t uid, uint64_t inode, pd_bin_cb cb, void *arg);  /* NULL: unavailable */
 void pd_binary_cancel(void *handle);
+/* The helper validates conf_dir (it can read root-only files); cb(arg, 0 valid / 1 invalid,
+ * "FILE:LINE: message\n" lines).  NULL when there is no helper. */
+void *pd_helper_check_conf(pd_bin_cb cb, void *arg);
 bool pd_profile_uses_binary(const struct ps_profile *p);
 
 /* conf.c */

@@ -24,6 +24,8 @@
 #include "proxyd/core.h"
 #include "proxyd/dns_server.h"
 #include "proxyd/inference_api.h"
+#include "common/util.h"
+#include "proxyd/inference_api.h"
 #include "proxyd/resolver.h"
 #include "proxyd/synth.h"
 
@@ -125,15 +127,14 @@ static int drop_privileges(const char *user)
     return 0;
 }
 
-static void reload(void)
+static int exit_status;
+
+/* Swap in a loaded configuration. */
+static void apply_config(struct ps_config *cfg)
 {
-    sd_notify_msg("RELOADING=1");
-    struct pd_conf *nc = pd_conf_load(conf_dir, false);
-    if (!nc) {
-        syslog(LOG_ERR, "reload: the new configuration is invalid; the old one stays in force");
-        sd_notify_msg("READY=1");
-        return;
-    }
+    struct pd_conf *nc = ps_xcalloc(1, sizeof(*nc));
+    nc->cfg = cfg;
+    nc->refs = 1;
     struct pd_conf *old = pd->conf;
     const struct ps_global *og = &old->cfg->global, *ng = &nc->cfg->global;
     if (strcmp(og->proxy_user, ng->proxy_user) != 0 || og->n_explicit_listen != ng->n_explicit_listen ||
@@ -145,9 +146,63 @@ static void reload(void)
         pd_declog_open(ng->decision_log);
     if (dns_server_reload(pd, nc->cfg) < 0)
         syslog(LOG_ERR, "reload: policy DNS kept its old listeners");
-    pd_inference_reload(nc);         /* keeps the old CA/keys if the new ones are unreadable */
+    pd_inference_reload(nc);               /* keeps the old CA and keys when it cannot read new ones */
     pd_conf_unref(old);
     syslog(LOG_INFO, "reloaded configuration from %s", conf_dir);
+}
+
+static void log_lines(const char *text)
+{
+    while (text && *text) {
+        const char *nl = strchr(text, '\n');
+        int n = nl ? (int)(nl - text) : (int)strlen(text);
+        syslog(LOG_ERR, "config: %.*s", n, text);
+        text += n + (nl ? 1 : 0);
+    }
+}
+
+/* The helper's verdict on a configuration this process could not read completely. */
+static void reload_checked(void *arg, int status, const char *text)
+{
+    (void)arg;
+    if (status != 0) {
+        log_lines(text);
+        syslog(LOG_ERR, "reload: the new configuration is invalid; the old one stays in force");
+        sd_notify_msg("READY=1");
+        return;
+    }
+    /* Valid, but it has root-only files (CA key, APIKeyFile=) that this unprivileged process
+     * cannot read.  Never keep running a policy the admin replaced: stop, so that the service
+     * manager (Restart=on-failure) starts proxyd again, as root, with the new configuration. */
+    syslog(LOG_WARNING, "reload: the new configuration is valid but has root-only files this "
+           "unprivileged process cannot read; exiting with status 75 so that it is restarted with it");
+    exit_status = 75;
+    pd_loop_stop(pd->loop);
+}
+
+static void reload(void)
+{
+    sd_notify_msg("RELOADING=1");
+    struct ps_diags d = { 0 };
+    struct ps_config *cfg = ps_config_load(conf_dir, &d);
+    if (cfg) {
+        ps_diags_free(&d);
+        apply_config(cfg);
+        sd_notify_msg("READY=1");
+        return;
+    }
+    bool unreadable = false;
+    for (size_t i = 0; i < d.n; i++)
+        if (strstr(d.v[i].msg, strerror(EACCES)))
+            unreadable = true;
+    if (unreadable && pd_helper_check_conf(reload_checked, NULL)) {
+        ps_diags_free(&d);                 /* the helper, which can read everything, decides */
+        return;
+    }
+    for (size_t i = 0; i < d.n; i++)
+        syslog(LOG_ERR, "config: %s:%u: %s", d.v[i].file ? d.v[i].file : conf_dir, d.v[i].line, d.v[i].msg);
+    ps_diags_free(&d);
+    syslog(LOG_ERR, "reload: the new configuration is invalid; the old one stays in force");
     sd_notify_msg("READY=1");
 }
 
@@ -244,7 +299,8 @@ int main(int argc, char **argv)
     pd_inference_reload(pd->conf);   /* as root: the CA key and APIKeyFile=s are root-only */
     if (write_pidfile(pidfile) < 0)
         return 1;
-    if (pd_binary_start() < 0)
+    pd_inference_reload(pd->conf);         /* root-only CA key and APIKeyFile=s: read while root */
+    if (pd_binary_start(conf_dir) < 0)
         syslog(LOG_ERR, "binary= helper: %m (binary= allows will not match)");
     if (drop_privileges(cfg->global.proxy_user) < 0)
         return 1;
@@ -254,5 +310,7 @@ int main(int argc, char **argv)
     sd_notify_msg("STOPPING=1");
     dns_server_stop();
     pd_listeners_close();
+    if (exit_status)
+        return exit_status;
     return rc == 0 ? 0 : 1;
 }

@@ -14,6 +14,7 @@
 #include "proxyd/resolver.h"
 #include "proxyd/synth.h"
 #include "proxyd/dns_server.h"
+#include "proxyd/inference_api.h"
 #include "common/sockdiag.h"
 
 #define WEAK __attribute__((weak))
@@ -92,6 +93,9 @@ WEAK void pd_inference_accept(int fd, const struct pd_client *who)
     close(fd);
     pd_conf_unref(who->conf);
 }
+
+WEAK int pd_inference_reload(struct pd_conf *conf) { (void)conf; return -1; }
+WEAK void pd_inference_shutdown(void) {}
 
 #ifdef PD_FALLBACK_SOCKDIAG
 /* common/sockdiag.c has not landed: nobody can be identified, so every connection is denied. */

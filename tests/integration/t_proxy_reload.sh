@@ -2,7 +2,9 @@
 # Configuration lifecycle of the real sandbox-proxyd: -t checks a config (FILE:LINE errors, exit
 # 1); the pid file is root's and not held open; SIGHUP (to the pid in it, as sandboxctl apply sends it) applies a valid new config
 # to new connections while an open tunnel keeps working; an invalid one is rejected with the error
-# logged and the old config kept; SIGTERM stops it with status 0.  UIDs 59530-59539.
+# logged and the old config kept; SIGTERM stops it with status 0.  With a root-only secret in the
+# config, the privileged helper judges a reload: invalid is rejected with the real errors, valid
+# makes proxyd exit 75 to be restarted (never a stale policy).  UIDs 59530-59539.
 . "$(dirname "$0")/../lib/world.sh"; world_enter "$@"
 . "$PS_SRC/tests/lib/proxy_world.sh"
 
@@ -86,4 +88,44 @@ wait $TPID
 assert_eq "tunnel from before the reloads still relays" "tunnel: hello from origin" "$(tail -n 1 "$SCR/tunnel.out")"
 
 # --- SIGTERM: clean stop ---
+proxy_done
+
+# --- root-only files (an APIKeyFile=, mode 0600): the unprivileged daemon cannot read them on
+# SIGHUP; the privileged helper judges the new configuration instead ---
+mkdir -p "$CONF/secrets"; chmod 755 "$CONF/secrets"
+echo "sk-test-not-a-real-key" > "$CONF/secrets/api.key"; chmod 600 "$CONF/secrets/api.key"
+cat > "$CONF/inference.d/local.conf" <<EOB
+[Backend]
+URL=http://203.0.113.10:8080/v1
+API=openai
+APIKeyFile=$CONF/secrets/api.key
+Models=m1
+EOB
+chmod 644 "$CONF/inference.d/local.conf"
+: > "$SYSLOG"
+proxy_profile 10-box.conf "[Match]
+User=rlbox
+[Network]
+Allow=later.test:80"
+proxy_start
+assert_eq "started as root with a root-only key file" "hello from origin" "$(pcurl rlbox http://later.test/hello)"
+# invalid: the errors reported are the real ones (from the helper), not "Permission denied"
+printf '[Match]\nUser=rlbox\n[Network]\nAllow=later.test:80\nAllow=evil.test:99999\n' > "$CONF/profiles/10-box.conf"
+kill -HUP "$PROXYD_PID"
+for _ in $(seq 50); do grep -q 'old one stays in force' "$SYSLOG" && break; sleep 0.1; done
+assert_match "helper reports the real error" 'config: [^ ]*10-box.conf:5: ' "$(cat "$SYSLOG")"
+assert_no_match "no permission error reported as the verdict" 'config: .*Permission denied' "$(cat "$SYSLOG")"
+kill -0 "$PROXYD_PID" || fail "proxyd died on an invalid reload"
+assert_eq "old config still in force" "hello from origin" "$(pcurl rlbox http://later.test/hello)"
+# valid: never keep the replaced policy; exit 75 so that the service manager restarts it
+proxy_profile 10-box.conf "$profile_v1"
+kill -HUP "$PROXYD_PID"
+wait "$PROXYD_PID"; rc=$?
+assert_eq "valid config with unreadable secrets: exit 75 (restart)" 75 "$rc"
+assert_match "restart reason logged" 'valid but has root-only files' "$(cat "$SYSLOG")"
+PROXYD_PID=
+proxy_start
+code=$(pcurl rlbox -o /dev/null -w '%{http_code}' http://later.test/hello)
+assert_eq "after the restart the new policy is in force" 403 "$code"
+assert_eq "  ... both ways" "hello from origin" "$(pcurl rlbox http://allowed.test/hello)"
 proxy_done
