@@ -195,6 +195,8 @@ void pd_forward_io(struct pd_conn *c)
             goto drop;
     }
     if (move_request_body(c) < 0) {
+        if (c->resp_head_done || c->out.len > c->out.off)
+            goto drop;                   /* an answer is already on its way: just cut */
         pd_conn_fail(c, 400, "bad_chunked_request_body");
         return;
     }
