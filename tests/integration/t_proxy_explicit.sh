@@ -28,6 +28,8 @@ Allow=meta.test:80
 Allow=mapped.test:80
 Allow=v6only.test:80
 Allow=203.0.113.10:8080
+Allow=203.0.113.10:81
+Allow=203.0.113.10:82
 Allow=inference.local:8443"
 proxy_profile 20-denyall.conf "[Match]
 User=pxdeny"
@@ -65,6 +67,19 @@ pcurl pxuser -H 'Proxy-Authorization: Basic c2VjcmV0' -H 'X-Keep: 1' http://allo
 h=$(tail -n 1 "$ORIGIN_LOG")
 assert_no_match "Proxy-Authorization stripped" 'proxy-authorization' "$h"
 assert_match "end-to-end header kept" '"x-keep": "1"' "$h"
+
+# --- upstream failures: refused -> 502, silent (SYN dropped) -> 504 after the connect timeout ---
+ip netns exec dnsup nft add table inet blackhole
+ip netns exec dnsup nft add chain inet blackhole in '{ type filter hook input priority 0; }'
+ip netns exec dnsup nft add rule inet blackhole in tcp dport 81 drop
+hdr=$(pcurl pxuser -D - -o /dev/null http://203.0.113.10:82/ 2>&1)
+assert_match "refused upstream: 502" '^HTTP/1.1 502' "$hdr"
+l=$(proxy_log_last '"port":82')
+assert_match "502 logged" '"decision":"error","reason":"upstream_connect_failed"' "$l"
+hdr=$(pcurl pxuser --max-time 20 -D - -o /dev/null http://203.0.113.10:81/ 2>&1)
+assert_match "silent upstream: 504" '^HTTP/1.1 504' "$hdr"
+l=$(proxy_log_last '"port":81')
+assert_match "504 logged" '"decision":"error","reason":"upstream_timeout"' "$l"
 
 # --- git clone over HTTPS through CONNECT ---
 if command -v git >/dev/null; then

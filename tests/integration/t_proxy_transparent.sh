@@ -18,7 +18,8 @@ User=tpuser
 Allow=allowed.test:80,443
 Allow=loop.test:80
 Allow=meta.test:80
-Allow=203.0.113.10:8080"
+Allow=203.0.113.10:8080
+Allow=[2001:db8::10]:80"
 proxy_profile 20-denyall.conf "[Match]
 User=tpdeny"
 # The accounts' stub resolver asks "the network"; nftables sends it to policy DNS.
@@ -33,6 +34,13 @@ assert_match "transparent allow logged with the name and real address" \
     '"account":"tpuser","uid":59511,"profile":"10-box","mode":"transparent","host":"allowed.test","port":443,"address":"203.0.113.10"' "$l"
 assert_eq "http by name" "hello from origin" "$(tcurl tpuser http://allowed.test/hello)"
 assert_eq "IP rule" "hello from origin" "$(tcurl tpuser http://203.0.113.10:8080/hello)"
+assert_eq "IPv6 (IP6T_SO_ORIGINAL_DST)" "hello from origin" "$(tcurl tpuser 'http://[2001:db8::10]/hello')"
+l=$(proxy_log_last '"mode":"transparent"' '"host":"2001:db8::10"' '"decision":"allow"')
+assert_match "IPv6 transparent logged" '"port":80,"address":"2001:db8::10"' "$l"
+out=$(tcurl tpuser 'http://[2001:db8::10]:8080/hello' 2>&1); rc=$?
+[ $rc -ne 0 ] || fail "IPv6 without a rule answered"
+l=$(proxy_log_last '"mode":"transparent"' '"host":"2001:db8::10"' '"port":8080')
+assert_match "IPv6 denial logged" '"decision":"deny","reason":"no_matching_rule"' "$l"
 n=$(tcurl tpuser https://allowed.test/bytes/4000000 | wc -c)
 assert_eq "4 MB through a transparent tunnel" 4000000 "$n"
 sleep 0.2
