@@ -87,7 +87,7 @@ rss_kib() {
 
 declare -A R     # R[peer.metric] = figure, or "error (...)"
 declare -A NOTE  # NOTE[peer] = why a peer has no figures
-declare -A PID ARGS LIVE
+declare -A PID ARGS
 
 # load PEER ARGS...: run tunload as the bench account with this peer's server/CONNECT arguments.
 load() { local peer=$1; shift; # shellcheck disable=SC2086
@@ -146,11 +146,11 @@ median() {
 }
 
 measure_idle() {   # PEER
-    local peer=$1 pid=${PID[$1]} out="$WORLD/idle.$1" before after last i lp
+    local peer=$1 pid=${PID[$1]} out="$WORLD/idle.$1" before after last lp
     before=$(rss_kib "$pid")
     load "$peer" -m idle -p /small -c "$IDLE_TUNNELS" -d 4 > "$out" 2>&1 &
     lp=$!
-    for i in $(seq 600); do grep -q '^ready' "$out" && break; kill -0 $lp 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq 600); do grep -q '^ready' "$out" && break; kill -0 $lp 2>/dev/null || break; sleep 0.1; done
     sleep 1   # let the proxy settle (lazy frees, timers) before reading its memory
     after=$(rss_kib "$pid")
     local p np=0 nt=0
@@ -219,7 +219,7 @@ for peer in "${active[@]}"; do [ "$peer" = direct ] || measure_idle "$peer"; don
 # The 10 MiB runs are spread over the rounds the same way.
 per_round=$(( (BULK10_RUNS + ROUNDS - 1) / ROUNDS ))
 for metric in ka new bulk10; do
-    for round in $(seq "$ROUNDS"); do
+    for _ in $(seq "$ROUNDS"); do
         for peer in "${active[@]}"; do
             case $metric in
               ka)     sample "$peer" ka rate total -m ka -p /small -c "$KA_CONNS" -d "$BENCH_SECS" -w 1;;

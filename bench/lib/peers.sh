@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Peers of bench/proxy.sh: write each one's configuration from its template (bench/*.conf) into a
 # directory of its own under the world's tmpfs and start the binary directly with it, so nothing of
 # the host's /etc/nginx, /etc/squid, /etc/haproxy or /etc/tinyproxy is read or written.  Every start
@@ -6,7 +7,8 @@
 
 BENCH_SRC=${BENCH_SRC:-$PS_SRC/bench}
 PEER_PID=
-PEER_WHY=
+PEER_WHY=   # why the last start failed, for the caller
+export PEER_WHY
 
 # fill TEMPLATE OUT VAR=VALUE...: replace @VAR@ in a template.
 fill() {
@@ -19,9 +21,9 @@ fill() {
 
 # wait_listen ADDR:PORT [NETNS]: until something listens there (5 s).
 wait_listen() {
-    local i pre=()
+    local pre=()
     [ -n "${2:-}" ] && pre=(ip netns exec "$2")
-    for i in $(seq 100); do
+    for _ in $(seq 100); do
         "${pre[@]}" ss -Hltn "src ${1%:*} and sport = :${1##*:}" 2>/dev/null | grep -q . && return 0
         sleep 0.05
     done
@@ -39,8 +41,7 @@ _peer_started() {   # NAME LISTEN LOG [NETNS]
 stop_peer() {
     [ -n "$PEER_PID" ] || return 0
     kill "$PEER_PID" 2>/dev/null
-    local i
-    for i in $(seq 50); do kill -0 "$PEER_PID" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq 50); do kill -0 "$PEER_PID" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$PEER_PID" 2>/dev/null
     wait "$PEER_PID" 2>/dev/null
     PEER_PID=
