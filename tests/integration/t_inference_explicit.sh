@@ -17,7 +17,7 @@ inference_world "[Inference]" "MaxRequestSize=64K" "StreamIdleTimeout=2s"
 proxy_profile 10-box.conf "[Match]
 Group=infbox
 [Inference]
-Models=fast claude cut slow echo closed wrong flaky"
+Models=fast claude cut slow echo closed wrong flaky badcert"
 proxy_profile 20-limited.conf "[Match]
 Group=inflimit
 [Inference]
@@ -38,6 +38,10 @@ chmod 644 "$CONF/inference.d/flaky.conf"
 ip netns exec dnsup python3 "$PS_SRC/tests/lib/inference_fake_backend.py" --listen 203.0.113.10:8002 \
     --record "$INF_REC" --key "$INF_KEY" --drop-reused > "$WORLD/backend-flaky.out" 2>&1 &
 WORLD_PIDS+=($!)
+# A backend whose certificate does not name it (the llm.test server reached as not-llm.test).
+printf '[Backend]\nURL=https://not-llm.test:8443/v1\nAPI=openai\nAPIKeyFile=%s\nModels=badcert=gpt-4o-mini\n' \
+    "$CONF/secrets/openai.key" > "$CONF/inference.d/badcert.conf"
+chmod 644 "$CONF/inference.d/badcert.conf"
 "$PS_BUILD/sandboxctl" -c "$CONF" check >/dev/null || { "$PS_BUILD/sandboxctl" -c "$CONF" check; fail "config"; }
 
 # ---- the CA (sandboxctl ca init) ----
@@ -147,7 +151,7 @@ r=$(inf_req infuser --req '{"path":"/v1/chat/completions","body":{"model":"no-su
 assert_eq "unknown model" 404 "$(jq -r '.responses[0].status' <<<"$r")"
 assert_eq "404 in OpenAI's shape" model_not_found "$(jq -r '.responses[0].body | fromjson | .error.code' <<<"$r")"
 r=$(inf_req infuser --req '{"method":"GET","path":"/v1/models"}')
-assert_eq "models listed (the OpenAI ones this profile may use)" "closed,cut,echo,fast,flaky,slow,wrong" "$(jq -r '[.responses[0].body | fromjson | .data[].id] | sort | join(",")' <<<"$r")"
+assert_eq "models listed (the OpenAI ones this profile may use)" "badcert,closed,cut,echo,fast,flaky,slow,wrong" "$(jq -r '[.responses[0].body | fromjson | .data[].id] | sort | join(",")' <<<"$r")"
 
 # ---- request framing: a chunked body, Expect: 100-continue ----
 printf 'POST /v1/chat/completions HTTP/1.1\r\nHost: inference.local\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n8\r\n{"model"\r\n8\r\n:"fast"}\r\n0\r\n\r\n' > "$WORLD/chunked"
@@ -217,6 +221,13 @@ r=$(inf_req infuser --req '{"path":"/v1/chat/completions","body":{"model":"wrong
 assert_eq "a backend refusing the admin's key: 502 for the client" 502 "$(jq -r '.responses[0].status' <<<"$r")"
 assert_no_match "its message (which quotes the key it got) is not passed on" "$WRONG_KEY" "$r"
 assert_match "refusal logged" '"reason":"backend_rejected_credentials"' "$(proxy_log_last '"model":"wrong"')"
+
+# ---- https backends are verified: a certificate for another name is refused, the key not sent ----
+before=$(grep -c '"path"' "$INF_REC")
+r=$(inf_req infuser --req '{"path":"/v1/chat/completions","body":{"model":"badcert"}}')
+assert_eq "backend certificate not for its name" 502 "$(jq -r '.responses[0].status' <<<"$r")"
+assert_match "refusal logged as a certificate failure" '"reason":"backend_certificate_invalid"' "$(proxy_log_last '"model":"badcert"')"
+assert_eq "no request (and no key) went to it" "$before" "$(grep -c '"path"' "$INF_REC")"
 
 # ---- backend connections are kept alive and reused; a dropped kept connection is replaced ----
 for i in 1 2; do inf_req infuser --req '{"path":"/v1/chat/completions","body":{"model":"fast"}}' >/dev/null; done

@@ -8,6 +8,7 @@
 #       (tests/lib/inference_fake_backend.py) in the upstream namespace:
 #         https://llm.test:8443/v1  API=openai     (name resolved by proxyd through the test resolver)
 #         http://203.0.113.10:8000  API=anthropic
+#       (not-llm.test resolves to the same address, whose certificate does not name it)
 #       Models: fast=gpt-4o-mini gpt-4o cut=cut-stream slow=slow-stream echo=echo-key
 #               closed=close-delimited (openai); claude=claude-3-5-haiku (anthropic)
 #       $INF_KEY / $INF_AKEY: the admin's keys; $INF_REC: what the backend received (JSON lines)
@@ -23,7 +24,7 @@ INF_OUT="$WORLD/inference-client-outputs"
 : > "$INF_OUT"
 
 inference_world() {
-    proxy_world llm.test=A:203.0.113.10
+    proxy_world llm.test=A:203.0.113.10 not-llm.test=A:203.0.113.10
     local l
     for l in "$@"; do echo "$l" >> "$CONF/sandbox.conf"; done
     local d="$WORLD/pki"
