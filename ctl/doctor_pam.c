@@ -1,5 +1,6 @@
 /* sandboxctl doctor: PAM session stacks.  A service that opens sessions must run pam_sandbox.so
  * (required, not skippable), and pam_limits after it must not raise what it set (DESIGN.md §9.4). */
+#include <dirent.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,12 +16,58 @@
 #define PS_PAM_MODDIR "/lib/x86_64-linux-gnu/security"
 #endif
 
-/* Services through which an account gets a session (an unlisted one is not checked: chfn and
- * friends authenticate but start nothing; runuser is root-only, and root is not confined). */
+/* Services through which an account gets a session: always checked when present.  Every other
+ * file of /etc/pam.d is checked too when its stack has session entries (a local service, a display
+ * manager), except the ones below. */
 static const char *const session_services[] = {
     "common-session", "common-session-noninteractive", "sshd", "login", "su", "su-l",
     "sudo", "sudo-i", "cron", "atd", "systemd-user",
 };
+/* Not services, or not a way in: the other common-* files hold no sessions; runuser is root-only
+ * (root is never confined and could do anything runuser does). */
+static bool skipped_service(const char *name)
+{
+    size_t l = strlen(name);
+    return name[0] == '.' || strncmp(name, "common-", 7) == 0 || strcmp(name, "runuser") == 0 ||
+           strcmp(name, "runuser-l") == 0 || (l && name[l - 1] == '~') || strstr(name, ".dpkg-") ||
+           strstr(name, ".ucf-");
+}
+
+static bool listed_service(const char *name)
+{
+    for (size_t i = 0; i < sizeof session_services / sizeof session_services[0]; i++)
+        if (strcmp(session_services[i], name) == 0)
+            return true;
+    return false;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The listed services first, then the other files of /etc/pam.d in name order. */
+static char **services_to_check(const struct doctor *d, size_t *n)
+{
+    char **v = NULL;
+    size_t cap = 0;
+    *n = 0;
+    for (size_t i = 0; i < sizeof session_services / sizeof session_services[0]; i++)
+        *(char **)ps_vec_push(&v, n, &cap, sizeof *v) = ps_xstrdup(session_services[i]);
+    size_t listed = *n;
+    char full[4096];
+    DIR *dir = opendir(doc_path(d, PAM_DIR, full, sizeof full));
+    if (dir) {
+        struct dirent *e;
+        while ((e = readdir(dir)) != NULL)
+            if (!skipped_service(e->d_name) && !listed_service(e->d_name))
+                *(char **)ps_vec_push(&v, n, &cap, sizeof *v) = ps_xstrdup(e->d_name);
+        closedir(dir);
+    }
+    if (*n > listed)
+        qsort(v + listed, *n - listed, sizeof *v, cmp_name);
+    return v;
+}
 
 struct pam_entry {
     char file[256];               /* as shown: /etc/pam.d/NAME */
@@ -196,15 +243,18 @@ void doc_check_pam(struct doctor *d)
     struct once *once = ps_xcalloc(1, sizeof *once);
     char checked[8][512];
     size_t n_checked = 0;
-    for (size_t s = 0; s < sizeof session_services / sizeof session_services[0]; s++) {
-        char file[256], full[4096];
-        snprintf(file, sizeof file, PAM_DIR "/%s", session_services[s]);
-        FILE *f = fopen(doc_path(d, file, full, sizeof full), "re");
-        if (!f)
+    size_t n_services;
+    char **services = services_to_check(d, &n_services);
+    for (size_t s = 0; s < n_services; s++) {
+        char file[512], full[4096];
+        snprintf(file, sizeof file, PAM_DIR "/%s", services[s]);
+        struct stat fst;
+        if (stat(doc_path(d, file, full, sizeof full), &fst) != 0 || !S_ISREG(fst.st_mode))
             continue;             /* not installed here: nothing opens sessions through it */
-        fclose(f);
         st->n = 0;
         expand(d, file, 0, st);
+        if (st->n == 0 && !listed_service(services[s]))
+            continue;             /* authenticates only (chfn, passwd, ...): no session */
         size_t at = st->n;
         for (size_t i = 0; i < st->n && at == st->n; i++)
             if (strcmp(st->v[i].module, "pam_sandbox.so") == 0)
@@ -213,7 +263,7 @@ void doc_check_pam(struct doctor *d)
             doc_finding(d, file, 0, "no pam_sandbox.so in its session stack (includes followed), so "
                         "sessions opened through %s are not confined; fix: pam-auth-update --enable "
                         "pam_sandbox, or add \"session required pam_sandbox.so\"",
-                        session_services[s]);
+                        services[s]);
             continue;
         }
         const struct pam_entry *m = &st->v[at];
@@ -250,6 +300,9 @@ void doc_check_pam(struct doctor *d)
             doc_check_limits(d, conf, file);
         }
     }
+    for (size_t s = 0; s < n_services; s++)
+        free(services[s]);
+    free(services);
     free(once);
     free(st);
 }

@@ -103,6 +103,15 @@ assert_match "...systemd-user too (session include)" '^/etc/pam.d/systemd-user: 
 assert_no_match "...not sshd" '^/etc/pam.d/sshd:' "$OUT"
 cp "$WORLD/csn.bak" $PAMD/common-session-noninteractive
 assert_clean "PAM restored"
+# Any other service of /etc/pam.d with its own session stack is checked too; one that includes
+# common-session, or has no session entries, or is root-only (runuser), is not a finding.
+printf '%s\n' 'auth required pam_unix.so' 'session required pam_unix.so' > $PAMD/psdocsvc
+printf '%s\n' 'auth required pam_unix.so' '@include common-session' > $PAMD/psdocok
+printf '%s\n' 'auth required pam_unix.so' 'account required pam_unix.so' > $PAMD/psdocauth
+assert_finding "a local service with its own session stack" '^/etc/pam.d/psdocsvc: no pam_sandbox.so' "$OUT"
+assert_no_match "...but not one that includes common-session, or opens no session" 'psdocok|psdocauth' "$OUT"
+rm $PAMD/psdocsvc $PAMD/psdocok $PAMD/psdocauth
+assert_clean "local services removed"
 
 # pam_limits after the module (cron, sshd) with an entry that raises a sandboxed limit.
 printf '%s\n' '# ours' '@psdocsbx soft nproc 100000' '@psdocsbx hard nproc 10' \
