@@ -158,6 +158,13 @@ static void transparent_start(struct pd_conn *c)
     pd_conn_decide(c);
 }
 
+static void resume_listener(struct pd_loop *l, void *arg)
+{
+    struct listener *L = arg;
+    if (pd_loop_add(l, L->fd, EPOLLIN, on_accept, L) < 0)
+        syslog(LOG_ERR, "listener: epoll: %m");
+}
+
 static void on_accept(struct pd_loop *l, int lfd, uint32_t ev, void *arg)
 {
     struct listener *L = arg;
@@ -168,8 +175,13 @@ static void on_accept(struct pd_loop *l, int lfd, uint32_t ev, void *arg)
         socklen_t pl = sizeof peer;
         int fd = accept4(lfd, (struct sockaddr *)&peer, &pl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno == EMFILE || errno == ENFILE)
-                syslog(LOG_ERR, "accept: %m");
+            if (errno == EMFILE || errno == ENFILE) {
+                /* The pending connection stays queued and the listener stays readable: without a
+                 * pause, level-triggered epoll would spin.  Retry in 100 ms. */
+                syslog(LOG_ERR, "accept: %m (pausing this listener for 100 ms)");
+                pd_loop_del(pd->loop, lfd);
+                pd_timer_add(pd->loop, 100, resume_listener, L);
+            }
             return;
         }
         int one = 1;                /* explicitly: not every kernel lets accept() inherit it */

@@ -169,6 +169,9 @@ static void finish_request(struct pd_conn *c)
         return;
     }
     c->st = CS_READ_HEAD;
+    /* the framing flags of this exchange must not leak into the next one (a CONNECT may follow) */
+    c->up.eof = c->up.shut = c->up.splice = false;
+    c->down.eof = c->down.shut = c->down.splice = false;
     c->bytes_up = c->bytes_down = 0;
     c->t_start = pd_now_ms();
     c->addr_str[0] = '\0';

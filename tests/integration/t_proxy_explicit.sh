@@ -56,6 +56,28 @@ assert_eq "keep-alive: second request reuses the client connection" "hello from 
 |1
 one two three
 |0" "$out"
+# a plain request, then a CONNECT on the same kept-alive connection
+out=$(as pxuser python3 -c '
+import socket
+s = socket.create_connection(("127.0.0.1", 3128))
+def head_and_body():
+    d = b""
+    while b"\r\n\r\n" not in d: d += s.recv(4096)
+    h, _, b = d.partition(b"\r\n\r\n")
+    n = int([l.split(b":")[1] for l in h.split(b"\r\n") if l.lower().startswith(b"content-length")][0])
+    while len(b) < n: b += s.recv(4096)
+    return h.split(b"\r\n")[0].decode(), b.decode().strip()
+s.sendall(b"GET http://allowed.test/hello HTTP/1.1\r\nHost: allowed.test\r\n\r\n")
+print(*head_and_body())
+s.sendall(b"CONNECT 203.0.113.10:8080 HTTP/1.1\r\nHost: x\r\n\r\n")
+d = b""
+while b"\r\n\r\n" not in d: d += s.recv(4096)
+print(d.split(b"\r\n")[0].decode())
+s.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+print(*head_and_body())')
+assert_eq "GET then CONNECT on one connection" "HTTP/1.1 200 OK hello from origin
+HTTP/1.1 200 Connection established
+HTTP/1.1 200 OK hello from origin" "$out"
 assert_eq "close-delimited body" "until close" "$(pcurl pxuser http://allowed.test/close)"
 assert_eq "POST body" "payload-123" "$(pcurl pxuser --data-binary payload-123 http://allowed.test/echo)"
 n=$(pcurl pxuser http://allowed.test/bytes/3000000 | wc -c)

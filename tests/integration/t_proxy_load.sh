@@ -59,3 +59,33 @@ wait $TPID
 sleep 0.3
 assert_eq "slots freed when tunnels close" "hello from origin" "$(pcurl ldbox http://203.0.113.10:8080/hello)"
 proxy_done
+# --- out of file descriptors: no busy loop, served again once descriptors are free ---
+proxy_done
+for _ in $(seq 50); do ss -tln | grep -q ':3128 ' || break; sleep 0.1; done
+PROXYD_WRAP="prlimit --nofile=64:64 --" proxy_start
+if [ "$(awk '/Max open files/ {print $4}' /proc/$PROXYD_PID/limits)" != 64 ]; then
+    echo "# proxyd raised its descriptor limit (CAP_SYS_RESOURCE): EMFILE part not reachable here"
+else
+    mkfifo "$WORLD/holdfd"
+    as ldbox python3 -c '
+import socket, sys
+socks = [socket.create_connection(("127.0.0.1", 3128)) for _ in range(100)]   # queued past EMFILE
+open(sys.argv[1], "w").write("holding\n")
+sys.stdin.read()' $SCR/heldfd < "$WORLD/holdfd" > "$WORLD/fd.out" 2>&1 &
+    FPID=$!
+    exec 8> "$WORLD/holdfd"
+    for _ in $(seq 100); do [ -s $SCR/heldfd ] && break; sleep 0.1; done
+    sleep 0.5
+    t0=$(awk '{print $14 + $15}' /proc/$PROXYD_PID/stat)
+    sleep 1
+    t1=$(awk '{print $14 + $15}' /proc/$PROXYD_PID/stat)
+    [ $((t1 - t0)) -lt 30 ] || fail "proxyd spins while out of descriptors ($((t1 - t0)) ticks in 1 s)"
+    ok "no busy loop at the descriptor limit ($((t1 - t0)) ticks in 1 s)"
+    # (glibc syslog may itself lack a descriptor then; -f also writes to stderr)
+    assert_match "EMFILE logged" 'accept: .*pausing this listener' "$(cat "$SYSLOG" "$WORLD/proxyd.stderr")"
+    exec 8>&-
+    wait $FPID
+    sleep 11     # the queued connections time out (head timeout) and free their descriptors
+    assert_eq "served again once descriptors are free" "hello from origin" "$(pcurl ldbox http://203.0.113.10:8080/hello)"
+fi
+proxy_done

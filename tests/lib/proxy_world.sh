@@ -8,6 +8,7 @@
 #                             203.0.113.66:443, proxy account, sandbox.conf ($CONF)
 #   proxy_profile FILE CONTENT  a profile, mode 644
 #   proxy_start [ARGS...]     the real sandbox-proxyd in the foreground; $PROXYD_PID
+#                             ($PROXYD_WRAP: a command that execs it, e.g. prlimit)
 #   proxy_done                stop it; fail on a sanitizer report or a bad exit status
 #   proxy_nft UID...          nftables steering for those UIDs (sandboxctl apply when it exists,
 #                             else the equivalent rules of DESIGN.md §5.1 loaded with nft)
@@ -67,7 +68,7 @@ proxy_profile() { dns_profile "$@"; }
 proxy_start() {
     [ -x "$PS_BUILD/sandbox-proxyd" ] || skip "sandbox-proxyd not built in $PS_BUILD"
     # stderr kept apart: sanitizer reports are checked by proxy_done (syslog has the rest)
-    world_bg "$PS_BUILD/sandbox-proxyd" -c "$CONF" -f "$@" 2>>"$WORLD/proxyd.stderr"
+    world_bg ${PROXYD_WRAP:-} "$PS_BUILD/sandbox-proxyd" -c "$CONF" -f "$@" 2>>"$WORLD/proxyd.stderr"
     PROXYD_PID=${WORLD_PIDS[-1]}
     for _ in $(seq 200); do
         ss -tln 2>/dev/null | grep -q "$PROXY_EXPLICIT " && return 0
