@@ -4,7 +4,8 @@
 # HTTPS (CONNECT); denials answer 403 with a JSON body and X-Sandbox-Deny; allowed names that
 # resolve inside (loopback, RFC 1918, metadata, IPv4-mapped metadata) are refused; an attacker's
 # IP never becomes reachable through an allowed name; inference.local on ports other than 443
-# follows normal policy; accounts that are not sandboxed are refused; a malformed request gets
+# follows normal policy; accounts that are not sandboxed are refused; Mode=report lets a denial
+# through as would_deny but never an address-class one; a malformed request gets
 # 400 and the next client is served.  UIDs 59500-59509.
 . "$(dirname "$0")/../lib/world.sh"; world_enter "$@"
 . "$PS_SRC/tests/lib/proxy_world.sh"
@@ -12,6 +13,7 @@
 world_add_user pxuser 59501
 world_add_user pxdeny 59502
 world_add_user pxfree 59503
+world_add_user pxreport 59504
 proxy_world allowed.test=A:203.0.113.10 www.allowed.test=A:203.0.113.10 git.test=A:203.0.113.10 \
     denied.test=A:203.0.113.10 loop.test=A:127.0.0.1 ten.test=A:10.1.2.3 \
     meta.test=A:169.254.169.254 mapped.test=AAAA:::ffff:169.254.169.254 \
@@ -33,6 +35,11 @@ Allow=203.0.113.10:82
 Allow=inference.local:8443"
 proxy_profile 20-denyall.conf "[Match]
 User=pxdeny"
+proxy_profile 30-report.conf "[Match]
+User=pxreport
+[Network]
+Mode=report
+Allow=loop.test:80"
 proxy_start
 
 # --- allowed: HTTP absolute-form and HTTPS CONNECT, by name and by an IP rule ---
@@ -182,6 +189,13 @@ assert_eq "deny-all profile" 403 "$code"
 # root's own connection (proxyd's peers are identified, never trusted by address)
 code=$(curl -sS -o /dev/null -w '%{http_code}' -x "http://$PROXY_EXPLICIT" http://allowed.test/hello 2>/dev/null)
 assert_eq "root is not sandboxed either" 403 "$code"
+
+# --- Mode=report: would-deny is logged and let through; address classes are never softened ---
+assert_eq "report mode lets a denied name through" "hello from origin" "$(pcurl pxreport http://allowed.test/hello)"
+l=$(proxy_log_last '"account":"pxreport"' '"host":"allowed.test"' '"decision":"would_deny"')
+assert_match "report mode logs would_deny" '"reason":"no_matching_rule"' "$l"
+code=$(pcurl pxreport -o /dev/null -w '%{http_code}' http://loop.test/ 2>/dev/null)
+assert_eq "report mode still refuses a name resolving to loopback" 403 "$code"
 
 # --- malformed requests: 400 and the next client is served ---
 bad() { printf "$1" | as pxuser timeout 5 python3 -c '
