@@ -1,0 +1,144 @@
+/* The decision log (proxyd/declog.c): every record is one line of valid JSON whatever the strings
+ * in it hold (quotes, backslashes, control characters, newlines: a log-injection attempt stays
+ * inside its field), with the fields of DESIGN.md §5.5, and close records carry the counters. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "proxyd/core.h"
+
+struct proxyd *pd;                  /* declog.c needs none of it */
+
+static char path[64];
+
+static int setup(void **state)
+{
+    snprintf(path, sizeof path, "/tmp/test_declog.XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_int_equal(pd_declog_open(path), 0);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    unlink(path);
+    return 0;
+}
+
+static struct json_object *last_record(void)
+{
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char line[8192], last[8192] = "";
+    int n = 0;
+    while (fgets(line, sizeof line, f)) {
+        strcpy(last, line);
+        n++;
+    }
+    fclose(f);
+    assert_true(n > 0);
+    assert_true(strlen(last) > 0 && last[strlen(last) - 1] == '\n');
+    struct json_object *j = json_tokener_parse(last);
+    assert_non_null(j);
+    return j;
+}
+
+static const char *field(struct json_object *j, const char *k)
+{
+    struct json_object *v;
+    if (!json_object_object_get_ex(j, k, &v))
+        return NULL;
+    return json_object_get_string(v);
+}
+
+static void hostile_strings_stay_in_their_field(void **state)
+{
+    struct ps_profile prof = { .name = (char *)"dev\"}, {\"decision\":\"allow" };
+    struct pd_client who = { .uid = 1001, .profile = &prof, .mode = PD_MODE_EXPLICIT };
+    strcpy(who.user, "ali\\ce\n{\"x\":1}");
+    struct pd_log_entry e = {
+        .who = &who, .host = "evil\r\n\"host\"\x01\x7f", .port = 443, .address = NULL,
+        .decision = "deny", .reason = "no_matching_rule", .rule = "default", .binary = NULL,
+        .bytes_up = -1, .bytes_down = -1, .duration_ms = -1,
+    };
+    pd_log_decision(&e);
+    struct json_object *j = last_record();
+    assert_string_equal(field(j, "decision"), "deny");
+    assert_string_equal(field(j, "account"), "ali\\ce\n{\"x\":1}");
+    assert_string_equal(field(j, "profile"), "dev\"}, {\"decision\":\"allow");
+    assert_string_equal(field(j, "host"), "evil\r\n\"host\"\x01\x7f");
+    assert_string_equal(field(j, "mode"), "explicit");
+    assert_int_equal(json_object_get_int(json_object_object_get(j, "uid")), 1001);
+    assert_int_equal(json_object_get_int(json_object_object_get(j, "port")), 443);
+    assert_null(field(j, "address"));                   /* JSON null */
+    assert_false(json_object_object_get_ex(j, "bytes_up", NULL));
+    json_object_put(j);
+}
+
+static void close_record_has_counters(void **state)
+{
+    struct pd_client who = { .uid = 7, .mode = PD_MODE_TRANSPARENT };
+    strcpy(who.user, "u");
+    struct pd_log_entry e = {
+        .who = &who, .host = "example.org", .port = 80, .address = "203.0.113.10",
+        .decision = "close", .reason = "closed", .rule = "/etc/pam_sandbox/profiles/a.conf:3",
+        .binary = "/usr/bin/curl", .bytes_up = 12, .bytes_down = 3456789012LL, .duration_ms = 42,
+        .extra_json = "\"model\":\"m\"",
+    };
+    pd_log_decision(&e);
+    struct json_object *j = last_record();
+    assert_string_equal(field(j, "mode"), "transparent");
+    assert_null(field(j, "profile"));
+    assert_string_equal(field(j, "binary"), "/usr/bin/curl");
+    assert_int_equal(json_object_get_int64(json_object_object_get(j, "bytes_down")), 3456789012LL);
+    assert_int_equal(json_object_get_int64(json_object_object_get(j, "duration_ms")), 42);
+    assert_string_equal(field(j, "model"), "m");
+    json_object_put(j);
+}
+
+static void oversize_record_stays_valid(void **state)
+{
+    char big[4000];
+    memset(big, '"', sizeof big - 1);                   /* every byte doubles when escaped */
+    big[sizeof big - 1] = '\0';
+    struct pd_client who = { .uid = 1, .mode = PD_MODE_DNS };
+    struct pd_log_entry e = {
+        .who = &who, .host = big, .port = 0, .decision = "deny", .reason = "r", .rule = big,
+        .binary = big, .bytes_up = -1, .bytes_down = -1, .duration_ms = -1, .extra_json = big,
+    };
+    pd_log_decision(&e);
+    struct json_object *j = last_record();           /* parses: never a cut-off record */
+    assert_string_equal(field(j, "decision"), "deny");
+    json_object_put(j);
+}
+
+static void json_str_escapes(void **state)
+{
+    char out[64];
+    pd_json_str(out, sizeof out, "a\"b\\c\n");
+    assert_string_equal(out, "\"a\\\"b\\\\c\\u000a\"");
+    pd_json_str(out, sizeof out, NULL);
+    assert_string_equal(out, "null");
+    pd_json_str(out, 8, "abcdefghijkl");                  /* truncated but still a string */
+    assert_true(out[0] == '"' && out[strlen(out) - 1] == '"');
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(hostile_strings_stay_in_their_field),
+        cmocka_unit_test(close_record_has_counters),
+        cmocka_unit_test(oversize_record_stays_valid),
+        cmocka_unit_test(json_str_escapes),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
