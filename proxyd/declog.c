@@ -35,11 +35,16 @@ static void syslog_nb(const char *msg)
             return;
         }
     }
-    char buf[4400], ts[32];
+    char buf[4400];
+    static char ts[32];
+    static time_t ts_for = -1;
     time_t now = time(NULL);
-    struct tm tm;
-    localtime_r(&now, &tm);
-    strftime(ts, sizeof ts, "%b %e %H:%M:%S", &tm);
+    if (now != ts_for) {                       /* formatted once per second */
+        struct tm tm;
+        localtime_r(&now, &tm);
+        strftime(ts, sizeof ts, "%b %e %H:%M:%S", &tm);
+        ts_for = now;
+    }
     int n = snprintf(buf, sizeof buf, "<%d>%s sandbox-proxyd[%ld]: %s", LOG_DAEMON | LOG_INFO, ts,
                      my_pid, msg);
     if (n < 0)
@@ -118,10 +123,17 @@ void pd_log_decision(const struct pd_log_entry *e)
         rule[1100], bin[1100];
     struct timespec ts;
     struct tm tm;
+    static char sec_str[32];
+    static size_t sec_len;
+    static time_t sec_for = -1;
     clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    size_t n = strftime(tbuf, sizeof tbuf, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(tbuf + n, sizeof tbuf - n, ".%03ldZ", ts.tv_nsec / 1000000);
+    if (ts.tv_sec != sec_for) {                /* the date part is formatted once per second */
+        gmtime_r(&ts.tv_sec, &tm);
+        sec_len = strftime(sec_str, sizeof sec_str, "%Y-%m-%dT%H:%M:%S", &tm);
+        sec_for = ts.tv_sec;
+    }
+    memcpy(tbuf, sec_str, sec_len);
+    snprintf(tbuf + sec_len, sizeof tbuf - sec_len, ".%03ldZ", ts.tv_nsec / 1000000);
 
     const struct pd_client *w = e->who;
     long long uid = -1;

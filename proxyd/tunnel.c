@@ -52,7 +52,8 @@ static int copy_once(int src, int dst, struct pd_dir *d, int64_t *count, struct 
 }
 
 /* Move what can be moved in one direction.  Returns -1 on a hard error (tear down). */
-static int pump(int src, int dst, struct pd_dir *d, int64_t *count, struct pd_buf *pending)
+static int pump(int src, int dst, struct pd_dir *d, int64_t *count, struct pd_buf *pending,
+                bool other_done)
 {
     while (!d->splice && !d->eof) {
         int r = copy_once(src, dst, d, count, pending);
@@ -99,7 +100,10 @@ static int pump(int src, int dst, struct pd_dir *d, int64_t *count, struct pd_bu
     }
 out:
     if (d->eof && d->inpipe == 0 && pending->len == pending->off && !d->shut) {
-        shutdown(dst, SHUT_WR);
+        /* the last direction to finish needs no shutdown: both sockets are closed next, and
+         * close() sends the FIN */
+        if (!other_done)
+            shutdown(dst, SHUT_WR);
         d->shut = true;
     }
     return 0;
@@ -126,9 +130,9 @@ void pd_tunnel_io(struct pd_conn *c)
         if (r < 0)
             goto done;
     }
-    if (c->uout.len == c->uout.off && pump(c->cfd, c->ufd, &c->up, &c->bytes_up, &c->uout) < 0)
+    if (c->uout.len == c->uout.off && pump(c->cfd, c->ufd, &c->up, &c->bytes_up, &c->uout, c->down.shut) < 0)
         goto done;
-    if (c->out.len == c->out.off && pump(c->ufd, c->cfd, &c->down, &c->bytes_down, &c->out) < 0)
+    if (c->out.len == c->out.off && pump(c->ufd, c->cfd, &c->down, &c->bytes_down, &c->out, c->up.shut) < 0)
         goto done;
     if (c->up.shut && c->down.shut)
         goto done;
