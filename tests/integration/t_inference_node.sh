@@ -27,9 +27,12 @@ world_enter "$@"
 [ -d "$NODE_CACHE/node_modules/openai" ] || skip "openai package not installed in $NODE_CACHE"
 [ -f "$PS_BUILD/pam_sandbox.so" ] || skip "pam_sandbox.so not built"
 [ -x "$PS_BUILD/tests/sandbox_pam_run" ] || skip "sandbox_pam_run not built"
+# A sanitizer build of the module needs the sanitizer runtimes preloaded into the PAM
+# application (only there: preloaded into every command of the test, it hangs the cleanup).
+pam_run=("$PS_BUILD/tests/sandbox_pam_run")
 if [ "${PS_SAN:-0}" = 1 ]; then
-    export LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)"
-    export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
+    pam_run=(env "LD_PRELOAD=$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)"
+             ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 "${pam_run[@]}")
 fi
 
 world_add_user infnode 59821
@@ -47,7 +50,7 @@ cp -r "$NODE_CACHE/node_modules" "$WORLD/node_modules"
 cp "$PS_SRC/tests/lib/inference_openai_node.js" "$WORLD/"
 chmod -R a+rX "$WORLD/node_modules" "$WORLD/inference_openai_node.js"
 
-out=$("$PS_BUILD/tests/sandbox_pam_run" ps-inference infnode /usr/bin/env 2>"$WORLD/env.err")
+out=$("${pam_run[@]}" ps-inference infnode /usr/bin/env 2>"$WORLD/env.err")
 printf '%s\n' "$out" > "$WORLD/session.env"
 assert_match "the module set OPENAI_BASE_URL" "^OPENAI_BASE_URL=https://inference.local/v1$" "$(grep ^OPENAI_BASE_URL= "$WORLD/session.env")"
 assert_match "the module set NODE_EXTRA_CA_CERTS to the CA" "^NODE_EXTRA_CA_CERTS=$CONF/ca/inference-ca.pem$" \
@@ -56,7 +59,7 @@ key=$(sed -n 's/^OPENAI_API_KEY=//p' "$WORLD/session.env")
 [ -n "$key" ] || fail "no OPENAI_API_KEY placeholder in the session: $(cat "$WORLD/env.err")"
 ok "placeholder OPENAI_API_KEY set"
 
-out=$("$PS_BUILD/tests/sandbox_pam_run" ps-inference infnode /usr/bin/node "$WORLD/inference_openai_node.js" \
+out=$("${pam_run[@]}" ps-inference infnode /usr/bin/node "$WORLD/inference_openai_node.js" \
       "$WORLD/node_modules/openai" 2>"$WORLD/node.err")
 printf '%s\n' "$out" >> "$INF_OUT"
 val() { printf '%s\n' "$out" | sed -n "s/^$1: //p"; }
