@@ -45,6 +45,12 @@ echo "nameserver 203.0.113.10" > /etc/resolv.conf
 echo "session required $PS_BUILD/pam_sandbox.so conf=$CONF" > /etc/pam.d/ps-inference
 proxy_start
 proxy_nft 59821
+# proxy_start waits for the explicit port only; under ASan policy DNS can answer later than that,
+# and glibc then reports EAI_AGAIN to the SDK.  Wait until the account's own lookup is answered.
+for _ in $(seq 100); do
+    setpriv --reuid 59821 --regid 59821 --clear-groups getent hosts inference.local >/dev/null && break
+    sleep 0.1
+done
 # Where the account can read them (the build tree may not be).
 cp -r "$NODE_CACHE/node_modules" "$WORLD/node_modules"
 cp "$PS_SRC/tests/lib/inference_openai_node.js" "$WORLD/"
