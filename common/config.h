@@ -172,6 +172,13 @@ struct ps_config {
  * defaults); a missing dir is. */
 struct ps_config *ps_config_load(const char *dir, struct ps_diags *diags);
 
+/* The same, for a process that has dropped root (sandbox-proxyd on SIGHUP): a key or secret file
+ * (APIKeyFile=, the ca/ keys) that cannot be opened for lack of permission is not an error, because
+ * a privileged party checks and reads exactly those files (proxyd's helper).  Every other file is
+ * checked as by ps_config_load. */
+#define PS_LOAD_SECRETS_ELSEWHERE 1u
+struct ps_config *ps_config_load_flags(const char *dir, unsigned flags, struct ps_diags *diags);
+
 /* Parse from memory, for tests and fuzzing: no file-system checks. kind selects the grammar. */
 enum ps_file_kind { PS_FILE_GLOBAL, PS_FILE_PROFILE, PS_FILE_BACKEND };
 int ps_config_parse_buffer(struct ps_config *cfg, enum ps_file_kind kind, const char *name,

@@ -81,17 +81,30 @@ static int check_mode(const struct stat *st, const char *path, enum kind k, stru
     return bad;
 }
 
-int ps_check_secret_file(const char *path, struct ps_diags *diags)
+/* A secret that cannot be opened for lack of permission, while another party vouches for it. */
+static bool vouched_elsewhere(unsigned flags, int err)
+{
+    return (flags & PS_LOAD_SECRETS_ELSEWHERE) && err == EACCES;
+}
+
+static int check_secret_file(const char *path, unsigned flags, struct ps_diags *diags)
 {
     struct stat st;
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0) {
+        if (vouched_elsewhere(flags, errno))
+            return 0;
         ps_diags_add(diags, path, 0, "cannot open: %s", strerror(errno));
         return -1;
     }
     int r = fstat(fd, &st) < 0 ? -1 : check_mode(&st, path, K_SECRET, diags);
     close(fd);
     return r;
+}
+
+int ps_check_secret_file(const char *path, struct ps_diags *diags)
+{
+    return check_secret_file(path, 0, diags);
 }
 
 /* Open a directory under dfd (or the absolute path when dfd<0) and check it.  ENOENT: returns -1
@@ -241,7 +254,7 @@ static unsigned load_dir(struct ps_config *cfg, int dfd, const char *sub, enum p
 
 /* ca/ (made by `sandboxctl ca init`): the directory and its files as any config file; private
  * keys (*.key) also not readable by others. */
-static unsigned check_ca(struct ps_config *cfg, int dfd, struct ps_diags *d)
+static unsigned check_ca(struct ps_config *cfg, int dfd, unsigned flags, struct ps_diags *d)
 {
     unsigned errors = 0;
     bool missing;
@@ -260,8 +273,10 @@ static unsigned check_ca(struct ps_config *cfg, int dfd, struct ps_diags *d)
         struct stat st;
         int f = openat(fd, names[i], O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (f < 0) {
-            ps_diags_add(d, fpath, 0, "cannot open: %s", strerror(errno));
-            errors++;
+            if (!(key && vouched_elsewhere(flags, errno))) {
+                ps_diags_add(d, fpath, 0, "cannot open: %s", strerror(errno));
+                errors++;
+            }
         } else {
             if (fstat(f, &st) < 0 || check_mode(&st, fpath, key ? K_SECRET : K_FILE, d) < 0)
                 errors++;
@@ -277,6 +292,11 @@ static unsigned check_ca(struct ps_config *cfg, int dfd, struct ps_diags *d)
 }
 
 struct ps_config *ps_config_load(const char *dir, struct ps_diags *d)
+{
+    return ps_config_load_flags(dir, 0, d);
+}
+
+struct ps_config *ps_config_load_flags(const char *dir, unsigned flags, struct ps_diags *d)
 {
     struct ps_config *cfg = ps_config_new_empty(dir);
     unsigned errors = 0;
@@ -303,9 +323,9 @@ struct ps_config *ps_config_load(const char *dir, struct ps_diags *d)
     errors += load_dir(cfg, dfd, "inference.d", PS_FILE_BACKEND, d);
     for (size_t i = 0; i < cfg->n_backends; i++)
         if (cfg->backends[i].api_key_file &&
-            ps_check_secret_file(cfg->backends[i].api_key_file, d) < 0)
+            check_secret_file(cfg->backends[i].api_key_file, flags, d) < 0)
             errors++;
-    errors += check_ca(cfg, dfd, d);
+    errors += check_ca(cfg, dfd, flags, d);
     close(dfd);
     if (errors) {
         ps_config_free(cfg);

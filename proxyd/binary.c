@@ -10,8 +10,9 @@
  *
  * Its second job: on SIGHUP, when the unprivileged proxy cannot read some root-only file of the
  * new configuration (a CA key, an APIKeyFile=), the helper — which can — validates the
- * configuration directory fixed at start-up (never a path the proxy names) and answers only
- * "valid" or the "FILE:LINE: message" errors. */
+ * configuration directory fixed at start-up (never a path the proxy names) and answers either the
+ * "FILE:LINE: message" errors or "valid" with the contents of exactly those root-only files
+ * (secrets.h), which the proxy held in memory already; the proxy then reloads in place. */
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -27,7 +28,9 @@
 #include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
+#include <openssl/crypto.h>
 #include "proxyd/core.h"
+#include "proxyd/secrets.h"
 #include "common/util.h"
 
 enum { REQ_BINARY = 0, REQ_CHECK_CONF = 1 };
@@ -39,10 +42,16 @@ struct bin_req {
     uint64_t inode;
 };
 
+/* The helper's answer: text is a path (REQ_BINARY) or error lines (REQ_CHECK_CONF), NUL-terminated;
+ * a valid configuration's secrets follow it in wire form (secrets.h). */
+#define RESP_TEXT_MAX 4096u
+#define RESP_SECRETS_MAX 65536u
 struct bin_resp {
     uint32_t id;
-    int32_t status;                    /* enum pd_bin_status */
-    char path[4096];
+    int32_t status;                    /* enum pd_bin_status, or enum pd_conf_status */
+    uint32_t text_len;                 /* including its NUL */
+    uint32_t secrets_len;
+    char data[RESP_TEXT_MAX + RESP_SECRETS_MAX];
 };
 
 static int helper_fd = -1;
@@ -53,7 +62,8 @@ static uint32_t next_id = 1;
 struct pending {
     uint32_t id;
     uint32_t type;
-    pd_bin_cb cb;
+    pd_bin_cb cb;                      /* REQ_BINARY */
+    pd_conf_cb ccb;                    /* REQ_CHECK_CONF */
     void *arg;
     struct pending *next;
 };
@@ -78,6 +88,7 @@ static int keep_only_ptrace_caps(void)
 
 static void scan(uid_t uid, uint64_t inode, struct bin_resp *r)
 {
+    char *out = r->data;
     char want[64], found[4096] = "";
     snprintf(want, sizeof want, "socket:[%llu]", (unsigned long long)inode);
     r->status = PD_BIN_NOT_FOUND;
@@ -126,7 +137,20 @@ static void scan(uid_t uid, uint64_t inode, struct bin_resp *r)
         }
     }
     closedir(proc);
-    snprintf(r->path, sizeof r->path, "%s", r->status == PD_BIN_FOUND ? found : "");
+    snprintf(out, RESP_TEXT_MAX, "%s", r->status == PD_BIN_FOUND ? found : "");
+}
+
+/* The root-only files a valid configuration uses: the inference CA key and every APIKeyFile=. */
+static int collect_secrets(const struct ps_config *cfg, struct pd_secrets *sec, char *err, size_t errlen)
+{
+    char path[PD_SECRET_PATH_MAX];
+    snprintf(path, sizeof path, "%s/ca/inference-ca.key", cfg->dir);
+    if (pd_secrets_add_file(sec, path, err, errlen) < 0)
+        return -1;
+    for (size_t i = 0; i < cfg->n_backends; i++)
+        if (cfg->backends[i].api_key_file && pd_secrets_add_file(sec, cfg->backends[i].api_key_file, err, errlen) < 0)
+            return -1;
+    return 0;
 }
 
 static void check_conf(struct bin_resp *r)
@@ -134,18 +158,34 @@ static void check_conf(struct bin_resp *r)
     struct ps_diags d = { 0 };
     struct ps_config *cfg = ps_config_load(helper_conf_dir, &d);
     size_t o = 0;
-    r->status = cfg ? 0 : 1;
-    r->path[0] = '\0';
-    for (size_t i = 0; i < d.n && o + 1 < sizeof r->path; i++) {
-        int n = snprintf(r->path + o, sizeof r->path - o, "%s:%u: %s\n",
+    char *text = r->data;
+    r->status = cfg ? PD_CONF_VALID : PD_CONF_INVALID;
+    text[0] = '\0';
+    for (size_t i = 0; i < d.n && o + 1 < RESP_TEXT_MAX; i++) {
+        int n = snprintf(text + o, RESP_TEXT_MAX - o, "%s:%u: %s\n",
                          d.v[i].file ? d.v[i].file : helper_conf_dir, d.v[i].line, d.v[i].msg);
         if (n < 0)
             break;
         o += (size_t)n;
     }
-    if (o >= sizeof r->path)
-        r->path[sizeof r->path - 1] = '\0';
+    if (o >= RESP_TEXT_MAX)
+        text[RESP_TEXT_MAX - 1] = '\0';
+    r->text_len = (uint32_t)strlen(text) + 1;
     ps_diags_free(&d);
+    if (cfg) {
+        struct pd_secrets sec = { 0 };
+        char err[600];
+        size_t n = 0;
+        if (collect_secrets(cfg, &sec, err, sizeof err) == 0)
+            n = pd_secrets_encode(&sec, (unsigned char *)r->data + r->text_len, RESP_SECRETS_MAX);
+        else
+            syslog(LOG_WARNING, "reload: %s", err);
+        /* A secret that cannot be handed over: the proxy restarts to read it as root. */
+        if (n == 0)
+            r->status = PD_CONF_VALID_RESTART;
+        r->secrets_len = (uint32_t)n;
+        pd_secrets_free(&sec);
+    }
     ps_config_free(cfg);
 }
 
@@ -168,14 +208,18 @@ static void helper_main(int fd)
         if (!r)
             _exit(1);
         r->id = q.id;
-        if (q.type == REQ_CHECK_CONF)
+        if (q.type == REQ_CHECK_CONF) {
             check_conf(r);
-        else
+        } else {
             scan((uid_t)q.uid, q.inode, r);
-        size_t len = offsetof(struct bin_resp, path) + strlen(r->path) + 1;
-        if (send(fd, r, len, MSG_NOSIGNAL) < 0)
-            _exit(0);
+            r->text_len = (uint32_t)strlen(r->data) + 1;
+        }
+        size_t len = offsetof(struct bin_resp, data) + r->text_len + r->secrets_len;
+        ssize_t sent = send(fd, r, len, MSG_NOSIGNAL);
+        OPENSSL_cleanse(r, sizeof *r);
         free(r);
+        if (sent < 0)
+            _exit(0);
     }
 }
 
@@ -210,48 +254,71 @@ int pd_binary_start(const char *conf_dir)
     return 0;
 }
 
-static void answer_all(int status, const char *path)
+static void answer_all(void)
 {
     while (pend_head) {
         struct pending *p = pend_head;
         pend_head = p->next;
-        p->cb(p->arg, status, path);
+        if (p->cb)
+            p->cb(p->arg, PD_BIN_NOT_FOUND, NULL);
+        if (p->ccb)
+            p->ccb(p->arg, PD_CONF_INVALID, "the privileged helper is gone\n", NULL);
         free(p);
     }
     pend_tail = NULL;
 }
 
+static void answer(struct pending *p, const struct bin_resp *r, size_t n)
+{
+    const char *text = r->data;
+    if (p->cb)
+        p->cb(p->arg, r->status, r->status == PD_BIN_FOUND ? text : NULL);
+    if (!p->ccb)
+        return;
+    struct pd_secrets sec = { 0 };
+    int status = r->status;
+    if (status == PD_CONF_VALID &&
+        (n != offsetof(struct bin_resp, data) + r->text_len + r->secrets_len ||
+         pd_secrets_decode(&sec, (const unsigned char *)r->data + r->text_len, r->secrets_len) < 0))
+        status = PD_CONF_VALID_RESTART;             /* cannot happen; restart rather than guess */
+    p->ccb(p->arg, status, text, status == PD_CONF_VALID ? &sec : NULL);
+    pd_secrets_free(&sec);
+}
+
 static void on_helper(struct pd_loop *l, int fd, uint32_t ev, void *arg)
 {
     (void)arg;
+    static struct bin_resp r;              /* 68 KiB: not on the stack */
     for (;;) {
-        struct bin_resp r;
         ssize_t n = recv(fd, &r, sizeof r, 0);
         if (n < 0 && errno == EAGAIN)
             return;
-        if (n <= 0 || (size_t)n < offsetof(struct bin_resp, path) + 1) {
+        if (n <= 0 || (size_t)n < offsetof(struct bin_resp, data) + 1 || r.text_len == 0 ||
+            r.text_len > RESP_TEXT_MAX || r.secrets_len > RESP_SECRETS_MAX ||
+            (size_t)n < offsetof(struct bin_resp, data) + r.text_len) {
             syslog(LOG_ERR, "binary helper gone: binary= rules now see an unknown binary");
             pd_loop_del(l, fd);
             close(fd);
             helper_fd = -1;
-            answer_all(PD_BIN_NOT_FOUND, NULL);
+            answer_all();
             return;
         }
-        r.path[sizeof r.path - 1] = '\0';
-        /* answers come in request order; a cancelled request keeps its slot with cb == NULL */
+        r.data[r.text_len - 1] = '\0';
+        /* answers come in request order; a cancelled request keeps its slot with no callback */
         struct pending *p = pend_head;
-        if (!p || p->id != r.id)
-            continue;
-        pend_head = p->next;
-        if (!pend_head)
-            pend_tail = NULL;
-        if (p->cb)
-            p->cb(p->arg, r.status, p->type == REQ_CHECK_CONF || r.status == PD_BIN_FOUND ? r.path : NULL);
-        free(p);
+        if (p && p->id == r.id) {
+            pend_head = p->next;
+            if (!pend_head)
+                pend_tail = NULL;
+            answer(p, &r, (size_t)n);
+            free(p);
+        }
+        OPENSSL_cleanse(&r, (size_t)n);
     }
 }
 
-static void *helper_request(uint32_t type, uid_t uid, uint64_t inode, pd_bin_cb cb, void *arg)
+static void *helper_request(uint32_t type, uid_t uid, uint64_t inode, pd_bin_cb cb, pd_conf_cb ccb,
+                            void *arg)
 {
     if (helper_fd < 0)
         return NULL;
@@ -268,6 +335,7 @@ static void *helper_request(uint32_t type, uid_t uid, uint64_t inode, pd_bin_cb 
     p->id = q.id;
     p->type = type;
     p->cb = cb;
+    p->ccb = ccb;
     p->arg = arg;
     if (pend_tail)
         pend_tail->next = p;
@@ -279,19 +347,21 @@ static void *helper_request(uint32_t type, uid_t uid, uint64_t inode, pd_bin_cb 
 
 void *pd_binary_lookup(uid_t uid, uint64_t inode, pd_bin_cb cb, void *arg)
 {
-    return helper_request(REQ_BINARY, uid, inode, cb, arg);
+    return helper_request(REQ_BINARY, uid, inode, cb, NULL, arg);
 }
 
-void *pd_helper_check_conf(pd_bin_cb cb, void *arg)
+void *pd_helper_check_conf(pd_conf_cb cb, void *arg)
 {
-    return helper_request(REQ_CHECK_CONF, 0, 0, cb, arg);
+    return helper_request(REQ_CHECK_CONF, 0, 0, NULL, cb, arg);
 }
 
 void pd_binary_cancel(void *handle)
 {
     struct pending *p = handle;
-    if (p)
+    if (p) {
         p->cb = NULL;
+        p->ccb = NULL;
+    }
 }
 
 bool pd_profile_uses_binary(const struct ps_profile *p)

@@ -39,3 +39,9 @@ TEST_OBJS_test_proxyd_loop := $(B)/proxyd/loop.o
 TEST_OBJS_test_proxyd_declog := $(B)/proxyd/declog.o $(B)/proxyd/loop.o
 TEST_LIBS_test_proxyd_declog := $(call pc,json-c)
 FUZZ_OBJS_fuzz_http := $(B)/proxyd/http_parse.o
+
+# The hand-over of root-only files from the privileged helper (proxyd/secrets.c).
+TEST_OBJS_test_proxyd_secrets := $(B)/proxyd/secrets.o
+TEST_LIBS_test_proxyd_secrets := $(call pc,libcrypto)
+FUZZ_OBJS_fuzz_secrets := $(B)/proxyd/secrets.o
+FUZZ_LIBS_fuzz_secrets := $(call pc,libcrypto)

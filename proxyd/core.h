@@ -147,9 +147,14 @@ typedef void (*pd_bin_cb)(void *arg, int status, const char *path);
 int pd_binary_start(const char *conf_dir);        /* as root, before the privilege drop */
 void *pd_binary_lookup(uid_t uid, uint64_t inode, pd_bin_cb cb, void *arg);  /* NULL: unavailable */
 void pd_binary_cancel(void *handle);
-/* The helper validates conf_dir (it can read root-only files); cb(arg, 0 valid / 1 invalid,
- * "FILE:LINE: message\n" lines).  NULL when there is no helper. */
-void *pd_helper_check_conf(pd_bin_cb cb, void *arg);
+/* The helper validates conf_dir (it can read root-only files): cb(arg, status, "FILE:LINE: message\n"
+ * lines, secrets).  PD_CONF_VALID comes with the contents of the root-only files (secrets.h; valid
+ * only during the call); PD_CONF_VALID_RESTART means valid, but they could not be handed over.
+ * NULL when there is no helper. */
+enum pd_conf_status { PD_CONF_VALID = 0, PD_CONF_INVALID = 1, PD_CONF_VALID_RESTART = 2 };
+struct pd_secrets;
+typedef void (*pd_conf_cb)(void *arg, int status, const char *errors, const struct pd_secrets *secrets);
+void *pd_helper_check_conf(pd_conf_cb cb, void *arg);
 bool pd_profile_uses_binary(const struct ps_profile *p);
 
 /* conf.c */

@@ -424,11 +424,11 @@ static struct inf_daemon *daemon_state(void)
     return pd->inference;
 }
 
-int pd_inference_reload(struct pd_conf *conf)
+int pd_inference_reload(struct pd_conf *conf, const struct pd_secrets *secrets)
 {
     struct inf_daemon *d = daemon_state();
     char err[512] = "";
-    struct inf_state *s = inf_state_load(conf->cfg, err, sizeof err);
+    struct inf_state *s = inf_state_load(conf->cfg, secrets, err, sizeof err);
     if (!s) {
         snprintf(d->last_error, sizeof d->last_error, "%s", err);
         syslog(LOG_WARNING, "inference.local: %s; %s", err,
@@ -466,7 +466,7 @@ void pd_inference_accept(int fd, const struct pd_client *who)
     k->c.fd = fd;
     k->up = NULL;
     if (!d->cur && pd->conf)
-        pd_inference_reload(pd->conf);       /* e.g. the CA was made after start-up */
+        pd_inference_reload(pd->conf, NULL); /* e.g. the CA was made after start-up */
     const char *why = NULL;
     if (!k->who.profile || !k->who.profile->has_models)
         why = "profile_without_models";

@@ -36,7 +36,10 @@ struct inf_daemon {               /* what pd->inference points to */
     char last_error[256];
 };
 
-struct inf_state *inf_state_load(const struct ps_config *cfg, char *err, size_t errlen);
+/* sec: the root-only files as handed over by the helper (NULL: read them from the file system). */
+struct pd_secrets;
+struct inf_state *inf_state_load(const struct ps_config *cfg, const struct pd_secrets *sec, char *err,
+                                 size_t errlen);
 struct inf_state *inf_state_ref(struct inf_state *s);
 void inf_state_unref(struct inf_state *s);
 /* Re-issue the leaf when it is close to expiry (a daemon may run for months without reload). */

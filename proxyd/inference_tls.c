@@ -1,8 +1,8 @@
 /* TLS for inference.local: the leaf certificate issued from the local CA (CONFDIR/ca, made by
  * `sandboxctl ca init`), kept in memory only; the server context that presents it; the client
  * context for backends (system trust store, peer and host name verified); and the backends' API
- * keys.  Built from one config snapshot at start and at each reload, while proxyd can still read
- * the root-only files. */
+ * keys.  Built from one config snapshot at start (as root, from the files) and at each reload (the
+ * root-only files then come from the privileged helper, secrets.h). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +16,7 @@
 #include "common/policy.h"
 #include "common/util.h"
 #include "proxyd/inference_conn.h"
+#include "proxyd/secrets.h"
 
 #define LEAF_DAYS 30
 #define LEAF_RENEW_S (2 * 24 * 3600)   /* re-issue when less than this is left */
@@ -99,19 +100,17 @@ static int alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen, c
     return SSL_TLSEXT_ERR_OK;
 }
 
-static int read_key_file(const char *path, char **out, char *err, size_t errlen)
+static int read_key_file(const struct pd_secrets *sec, const char *path, char **out, char *err,
+                         size_t errlen)
 {
-    FILE *f = fopen(path, "re");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    unsigned char *buf;
+    size_t n;
+    if (pd_secret_read(sec, path, &buf, &n, err, errlen) < 0)
         return -1;
-    }
-    char buf[KEY_MAX + 2];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
+    size_t cap = n;
     if (n > KEY_MAX) {
         snprintf(err, errlen, "%s: longer than %d bytes", path, KEY_MAX);
-        OPENSSL_cleanse(buf, sizeof buf);
+        pd_secret_wipe(buf, cap);
         return -1;
     }
     while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ' || buf[n - 1] == '\t'))
@@ -122,12 +121,37 @@ static int read_key_file(const char *path, char **out, char *err, size_t errlen)
         ok = buf[i] > 0x20 && buf[i] < 0x7f;
     if (!ok) {
         snprintf(err, errlen, "%s: the key must be one line of visible ASCII characters", path);
-        OPENSSL_cleanse(buf, sizeof buf);
+        pd_secret_wipe(buf, cap);
         return -1;
     }
-    *out = ps_xstrndup(buf, n);
-    OPENSSL_cleanse(buf, sizeof buf);
+    *out = ps_xstrndup((const char *)buf, n);
+    pd_secret_wipe(buf, cap);
     return 0;
+}
+
+/* The CA key: handed over by the helper on reload, else read (as root) after checking its mode. */
+static EVP_PKEY *read_ca_key(const struct pd_secrets *sec, const char *path, char *err, size_t errlen)
+{
+    if (!sec) {
+        struct ps_diags d = { 0 };
+        if (ps_check_secret_file(path, &d) < 0 || d.n) {
+            snprintf(err, errlen, "%s", d.n ? d.v[0].msg : "insecure key file");
+            ps_diags_free(&d);
+            return NULL;
+        }
+        ps_diags_free(&d);
+    }
+    unsigned char *buf;
+    size_t n;
+    if (pd_secret_read(sec, path, &buf, &n, err, errlen) < 0)
+        return NULL;
+    BIO *b = BIO_new_mem_buf(buf, (int)n);
+    EVP_PKEY *k = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
+    BIO_free(b);
+    pd_secret_wipe(buf, n);
+    if (!k)
+        snprintf(err, errlen, "%s: not a PEM private key", path);
+    return k;
 }
 
 static void openssl_err(char *err, size_t errlen, const char *what)
@@ -140,7 +164,8 @@ static void openssl_err(char *err, size_t errlen, const char *what)
     ERR_clear_error();
 }
 
-struct inf_state *inf_state_load(const struct ps_config *cfg, char *err, size_t errlen)
+struct inf_state *inf_state_load(const struct ps_config *cfg, const struct pd_secrets *sec, char *err,
+                                 size_t errlen)
 {
     struct inf_state *s = ps_xcalloc(1, sizeof *s);
     s->refs = 1;
@@ -158,21 +183,10 @@ struct inf_state *inf_state_load(const struct ps_config *cfg, char *err, size_t 
         goto fail;
     }
     snprintf(path, sizeof path, "%s/ca/inference-ca.key", cfg->dir);
-    struct ps_diags d = { 0 };
-    if (ps_check_secret_file(path, &d) < 0 || d.n) {
-        snprintf(err, errlen, "%s", d.n ? d.v[0].msg : "insecure key file");
-        ps_diags_free(&d);
+    s->ca_key = read_ca_key(sec, path, err, errlen);
+    if (!s->ca_key)
         goto fail;
-    }
-    ps_diags_free(&d);
-    f = fopen(path, "re");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        goto fail;
-    }
-    s->ca_key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
-    fclose(f);
-    if (!s->ca_key || X509_check_private_key(s->ca, s->ca_key) != 1) {
+    if (X509_check_private_key(s->ca, s->ca_key) != 1) {
         openssl_err(err, errlen, "the CA key does not match inference-ca.pem");
         goto fail;
     }
@@ -208,7 +222,7 @@ struct inf_state *inf_state_load(const struct ps_config *cfg, char *err, size_t 
         k->backend = ps_xstrdup(b->name);
         k->value = NULL;
         s->n_keys++;
-        if (b->api_key_file && read_key_file(b->api_key_file, &k->value, err, errlen) < 0)
+        if (b->api_key_file && read_key_file(sec, b->api_key_file, &k->value, err, errlen) < 0)
             goto fail;
     }
     return s;

@@ -25,7 +25,6 @@
 #include "proxyd/dns_server.h"
 #include "proxyd/inference_api.h"
 #include "common/util.h"
-#include "proxyd/inference_api.h"
 #include "proxyd/resolver.h"
 #include "proxyd/synth.h"
 
@@ -130,7 +129,7 @@ static int drop_privileges(const char *user)
 static int exit_status;
 
 /* Swap in a loaded configuration. */
-static void apply_config(struct ps_config *cfg)
+static void apply_config(struct ps_config *cfg, const struct pd_secrets *secrets)
 {
     struct pd_conf *nc = ps_xcalloc(1, sizeof(*nc));
     nc->cfg = cfg;
@@ -146,7 +145,7 @@ static void apply_config(struct ps_config *cfg)
         pd_declog_open(ng->decision_log);
     if (dns_server_reload(pd, nc->cfg) < 0)
         syslog(LOG_ERR, "reload: policy DNS kept its old listeners");
-    pd_inference_reload(nc);               /* keeps the old CA and keys when it cannot read new ones */
+    pd_inference_reload(nc, secrets);      /* keeps the old CA and keys when it cannot load new ones */
     pd_conf_unref(old);
     syslog(LOG_INFO, "reloaded configuration from %s", conf_dir);
 }
@@ -161,21 +160,46 @@ static void log_lines(const char *text)
     }
 }
 
+static void log_diags(const struct ps_diags *d)
+{
+    for (size_t i = 0; i < d->n; i++)
+        syslog(LOG_ERR, "config: %s:%u: %s", d->v[i].file ? d->v[i].file : conf_dir, d->v[i].line, d->v[i].msg);
+}
+
+static void reload_rejected(void)
+{
+    syslog(LOG_ERR, "reload: the new configuration is invalid; the old one stays in force");
+    sd_notify_msg("READY=1");
+}
+
 /* The helper's verdict on a configuration this process could not read completely. */
-static void reload_checked(void *arg, int status, const char *text)
+static void reload_checked(void *arg, int status, const char *text, const struct pd_secrets *secrets)
 {
     (void)arg;
-    if (status != 0) {
+    if (status == PD_CONF_INVALID) {
         log_lines(text);
-        syslog(LOG_ERR, "reload: the new configuration is invalid; the old one stays in force");
+        reload_rejected();
+        return;
+    }
+    if (status == PD_CONF_VALID) {
+        /* Everything but the root-only files, read here; those came from the helper. */
+        struct ps_diags d = { 0 };
+        struct ps_config *cfg = ps_config_load_flags(conf_dir, PS_LOAD_SECRETS_ELSEWHERE, &d);
+        log_diags(&d);                   /* only when it changed again since the helper's check */
+        ps_diags_free(&d);
+        if (!cfg) {
+            reload_rejected();
+            return;
+        }
+        apply_config(cfg, secrets);
         sd_notify_msg("READY=1");
         return;
     }
-    /* Valid, but it has root-only files (CA key, APIKeyFile=) that this unprivileged process
-     * cannot read.  Never keep running a policy the admin replaced: stop, so that the service
-     * manager (Restart=on-failure) starts proxyd again, as root, with the new configuration. */
-    syslog(LOG_WARNING, "reload: the new configuration is valid but has root-only files this "
-           "unprivileged process cannot read; exiting with status 75 so that it is restarted with it");
+    /* Valid, but its root-only files could not be handed over (too many or too large).  Never keep
+     * running a policy the admin replaced: stop, so that the service manager (Restart=on-failure)
+     * starts proxyd again, as root, with the new configuration. */
+    syslog(LOG_WARNING, "reload: the new configuration is valid but its root-only files could not "
+           "be handed over; exiting with status 75 so that it is restarted with it");
     exit_status = 75;
     pd_loop_stop(pd->loop);
 }
@@ -187,7 +211,7 @@ static void reload(void)
     struct ps_config *cfg = ps_config_load(conf_dir, &d);
     if (cfg) {
         ps_diags_free(&d);
-        apply_config(cfg);
+        apply_config(cfg, NULL);
         sd_notify_msg("READY=1");
         return;
     }
@@ -199,11 +223,9 @@ static void reload(void)
         ps_diags_free(&d);                 /* the helper, which can read everything, decides */
         return;
     }
-    for (size_t i = 0; i < d.n; i++)
-        syslog(LOG_ERR, "config: %s:%u: %s", d.v[i].file ? d.v[i].file : conf_dir, d.v[i].line, d.v[i].msg);
+    log_diags(&d);
     ps_diags_free(&d);
-    syslog(LOG_ERR, "reload: the new configuration is invalid; the old one stays in force");
-    sd_notify_msg("READY=1");
+    reload_rejected();
 }
 
 static void on_signal(struct pd_loop *l, int fd, uint32_t ev, void *arg)
@@ -296,10 +318,9 @@ int main(int argc, char **argv)
         syslog(LOG_ERR, "resolver: cannot start");
         return 1;
     }
-    pd_inference_reload(pd->conf);   /* as root: the CA key and APIKeyFile=s are root-only */
+    pd_inference_reload(pd->conf, NULL);   /* as root: the CA key and APIKeyFile=s are root-only */
     if (write_pidfile(pidfile) < 0)
         return 1;
-    pd_inference_reload(pd->conf);         /* root-only CA key and APIKeyFile=s: read while root */
     if (pd_binary_start(conf_dir) < 0)
         syslog(LOG_ERR, "binary= helper: %m (binary= allows will not match)");
     if (drop_privileges(cfg->global.proxy_user) < 0)

@@ -94,7 +94,7 @@ WEAK void pd_inference_accept(int fd, const struct pd_client *who)
     pd_conf_unref(who->conf);
 }
 
-WEAK int pd_inference_reload(struct pd_conf *conf) { (void)conf; return -1; }
+WEAK int pd_inference_reload(struct pd_conf *conf, const struct pd_secrets *s) { (void)conf; (void)s; return -1; }
 WEAK void pd_inference_shutdown(void) {}
 
 #ifdef PD_FALLBACK_SOCKDIAG

@@ -4,7 +4,9 @@
 # synthetic address), its TCP to port 443 is redirected to proxyd and intercepted: the backend
 # answers, with the admin's key and the rewritten model; a stream arrives event by event.  Port 80
 # of the same address is not intercepted (a deny-all profile gets a reset), and a profile without
-# models gets no interception at all.  UIDs 59810-59819.
+# models gets no interception at all.  `sandboxctl apply` reloads proxyd in place (its root-only
+# CA key and API keys come from its privileged helper), and a rotated API key is used after a
+# SIGHUP.  UIDs 59810-59819.
 . "$(dirname "$0")/../lib/world.sh"; world_enter "$@"
 . "$PS_SRC/tests/lib/inference_world.sh"
 command -v jq >/dev/null || skip "jq missing"
@@ -21,6 +23,11 @@ User=inftpdeny"
 echo "nameserver 203.0.113.10" > /etc/resolv.conf      # steered to policy DNS by nftables
 proxy_start
 proxy_nft 59811 59812
+# apply sent SIGHUP: the unprivileged proxyd reloads in place, with the root-only files that its
+# helper read for it (a restart would cut every open connection).
+for _ in $(seq 50); do grep -q 'reloaded configuration' "$SYSLOG" && break; sleep 0.1; done
+assert_match "apply: proxyd reloaded in place" 'reloaded configuration' "$(cat "$SYSLOG")"
+kill -0 "$PROXYD_PID" 2>/dev/null || fail "proxyd exited after apply: $(tail -n 5 "$SYSLOG")"
 CA="$CONF/ca/inference-ca.pem"
 tc() { local u=$1; shift; as "$u" curl -sS --max-time 10 --noproxy '*' --cacert "$CA" "$@"; }
 
@@ -75,5 +82,18 @@ for port in 80 8443; do
     assert_match "deny-all: inference.local:$port denied by policy" '"mode":"transparent".*"decision":"deny"' \
         "$(proxy_log_last '"account":"inftpdeny"' "\"port\":$port")"
 done
+
+# Key rotation: the admin replaces a root-only key file and reloads; the next request carries the
+# new key, read by the helper (the backend answers 401 to a key it does not know, but records it).
+INF_AKEY2="sk-ant-rotated-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+printf '%s\n' "$INF_AKEY2" > "$CONF/secrets/anthropic.key"
+: > "$SYSLOG"
+kill -HUP "$PROXYD_PID"
+for _ in $(seq 50); do grep -q 'reloaded configuration' "$SYSLOG" && break; sleep 0.1; done
+kill -0 "$PROXYD_PID" 2>/dev/null || fail "proxyd exited on reload: $(tail -n 5 "$SYSLOG")"
+tc inftp https://inference.local/v1/messages -d '{"model":"claude","max_tokens":5,"messages":[]}' >/dev/null
+assert_eq "after rotation and SIGHUP the backend sees the new key" "$INF_AKEY2" \
+    "$(jq -r '.headers["x-api-key"]' <<<"$(inf_backend_last)")"
+grep -qF -- "$INF_AKEY2" "$WORLD/decisions.jsonl" "$SYSLOG" && fail "the rotated key appears in a log"
 
 inf_secrets_absent

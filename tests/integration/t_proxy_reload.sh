@@ -3,8 +3,10 @@
 # 1); the pid file is root's and not held open; SIGHUP (to the pid in it, as sandboxctl apply sends it) applies a valid new config
 # to new connections while an open tunnel keeps working; an invalid one is rejected with the error
 # logged and the old config kept; SIGTERM stops it with status 0.  With a root-only secret in the
-# config, the privileged helper judges a reload: invalid is rejected with the real errors, valid
-# makes proxyd exit 75 to be restarted (never a stale policy).  UIDs 59530-59539.
+# config, the privileged helper judges a reload: invalid is rejected with the real errors; valid
+# is applied in place (same process, open tunnels kept) with the secrets the helper handed over,
+# a rotated key included; a secret that cannot be handed over makes proxyd exit 75 to be
+# restarted (never a stale policy).  UIDs 59530-59539.
 . "$(dirname "$0")/../lib/world.sh"; world_enter "$@"
 . "$PS_SRC/tests/lib/proxy_world.sh"
 
@@ -117,15 +119,26 @@ assert_match "helper reports the real error" 'config: [^ ]*10-box.conf:5: ' "$(c
 assert_no_match "no permission error reported as the verdict" 'config: .*Permission denied' "$(cat "$SYSLOG")"
 kill -0 "$PROXYD_PID" || fail "proxyd died on an invalid reload"
 assert_eq "old config still in force" "hello from origin" "$(pcurl rlbox http://later.test/hello)"
-# valid: never keep the replaced policy; exit 75 so that the service manager restarts it
+# valid: applied in place by the same process, with the secrets the helper read for it
 proxy_profile 10-box.conf "$profile_v1"
+: > "$SYSLOG"
+kill -HUP "$PROXYD_PID"
+for _ in $(seq 50); do grep -q 'reloaded configuration' "$SYSLOG" && break; sleep 0.1; done
+assert_match "valid config with root-only secrets: reloaded in place" 'reloaded configuration' "$(cat "$SYSLOG")"
+kill -0 "$PROXYD_PID" 2>/dev/null || fail "proxyd exited on a valid reload"
+assert_no_match "no restart, no unreadable key" 'status 75|inference.local: .*Permission denied' "$(cat "$SYSLOG")"
+code=$(pcurl rlbox -o /dev/null -w '%{http_code}' http://later.test/hello)
+assert_eq "the new policy is in force" 403 "$code"
+assert_eq "  ... both ways" "hello from origin" "$(pcurl rlbox http://allowed.test/hello)"
+# A secret the helper cannot hand over (here: larger than any key, 20 KB): never keep the replaced
+# policy; exit 75 so that the service manager starts proxyd again, as root.
+head -c 20000 /dev/zero | tr '\0' k > "$CONF/secrets/api.key"
 kill -HUP "$PROXYD_PID"
 wait "$PROXYD_PID"; rc=$?
-assert_eq "valid config with unreadable secrets: exit 75 (restart)" 75 "$rc"
-assert_match "restart reason logged" 'valid but has root-only files' "$(cat "$SYSLOG")"
+assert_eq "a secret that cannot be handed over: exit 75 (restart)" 75 "$rc"
+assert_match "restart reason logged" 'could not be handed over' "$(cat "$SYSLOG")"
+assert_match "  ... naming the file" "reload: $CONF/secrets/api.key: longer than" "$(cat "$SYSLOG")"
 PROXYD_PID=
 proxy_start
-code=$(pcurl rlbox -o /dev/null -w '%{http_code}' http://later.test/hello)
-assert_eq "after the restart the new policy is in force" 403 "$code"
-assert_eq "  ... both ways" "hello from origin" "$(pcurl rlbox http://allowed.test/hello)"
+assert_eq "after the restart the policy is served" "hello from origin" "$(pcurl rlbox http://allowed.test/hello)"
 proxy_done

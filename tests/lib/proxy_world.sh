@@ -70,12 +70,15 @@ proxy_start() {
     # stderr kept apart: sanitizer reports are checked by proxy_done (syslog has the rest)
     world_bg ${PROXYD_WRAP:-} "$PS_BUILD/sandbox-proxyd" -c "$CONF" -f "$@" 2>>"$WORLD/proxyd.stderr"
     PROXYD_PID=${WORLD_PIDS[-1]}
-    for _ in $(seq 200); do
-        ss -tln 2>/dev/null | grep -q "$PROXY_EXPLICIT " && return 0
+    # Ready is "started": logged after the listeners, the pid file (which sandboxctl apply signals)
+    # and the privilege drop.  Listening alone is too early: a SIGHUP would find no pid file.
+    for _ in $(seq 400); do
+        grep -q "sandbox-proxyd\[$PROXYD_PID\]: started" "$SYSLOG" &&
+            ss -tln 2>/dev/null | grep -q "$PROXY_EXPLICIT " && return 0
         kill -0 "$PROXYD_PID" 2>/dev/null || fail "sandbox-proxyd exited: $(tail -n 20 "$SYSLOG")"
         sleep 0.05
     done
-    fail "sandbox-proxyd does not listen on $PROXY_EXPLICIT"
+    fail "sandbox-proxyd did not start listening on $PROXY_EXPLICIT"
 }
 
 # proxy_done: stop proxyd (if running) with SIGTERM and fail on any sanitizer report (ASan,

@@ -13,7 +13,15 @@ set -u
 export PS_SRC PS_BUILD
 
 skip() { echo "SKIP: $*"; exit 77; }
-fail() { echo "FAIL: $*" >&2; exit 1; }
+fail() {
+    echo "FAIL: $*" >&2
+    # What the system said just before: a CI log is often all there is to go on.
+    local f
+    for f in "${WORLD:-/nonexistent}/decisions.jsonl" "${SYSLOG:-/nonexistent}"; do
+        [ -s "$f" ] && { echo "--- last lines of $f:" >&2; tail -n 12 "$f" >&2; }
+    done
+    exit 1
+}
 ok()   { echo "ok - $*"; }
 # assert_eq WHAT EXPECTED ACTUAL
 assert_eq() { [ "$2" = "$3" ] || fail "$1: expected [$2], got [$3]"; ok "$1 = $3"; }
