@@ -55,6 +55,14 @@ static int key_match(struct pctx *c, const struct ps_key *k, const char *val, un
             free(w);
             continue;
         }
+        if (!group && strcmp(w, "root") == 0) {
+            /* A root session cannot be confined (it owns the files that define the confinement)
+             * and the ruleset never steers UID 0, so the module would refuse every root login. */
+            ps_perr(c, line, "User=root: root (UID 0) is never sandboxed; matching it would refuse "
+                             "every root login");
+            free(w);
+            continue;
+        }
         if (too_many(c, *n, k->name, line) < 0) {
             free(w);
             return -1;

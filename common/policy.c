@@ -158,7 +158,7 @@ void ps_policy_decide(const struct ps_profile *p, const char *host, uint16_t por
     }
     if (port == 443 && strcmp(norm, PS_INFERENCE_NAME) == 0) {
         /* §5.4: intercepted by proxyd; only profiles that list models get it. */
-        bool ok = p->has_models && (p->all_models || p->n_models > 0);
+        bool ok = ps_profile_uses_inference(p);
         out->verdict = ok ? PS_ALLOW : PS_DENY;
         out->reason = ok ? "inference" : "inference_not_permitted";
         return;
@@ -268,4 +268,9 @@ void ps_policy_decide_addr(const struct ps_profile *p, const struct sockaddr *sa
         if (!out->rule || out->rule->action == PS_RULE_ALLOW)
             set_where(out, NULL);
     }
+}
+
+bool ps_profile_uses_inference(const struct ps_profile *p)
+{
+    return p && p->has_models && (p->all_models || p->n_models > 0);
 }

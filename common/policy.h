@@ -67,6 +67,10 @@ void ps_cidr_format(const struct ps_cidr *c, char *out, size_t outlen); /* "10.0
  * Mode=report turns a deny into allow + would_deny).  ps_policy_name_allowed() is its verdict. */
 void ps_policy_name_decide(const struct ps_profile *p, const char *name, struct ps_decision *out);
 
+/* Does the profile get inference.local (§5.4)?  Only with at least one model, or Models=*; an
+ * empty Models= lists none.  The one test every part uses (DNS, proxyd, module, sandboxctl). */
+bool ps_profile_uses_inference(const struct ps_profile *p);
+
 /* A connection to a real address (not a synthetic one): IP/CIDR rules decide, then
  * ps_addr_permitted(via_name=false) may still deny (metadata, unspecified, a private range that no
  * explicit rule opens).  An address-class denial is never softened by Mode=report.  reason is

@@ -87,6 +87,14 @@ void ps_identity_free(struct ps_identity *id)
 const struct ps_profile *ps_resolve_profile(const struct ps_config *cfg, const struct ps_identity *id,
                                             char *why, size_t whylen)
 {
+    /* UID 0, by any name, is never sandboxed: a root session owns the very files that define its
+     * confinement, and the ruleset never steers UID 0, so matching it would only refuse every root
+     * login (the config rejects User=root; this covers aliases such as toor). */
+    if (id->uid == 0) {
+        if (why)
+            snprintf(why, whylen, "%s has UID 0, which is never sandboxed", id->name);
+        return NULL;
+    }
     for (size_t i = 0; cfg && i < cfg->n_profiles; i++) {
         const struct ps_profile *p = &cfg->profiles[i];
         for (size_t u = 0; u < p->n_match_users; u++)
@@ -96,8 +104,6 @@ const struct ps_profile *ps_resolve_profile(const struct ps_config *cfg, const s
                              p->match_user_origins ? p->match_user_origins[u].line : 0, id->name);
                 return p;
             }
-        if (id->uid == 0)
-            continue;        /* root is never confined by a group: it would lock out the admin */
         for (size_t g = 0; g < p->n_match_groups; g++)
             for (int k = 0; k < id->n_gids && k < MAX_GIDS; k++)
                 if (id->group_names[k] && strcmp(p->match_groups[g], id->group_names[k]) == 0) {

@@ -73,6 +73,19 @@ static bool local_address_matches(const struct inet_diag_msg *m, const struct en
     return memcmp(m->id.idiag_src, client->addr, 16) == 0;
 }
 
+/* One netlink socket, opened on first use and kept: proxyd asks once per connection, and a socket
+ * per question was a third of the syscalls of a short tunnel.  Exchanges are synchronous, and each
+ * carries its own sequence number, so an answer left over from a failed exchange is skipped. */
+static int diag_fd = -1;
+static uint32_t diag_seq;
+
+static void diag_reset(void)
+{
+    if (diag_fd >= 0)
+        close(diag_fd);
+    diag_fd = -1;
+}
+
 /* Send req and read the single answer (or error) into *out.  0, or -1 with errno. */
 static int sockdiag_exchange(const struct inet_diag_req_v2 *req, struct inet_diag_msg *out)
 {
@@ -84,52 +97,50 @@ static int sockdiag_exchange(const struct inet_diag_req_v2 *req, struct inet_dia
     msg.nh.nlmsg_len = sizeof msg;
     msg.nh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
     msg.nh.nlmsg_flags = NLM_F_REQUEST;
-    msg.nh.nlmsg_seq = 1;
+    msg.nh.nlmsg_seq = ++diag_seq ? diag_seq : ++diag_seq;
     msg.req = *req;
 
-    int s = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-    if (s < 0)
+    if (diag_fd < 0)
+        diag_fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    if (diag_fd < 0)
         return -1;
     struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
-    int rc = -1;
-    if (sendto(s, &msg, sizeof msg, 0, (struct sockaddr *)&kernel, sizeof kernel) < 0)
-        goto out;
+    if (sendto(diag_fd, &msg, sizeof msg, 0, (struct sockaddr *)&kernel, sizeof kernel) < 0) {
+        int e = errno;
+        diag_reset();
+        errno = e;
+        return -1;
+    }
     for (;;) {
         long buf[8192 / sizeof(long)];
-        ssize_t n = recv(s, buf, sizeof buf, 0);
+        ssize_t n = recv(diag_fd, buf, sizeof buf, 0);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n < 0)
-            goto out;
-        if (n == 0) {
-            errno = EPROTO;
-            goto out;
+        if (n <= 0) {
+            int e = n < 0 ? errno : EPROTO;
+            diag_reset();                  /* a socket in an unknown state is not reused */
+            errno = e;
+            return -1;
         }
         for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
-            if (h->nlmsg_seq != 1)
-                continue;
+            if (h->nlmsg_seq != msg.nh.nlmsg_seq)
+                continue;                  /* left over from an earlier exchange */
             if (h->nlmsg_type == NLMSG_ERROR) {
                 const struct nlmsgerr *e = NLMSG_DATA(h);
                 errno = (h->nlmsg_len >= NLMSG_LENGTH(sizeof *e) && e->error) ? -e->error : EPROTO;
-                goto out;
+                return -1;
             }
             if (h->nlmsg_type == NLMSG_DONE) {
                 errno = ENOENT;
-                goto out;
+                return -1;
             }
             if (h->nlmsg_type == SOCK_DIAG_BY_FAMILY &&
                 h->nlmsg_len >= NLMSG_LENGTH(sizeof(struct inet_diag_msg))) {
                 memcpy(out, NLMSG_DATA(h), sizeof *out);
-                rc = 0;
-                goto out;
+                return 0;
             }
         }
     }
-out:;
-    int saved = errno;
-    close(s);
-    errno = saved;
-    return rc;
 }
 
 int ps_sockdiag_lookup(int proto, const struct sockaddr *src, const struct sockaddr *dst,

@@ -148,7 +148,8 @@ int cmd_apply(const struct ctl_opts *o, int argc, char **argv)
     struct ps_diags d = { 0 };
     if (ps_nft_load(cfg, &d) < 0) {
         ps_diags_print(&d, stderr);
-        fprintf(stderr, "sandboxctl: apply failed; the ruleset loaded before (if any) is unchanged\n");
+        /* the messages above say whether the previous ruleset stayed in force */
+        fprintf(stderr, "sandboxctl: apply failed\n");
         ps_diags_free(&d);
         ps_config_free(cfg);
         return 1;

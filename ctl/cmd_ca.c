@@ -81,6 +81,9 @@ fail:
 
 /* Write via a temporary file in the same directory and rename, so a reader never sees half a
  * file and a crash never leaves a key with the wrong mode. */
+/* Write DIR/.NAME.tmp; commit_files() renames it into place.  All three files are written before
+ * any is renamed, so a failure (say, no system trust store for the bundle) leaves no half-made CA
+ * behind: no key without its certificate, nothing that makes the next 'ca init' refuse. */
 static int write_file(const char *dir, const char *name, mode_t mode,
                       int (*fill)(FILE *f, void *arg), void *arg)
 {
@@ -110,15 +113,36 @@ static int write_file(const char *dir, const char *name, mode_t mode,
         rc = -1;
     if (fclose(f) != 0)
         rc = -1;
-    if (rc == 0 && rename(tmp, path) != 0) {
-        fprintf(stderr, "sandboxctl: ca: rename %s: %s\n", path, strerror(errno));
-        rc = -1;
-    }
     if (rc != 0) {
         fprintf(stderr, "sandboxctl: ca: could not write %s\n", path);
         unlink(tmp);
     }
     return rc;
+}
+
+static void drop_tmp(const char *dir, const char *name)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, name);
+    unlink(tmp);
+}
+
+/* Rename the temporary files into place, the key last: a certificate without its key is refused
+ * by proxyd (and by the next 'ca init' without --force), but never used with a stale key. */
+static int commit_files(const char *dir, const char *const *names, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char path[4200], tmp[4200];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, names[i]);
+        if (rename(tmp, path) != 0) {
+            fprintf(stderr, "sandboxctl: ca: rename %s: %s\n", path, strerror(errno));
+            for (size_t j = i; j < n; j++)
+                drop_tmp(dir, names[j]);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 static int fill_key(FILE *f, void *arg)
@@ -197,15 +221,22 @@ static int ca_init(const char *confdir, int force)
     int rc = 1;
     if (!cert) {
         fprintf(stderr, "sandboxctl: ca: could not create the CA certificate\n");
-    } else if (write_file(dir, "inference-ca.key", 0600, fill_key, key) == 0 &&
-               write_file(dir, "inference-ca.pem", 0644, fill_cert, cert) == 0 &&
-               write_file(dir, "bundle.pem", 0644, fill_bundle, cert) == 0) {
-        printf("%s/inference-ca.pem: CA for DNS:inference.local only (ECDSA P-256, %d days)\n",
-               dir, CA_VALID_DAYS);
-        printf("%s/bundle.pem: system CAs plus this CA\n", dir);
-        /* proxyd reads the CA key only while it is still root, at start. */
-        printf("restart sandbox-proxyd (systemctl restart sandbox-proxyd) to serve a leaf from it\n");
-        rc = 0;
+    } else {
+        static const char *const order[] = { "bundle.pem", "inference-ca.pem", "inference-ca.key" };
+        if (write_file(dir, "bundle.pem", 0644, fill_bundle, cert) == 0 &&
+            write_file(dir, "inference-ca.pem", 0644, fill_cert, cert) == 0 &&
+            write_file(dir, "inference-ca.key", 0600, fill_key, key) == 0 &&
+            commit_files(dir, order, 3) == 0) {
+            printf("%s/inference-ca.pem: CA for DNS:inference.local only (ECDSA P-256, %d days)\n",
+                   dir, CA_VALID_DAYS);
+            printf("%s/bundle.pem: system CAs plus this CA\n", dir);
+            /* A reload is enough: proxyd's privileged helper hands it the new key. */
+            printf("run 'sandboxctl apply' (or systemctl reload sandbox-proxyd) to serve a leaf from it\n");
+            rc = 0;
+        } else {
+            for (size_t i = 0; i < 3; i++)
+                drop_tmp(dir, order[i]);
+        }
     }
     X509_free(cert);
     EVP_PKEY_free(key);

@@ -70,7 +70,7 @@ static const char *advice(const struct item *it, char *out, size_t outlen)
     if (strncmp(r, "address_class_", 14) == 0 && it->host && strspn(it->host, "0123456789.:abcdef") != strlen(it->host))
         return "the name resolves to an internal address; name rules never reach those "
                "(an IP/CIDR Allow= for the address could)";
-    if (strcmp(r, "inference_not_allowed") == 0)
+    if (strcmp(r, "inference_not_permitted") == 0)
         return "inference.local needs [Inference] Models= in the profile";
     if (strcmp(r, "too_many_connections") == 0)
         return "the per-account connection limit was reached (sandbox-proxyd -m)";

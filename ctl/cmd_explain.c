@@ -118,7 +118,7 @@ static void print_profile(const struct ps_profile *p)
     origin(&p->mode_origin, NULL);
 
     puts("\n[Inference]");
-    if (!p->has_models || (!p->all_models && p->n_models == 0)) {
+    if (!ps_profile_uses_inference(p)) {
         puts("# no Models=: inference.local is denied");
     } else {
         fputs("Models=", stdout);
@@ -154,7 +154,7 @@ int cmd_explain(const struct ctl_opts *o, int argc, char **argv)
     char why[1024];
     const struct ps_profile *p = ps_resolve_profile(cfg, &id, why, sizeof why);
     if (!p) {
-        printf("# profile: none: %s%s\n", why, id.uid == 0 ? " (UID 0 is never matched by Group=)" : "");
+        printf("# profile: none: %s\n", why);
         puts("# not sandboxed: the module returns PAM_IGNORE and the account's traffic is not steered");
     } else {
         printf("# profile: %s (%s)\n", p->name, p->file);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <security/pam_ext.h>
+#include "common/policy.h"
 #include "pam_sandbox/sandbox.h"
 
 /* A placeholder for the SDKs, which refuse to start without a key.  proxyd strips whatever
@@ -85,7 +86,7 @@ int ps_session_env(pam_handle_t *pamh, const struct ps_config *cfg, const struct
     if (access(path, R_OK) == 0 && put(pamh, "NODE_EXTRA_CA_CERTS", path, err, errlen) < 0)
         return -1;
 
-    if (p->has_models && (p->all_models || p->n_models > 0)) {
+    if (ps_profile_uses_inference(p)) {
         if (put(pamh, "OPENAI_BASE_URL", "https://inference.local/v1", err, errlen) < 0 ||
             put(pamh, "ANTHROPIC_BASE_URL", "https://inference.local", err, errlen) < 0 ||
             put(pamh, "OPENAI_API_KEY", PS_PLACEHOLDER_KEY, err, errlen) < 0 ||

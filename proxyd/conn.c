@@ -205,6 +205,8 @@ void pd_conn_log(struct pd_conn *c, const char *decision, const char *reason, co
         .duration_ms = close_record ? (int64_t)(pd_now_ms() - c->t_start) : -1,
     };
     pd_log_decision(&e);
+    if (!close_record && c->decision && decision == c->decision)
+        c->decision_logged = true;
 }
 
 void pd_conn_free(struct pd_conn *c)
@@ -264,6 +266,10 @@ void pd_conn_deny(struct pd_conn *c, const char *reason, const char *rule)
 
 void pd_conn_fail(struct pd_conn *c, int status, const char *reason)
 {
+    /* Mode=report: policy would have denied this before it failed upstream.  Log that first, so
+     * that the roll-out (sandboxctl denials) sees every would_deny, not only those that connected. */
+    if (c->decision && strcmp(c->decision, "would_deny") == 0 && !c->decision_logged)
+        pd_conn_log(c, c->decision, c->reason, c->rule, false);
     pd_conn_log(c, "error", reason, c->rule[0] ? c->rule : NULL, false);
     c->decision = NULL;
     if (c->ufd >= 0) {
@@ -342,8 +348,8 @@ void pd_conn_decide(struct pd_conn *c)
     const struct ps_profile *p = c->who.profile;
     if (c->host_is_name && ps_is_inference_name(c->host) && c->port == 443) {
         /* §5.4: intercepted on 443 only, and only for a profile with models. */
-        if (!p->has_models) {
-            pd_conn_deny(c, "inference_not_allowed", "default");
+        if (!ps_profile_uses_inference(p)) {
+            pd_conn_deny(c, "inference_not_permitted", "default");
             return;
         }
         if (c->who.mode == PD_MODE_EXPLICIT && c->is_connect) {
@@ -381,6 +387,7 @@ void pd_conn_decide(struct pd_conn *c)
         return;
     }
     c->decision = d.would_deny ? "would_deny" : "allow";
+    c->decision_logged = false;
     c->reason = d.reason;
     if (!c->host_is_name)
         c->n_cands = 1;

@@ -78,6 +78,7 @@ struct pd_conn {
     char rule[512];                    /* FILE:LINE of the deciding rule */
     const char *decision;              /* "allow" or "would_deny" */
     const char *reason;
+    bool decision_logged;              /* the allow/would_deny line is out */
     pd_addr cands[PD_MAX_CANDIDATES];
     size_t n_cands, cand_i;
     struct resolver_query *rq;

@@ -222,7 +222,7 @@ static void on_resolved(void *arg, int status, const struct sockaddr_storage *ad
 static bool inference_allowed(const struct ps_profile *prof, char *where, size_t len)
 {
     struct ps_decision dec;
-    if (prof->has_models && (prof->all_models || prof->n_models > 0)) {
+    if (ps_profile_uses_inference(prof)) {
         snprintf(where, len, "default");
         return true;
     }

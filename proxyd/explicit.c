@@ -19,7 +19,7 @@ static const char *deny_hint(const char *reason)
         return "this proxy serves sandboxed accounts only";
     if (strncmp(reason, "address_class_", 14) == 0)
         return "the name resolves to an address that a name rule never reaches";
-    if (strcmp(reason, "inference_not_allowed") == 0)
+    if (strcmp(reason, "inference_not_permitted") == 0)
         return "the profile lists no inference models";
     return "ask the administrator for an Allow= rule (sandboxctl denials shows it)";
 }

@@ -12,6 +12,7 @@
 #include <syslog.h>
 #include <unistd.h>
 #include <openssl/err.h>
+#include "common/policy.h"
 #include "common/util.h"
 #include "proxyd/inference_api.h"
 #include "proxyd/inference_conn.h"
@@ -468,7 +469,7 @@ void pd_inference_accept(int fd, const struct pd_client *who)
     if (!d->cur && pd->conf)
         pd_inference_reload(pd->conf, NULL); /* e.g. the CA was made after start-up */
     const char *why = NULL;
-    if (!k->who.profile || !k->who.profile->has_models)
+    if (!ps_profile_uses_inference(k->who.profile))
         why = "profile_without_models";
     else if (!d->cur)
         why = "inference_unavailable";

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 #include <json-c/json.h>
+#include "common/policy.h"
 #include "common/util.h"
 #include "proxyd/inference_int.h"
 
@@ -146,7 +147,7 @@ char *inf_error_event(enum ps_api api, const char *message)
 
 bool inf_profile_allows(const struct ps_profile *p, const char *model)
 {
-    if (!p || !p->has_models)
+    if (!ps_profile_uses_inference(p))
         return false;
     if (p->all_models)
         return true;

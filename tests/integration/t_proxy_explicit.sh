@@ -177,7 +177,7 @@ assert_eq "inference.local:8443 with an Allow= rule goes to the resolver, not in
 code=$(pcurl pxuser -o /dev/null -w '%{http_code}' https://inference.local/v1/models 2>&1)
 assert_match "inference.local:443 without models: 403" '403' "$code"
 l=$(proxy_log_last '"host":"inference.local"' '"port":443')
-assert_match "inference.local:443 logged" '"decision":"deny","reason":"inference_not_allowed"' "$l"
+assert_match "inference.local:443 logged" '"decision":"deny","reason":"inference_not_permitted"' "$l"
 
 # --- an account that is not sandboxed, and the deny-all profile ---
 hdr=$(pcurl pxfree -D - -o /dev/null http://allowed.test/hello 2>&1)
@@ -196,6 +196,14 @@ l=$(proxy_log_last '"account":"pxreport"' '"host":"allowed.test"' '"decision":"w
 assert_match "report mode logs would_deny" '"reason":"no_matching_rule"' "$l"
 code=$(pcurl pxreport -o /dev/null -w '%{http_code}' http://loop.test/ 2>/dev/null)
 assert_eq "report mode still refuses a name resolving to loopback" 403 "$code"
+# A would-deny that then fails upstream (the name does not exist) is still logged as would_deny
+# (sandboxctl denials must see it during a roll-out), then as the error.
+code=$(pcurl pxreport -o /dev/null -w '%{http_code}' http://no-such-name.test/ 2>/dev/null)
+assert_eq "report mode: a name that does not exist" 502 "$code"
+assert_match "  ... logged as would_deny first" '"reason":"no_matching_rule"' \
+    "$(proxy_log_last '"account":"pxreport"' '"host":"no-such-name.test"' '"decision":"would_deny"')"
+assert_match "  ... then as the error" '"reason":"name_not_found"' \
+    "$(proxy_log_last '"account":"pxreport"' '"host":"no-such-name.test"' '"decision":"error"')"
 
 # --- malformed requests: 400 and the next client is served ---
 bad() { printf "$1" | as pxuser timeout 5 python3 -c '

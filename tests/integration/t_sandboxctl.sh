@@ -72,7 +72,7 @@ assert_eq "explain of an unmatched user rc" 0 "$rc"
 assert_match "bob is not sandboxed" "not sandboxed" "$out"
 
 run ctl explain root
-assert_match "root is never matched by Group=" "profile: none.*UID 0 is never matched by Group=" "$out"
+assert_match "root (UID 0) is never matched" "profile: none: root has UID 0, which is never sandboxed" "$out"
 
 run ctl explain ps-nosuchuser
 assert_eq "explain of an unknown user rc" 1 "$rc"

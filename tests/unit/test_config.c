@@ -457,6 +457,9 @@ static void test_bad_no_match(void **state)
     ps_diags_free(&diags);
     assert_int_equal(parse(PS_FILE_PROFILE, "[Match]\nGroup=bad/name\n"), -1);
     expect_diag(2, "not a valid group name");
+    ps_diags_free(&diags);
+    assert_int_equal(parse(PS_FILE_PROFILE, "[Match]\nUser=alice\nUser=bob root\n"), -1);
+    expect_diag(3, "root (UID 0) is never sandboxed");
 }
 static void test_bad_key_outside_section(void **state)
 {

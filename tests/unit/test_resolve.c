@@ -137,9 +137,15 @@ static void test_uid0_never_by_group(void **state)
     ident(&id, "toor", 0, 1, "sandboxed");
     assert_null(ps_resolve_profile(cfg, &id, why, sizeof why));
     ps_identity_free(&id);
-    /* but User= names it explicitly, which is the admin's decision */
+    /* not even by User= naming an alias of it: a confined root would own its own confinement, and
+     * the ruleset never steers UID 0 (every such login would be refused) */
     add_profile("p/40-root.conf", "[Match]\nUser=toor\n");
     ident(&id, "toor", 0, 1, "sandboxed");
+    assert_null(ps_resolve_profile(cfg, &id, why, sizeof why));
+    assert_non_null(strstr(why, "UID 0, which is never sandboxed"));
+    ps_identity_free(&id);
+    /* the same profile still matches a real account of that name */
+    ident(&id, "toor", 1234, 1, "toor");
     const struct ps_profile *p = ps_resolve_profile(cfg, &id, why, sizeof why);
     assert_non_null(p);
     assert_string_equal(p->name, "40-root");
