@@ -4,6 +4,7 @@
  * Only policy denials get a suggestion.  Denials no Allow= line can lift are shown with the reason
  * why: a name that resolves inside (address classes are never reached through a name rule), a
  * metadata address, inference without models, an account that is not sandboxed. */
+#include <arpa/inet.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,9 +18,10 @@
 #define MAX_ITEMS 4096
 
 struct item {
-    char *account, *profile, *host, *reason, *mode, *last;
+    char *account, *profile, *host, *reason, *mode, *last, *binary;
     unsigned port;
     unsigned count;
+    bool would;                        /* Mode=report: let through, logged as would_deny */
 };
 
 static int usage(void)
@@ -65,11 +67,21 @@ static const char *advice(const struct item *it, char *out, size_t outlen)
     const char *r = it->reason ? it->reason : "";
     if (strcmp(r, "not_sandboxed") == 0 || strcmp(r, "client_not_found") == 0)
         return "the account is not sandboxed: proxyd serves sandboxed accounts only";
-    if (strcmp(r, "address_class_metadata") == 0)
-        return "metadata addresses are never allowed";
-    if (strncmp(r, "address_class_", 14) == 0 && it->host && strspn(it->host, "0123456789.:abcdef") != strlen(it->host))
-        return "the name resolves to an internal address; name rules never reach those "
-               "(an IP/CIDR Allow= for the address could)";
+    if (strncmp(r, "address_class_", 14) == 0) {
+        /* The classes an IP/CIDR rule can open (common/policy.c ps_addr_permitted); the others
+         * (metadata, unspecified, multicast, synthetic, reserved) no rule ever opens. */
+        const char *cls = r + 14;
+        bool openable = strcmp(cls, "loopback") == 0 || strcmp(cls, "link_local") == 0 ||
+                        strcmp(cls, "private") == 0 || strcmp(cls, "cgnat") == 0;
+        if (!openable)
+            return "addresses of this class are never allowed, whatever the rules";
+        unsigned char buf[16];
+        bool literal = it->host && (inet_pton(AF_INET, it->host, buf) == 1 ||
+                                    inet_pton(AF_INET6, it->host, buf) == 1);
+        if (!literal)
+            return "the name resolves to an internal address; name rules never reach those "
+                   "(an IP/CIDR Allow= for the address could)";
+    }
     if (strcmp(r, "inference_not_permitted") == 0)
         return "inference.local needs [Inference] Models= in the profile";
     if (strcmp(r, "too_many_connections") == 0)
@@ -80,8 +92,11 @@ static const char *advice(const struct item *it, char *out, size_t outlen)
         strncmp(r, "address_class_", 14) != 0 && strncmp(r, "binary_", 7) != 0)
         return "malformed or refused request, not a policy decision";
     bool v6 = strchr(it->host, ':') != NULL;
+    /* binary= denials: the rule must name the program that connected */
+    bool bin = strncmp(r, "binary_", 7) == 0 && it->binary && *it->binary;
     if (it->port)
-        snprintf(out, outlen, "Allow=%s%s%s:%u", v6 ? "[" : "", it->host, v6 ? "]" : "", it->port);
+        snprintf(out, outlen, "Allow=%s%s%s:%u%s%s", v6 ? "[" : "", it->host, v6 ? "]" : "", it->port,
+                 bin ? " binary=" : "", bin ? it->binary : "");
     else
         snprintf(out, outlen, "Allow=%s:443", it->host);   /* a DNS denial: the port is not known */
     if (strcmp(r, "deny_rule") == 0)
@@ -146,10 +161,13 @@ int cmd_denials(const struct ctl_opts *o, int argc, char **argv)
         }
         const char *host = jstr(j, "host"), *reason = jstr(j, "reason"), *prof = jstr(j, "profile");
         long port = jint(j, "port");
+        bool would = strcmp(dec, "would_deny") == 0;
+        const char *binary = jstr(j, "binary");
         size_t k;
         for (k = 0; k < n; k++)
             if (same(items[k].account, acct) && same(items[k].host, host) &&
-                items[k].port == (unsigned)(port < 0 ? 0 : port) && same(items[k].reason, reason))
+                items[k].port == (unsigned)(port < 0 ? 0 : port) && same(items[k].reason, reason) &&
+                items[k].would == would && same(items[k].binary, binary))
                 break;
         if (k == n && n < MAX_ITEMS) {
             items[n].account = strdup(acct);
@@ -157,6 +175,8 @@ int cmd_denials(const struct ctl_opts *o, int argc, char **argv)
             items[n].host = host ? strdup(host) : NULL;
             items[n].reason = reason ? strdup(reason) : NULL;
             items[n].port = (unsigned)(port < 0 ? 0 : port);
+            items[n].would = would;
+            items[n].binary = binary ? strdup(binary) : NULL;
             n++;
         }
         if (k < n) {
@@ -186,8 +206,10 @@ int cmd_denials(const struct ctl_opts *o, int argc, char **argv)
                 continue;
             char allow[600];
             const char *why = advice(&items[k], allow, sizeof allow);
-            printf("  %4ux %s:%u  %s  (%s, last %s)\n", items[k].count, items[k].host ? items[k].host : "-",
-                   items[k].port, items[k].reason ? items[k].reason : "-",
+            printf("  %4ux %s:%u  %s%s  (%s, last %s)\n", items[k].count,
+                   items[k].host ? items[k].host : "-", items[k].port,
+                   items[k].reason ? items[k].reason : "-",
+                   items[k].would ? " [Mode=report: let through, would be denied]" : "",
                    items[k].mode ? items[k].mode : "-", items[k].last ? items[k].last : "-");
             if (allow[0] && items[k].profile)
                 printf("        %s    # [Network] of profiles/%s.conf\n", allow, items[k].profile);
@@ -199,7 +221,7 @@ int cmd_denials(const struct ctl_opts *o, int argc, char **argv)
     }
     for (size_t k = 0; k < n; k++) {
         free(items[k].account); free(items[k].profile); free(items[k].host);
-        free(items[k].reason); free(items[k].mode); free(items[k].last);
+        free(items[k].reason); free(items[k].mode); free(items[k].last); free(items[k].binary);
     }
     free(items);
     ps_config_free(cfg);

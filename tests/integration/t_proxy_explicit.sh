@@ -228,7 +228,10 @@ if [ -x "$PS_BUILD/sandboxctl" ]; then
     assert_match "denials suggests the rule and where" 'Allow=denied.test:80    # \[Network\] of profiles/10-box.conf' "$out"
     assert_match "SSRF denial: no Allow= can help a name" 'loop.test:80  address_class_loopback.*
  *# the name resolves to an internal address' "$out"
-    assert_match "metadata: never" '# metadata addresses are never allowed' "$out"
+    assert_match "metadata: never" 'address_class_metadata.*
+ *# addresses of this class are never allowed' "$out"
+    out_r=$("$PS_BUILD/sandboxctl" -c "$CONF" denials pxreport)
+    assert_match "report mode marked as let through" 'no-such-name.test:80  no_matching_rule \[Mode=report: let through' "$out_r"
     assert_no_match "other accounts not shown" 'pxfree' "$out"
     out=$("$PS_BUILD/sandboxctl" -c "$CONF" denials)
     assert_match "all accounts: pxfree" 'pxfree \(profile none\)' "$out"
