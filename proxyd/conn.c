@@ -222,16 +222,10 @@ void pd_conn_free(struct pd_conn *c)
     free(c->binary);
     if (c->timer)
         pd_timer_cancel(pd->loop, c->timer);
-    if (c->cfd >= 0) {
-        if (c->creg)
-            pd_loop_del(pd->loop, c->cfd);
-        close(c->cfd);
-    }
-    if (c->ufd >= 0) {
-        if (c->ureg)
-            pd_loop_del(pd->loop, c->ufd);
-        close(c->ufd);
-    }
+    if (c->cfd >= 0)
+        pd_loop_close(pd->loop, c->cfd);
+    if (c->ufd >= 0)
+        pd_loop_close(pd->loop, c->ufd);
     close_pipe(&c->up);
     close_pipe(&c->down);
     pd_buf_free(&c->in);

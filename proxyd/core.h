@@ -163,6 +163,7 @@ struct pd_conf *pd_conf_load(const char *dir, bool print_errors);
 
 /* declog.c */
 int pd_declog_open(const char *path);            /* (re)open DecisionLog; keeps old on error */
+void pd_declog_flush(void);                      /* write out queued records (loop idle hook) */
 void pd_json_str(char *out, size_t outlen, const char *s);   /* a JSON string literal */
 
 void pd_sockaddr_str(const struct sockaddr *sa, char *out, size_t outlen, bool with_port);

@@ -34,6 +34,7 @@ struct pd_loop {
     struct pd_timer **heap;
     size_t n_heap, cap_heap;
     bool stop;
+    void (*idle)(void);         /* after each batch of events, before sleeping again */
 };
 
 uint64_t pd_now_ms(void)
@@ -106,15 +107,36 @@ int pd_loop_mod(struct pd_loop *l, int fd, uint32_t events)
     return epoll_ctl(l->epfd, EPOLL_CTL_MOD, fd, &ev);
 }
 
+static void forget(struct pd_loop *l, int fd)
+{
+    l->slots[fd].used = false;
+    l->slots[fd].cb = NULL;
+    l->slots[fd].arg = NULL;
+    l->slots[fd].gen++;
+}
+
 void pd_loop_del(struct pd_loop *l, int fd)
 {
     if (fd < 0 || (size_t)fd >= l->n_slots || !l->slots[fd].used)
         return;
     epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
-    l->slots[fd].used = false;
-    l->slots[fd].cb = NULL;
-    l->slots[fd].arg = NULL;
-    l->slots[fd].gen++;
+    forget(l, fd);
+}
+
+void pd_loop_close(struct pd_loop *l, int fd)
+{
+    if (fd < 0)
+        return;
+    /* close() of the only descriptor of the socket removes it from the epoll set; proxyd never
+     * duplicates its sockets or forks while they are open, so no EPOLL_CTL_DEL is needed. */
+    if ((size_t)fd < l->n_slots && l->slots[fd].used)
+        forget(l, fd);
+    close(fd);
+}
+
+void pd_loop_set_idle(struct pd_loop *l, void (*cb)(void))
+{
+    l->idle = cb;
 }
 
 /* ---- timers: a min-heap on 'when' ---- */
@@ -236,6 +258,8 @@ int pd_loop_run(struct pd_loop *l)
             s->cb(l, fd, evs[i].events, s->arg);
         }
         run_timers(l);
+        if (l->idle)
+            l->idle();
     }
     return 0;
 }

@@ -304,6 +304,7 @@ int main(int argc, char **argv)
         return 1;
     }
     pd_loop_add(pd->loop, sfd, EPOLLIN, on_signal, NULL);
+    pd_loop_set_idle(pd->loop, pd_declog_flush);  /* decision records: one write per batch */
     const struct ps_config *cfg = pd->conf->cfg;
     pd_declog_open(cfg->global.decision_log);
     if (pd_listeners_open(cfg) < 0)
@@ -328,6 +329,7 @@ int main(int argc, char **argv)
     syslog(LOG_INFO, "started (config %s)", conf_dir);
     sd_notify_msg("READY=1");
     int rc = pd_loop_run(pd->loop);
+    pd_declog_flush();
     sd_notify_msg("STOPPING=1");
     dns_server_stop();
     pd_listeners_close();

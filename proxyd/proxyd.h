@@ -22,6 +22,9 @@ void pd_loop_free(struct pd_loop *l);
 int  pd_loop_add(struct pd_loop *l, int fd, uint32_t events, pd_io_cb cb, void *arg); /* EPOLLIN|... */
 int  pd_loop_mod(struct pd_loop *l, int fd, uint32_t events);
 void pd_loop_del(struct pd_loop *l, int fd);  /* before close(fd) */
+void pd_loop_close(struct pd_loop *l, int fd);  /* forget and close(fd) in one (no EPOLL_CTL_DEL) */
+/* cb runs after each batch of events and timers, before the loop sleeps again (log batching). */
+void pd_loop_set_idle(struct pd_loop *l, void (*cb)(void));
 /* One-shot timer; returns a handle valid until it fires or is cancelled. */
 struct pd_timer *pd_timer_add(struct pd_loop *l, uint64_t ms, pd_timer_cb cb, void *arg);
 void pd_timer_cancel(struct pd_loop *l, struct pd_timer *t);

@@ -34,8 +34,20 @@ static int teardown(void **state)
     return 0;
 }
 
+static int count_lines(void)
+{
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    int n = 0, ch;
+    while ((ch = fgetc(f)) != EOF)
+        n += ch == '\n';
+    fclose(f);
+    return n;
+}
+
 static struct json_object *last_record(void)
 {
+    pd_declog_flush();
     FILE *f = fopen(path, "r");
     assert_non_null(f);
     char line[8192], last[8192] = "";
@@ -121,6 +133,44 @@ static void oversize_record_stays_valid(void **state)
     json_object_put(j);
 }
 
+/* Records are queued and written once per loop turn; a batch larger than the queue is written
+ * in order and whole (every line parses), none lost. */
+static void batched_records_whole_and_in_order(void **state)
+{
+    pd_declog_flush();
+    int before = count_lines();
+    struct pd_client who = { .uid = 9, .mode = PD_MODE_EXPLICIT };
+    strcpy(who.user, "batch");
+    char host[64], pad[3000];
+    memset(pad, 'p', sizeof pad - 1);
+    pad[sizeof pad - 1] = '\0';
+    for (int i = 0; i < 100; i++) {                   /* ~300 KiB: several queue flushes */
+        snprintf(host, sizeof host, "h%03d.example", i);
+        struct pd_log_entry e = {
+            .who = &who, .host = host, .port = 80, .decision = "allow", .reason = "allow_rule",
+            .rule = pad, .bytes_up = -1, .bytes_down = -1, .duration_ms = -1,
+        };
+        pd_log_decision(&e);
+    }
+    pd_declog_flush();
+    assert_int_equal(count_lines(), before + 100);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    static char line[8192];
+    int i = 0, n = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (n++ < before)
+            continue;
+        struct json_object *j = json_tokener_parse(line);
+        assert_non_null(j);
+        snprintf(host, sizeof host, "h%03d.example", i++);
+        assert_string_equal(field(j, "host"), host);
+        json_object_put(j);
+    }
+    fclose(f);
+    assert_int_equal(i, 100);
+}
+
 static void json_str_escapes(void **state)
 {
     char out[64];
@@ -138,6 +188,7 @@ int main(void)
         cmocka_unit_test(hostile_strings_stay_in_their_field),
         cmocka_unit_test(close_record_has_counters),
         cmocka_unit_test(oversize_record_stays_valid),
+        cmocka_unit_test(batched_records_whole_and_in_order),
         cmocka_unit_test(json_str_escapes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
