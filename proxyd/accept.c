@@ -95,6 +95,20 @@ void pd_listeners_close(void)
     n_listeners = 0;
 }
 
+/* TCP_NODELAY on an accepted socket.  Linux copies it from the listener (set in bind_one); that
+ * is checked once, on the first connection, and the per-connection setsockopt is skipped from then
+ * on (one system call less per connection) unless this kernel turns out not to. */
+static void ensure_nodelay(int fd)
+{
+    static int inherited = -1;             /* unknown yet */
+    int one = 1, v = 0;
+    socklen_t vl = sizeof v;
+    if (inherited < 0)
+        inherited = getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, &vl) == 0 && v != 0;
+    if (!inherited)
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
 static int original_dst(int fd, struct sockaddr_storage *out)
 {
     socklen_t len = sizeof(*out);
@@ -184,8 +198,7 @@ static void on_accept(struct pd_loop *l, int lfd, uint32_t ev, void *arg)
             }
             return;
         }
-        int one = 1;                /* explicitly: not every kernel lets accept() inherit it */
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        ensure_nodelay(fd);
         struct pd_conn *c = pd_conn_new(fd, L->mode);
         c->who.peer = peer;
         if (L->mode == PD_MODE_TRANSPARENT) {
