@@ -13,17 +13,23 @@ static void usage(FILE *f)
             "  explain USER                  which profile applies to USER, effective settings\n"
             "  decide USER HOST PORT [--binary PATH]\n"
             "                                the decision proxyd would take, and the rule\n"
-            "  apply                         validate, load the ruleset, add matching UIDs, reload proxyd\n"
+            "  apply [--proxyd-pidfile PATH] validate, load the ruleset, add matching UIDs, reload proxyd\n"
             "  status | flush                the nftables table\n"
-            "  ca init                       create the inference.local CA\n"
-            "  denials [USER]                recent denials, with Allow= lines that would permit them\n"
-            "  doctor                        what on this host would weaken the sandbox\n");
+            "  ca init [--force]             create the inference.local CA\n"
+            "  denials [USER] [--since MINUTES] [--log FILE]\n"
+            "                                recent denials, with Allow= lines that would permit them\n"
+            "  doctor [--root DIR]           what on this host would weaken the sandbox\n"
+            "-c DIR: the configuration directory (default " PS_DEFAULT_CONFDIR "); see sandboxctl(8)\n");
 }
 
 int main(int argc, char **argv)
 {
     struct ctl_opts o = { .confdir = PS_DEFAULT_CONFDIR };
     int c;
+    if (argc == 2 && strcmp(argv[1], "--help") == 0) {
+        usage(stdout);
+        return 0;
+    }
     while ((c = getopt(argc, argv, "+c:h")) != -1) {
         switch (c) {
         case 'c': o.confdir = optarg; break;
