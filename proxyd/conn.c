@@ -184,14 +184,6 @@ struct pd_conn *pd_conn_new(int cfd, enum pd_mode mode)
     return c;
 }
 
-static void close_pipe(struct pd_dir *d)
-{
-    if (d->pipe[0] >= 0) {
-        close(d->pipe[0]);
-        close(d->pipe[1]);
-    }
-    d->pipe[0] = d->pipe[1] = -1;
-}
 
 void pd_conn_log(struct pd_conn *c, const char *decision, const char *reason, const char *rule,
                  bool close_record)
@@ -226,8 +218,8 @@ void pd_conn_free(struct pd_conn *c)
         pd_loop_close(pd->loop, c->cfd);
     if (c->ufd >= 0)
         pd_loop_close(pd->loop, c->ufd);
-    close_pipe(&c->up);
-    close_pipe(&c->down);
+    pd_pipe_release(&c->up);
+    pd_pipe_release(&c->down);
     pd_buf_free(&c->in);
     pd_buf_free(&c->out);
     pd_buf_free(&c->uout);

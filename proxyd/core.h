@@ -39,6 +39,7 @@ typedef union {
 struct pd_dir {
     int pipe[2];           /* created on first use */
     size_t inpipe;
+    size_t pipe_size;      /* capacity, for the splice length */
     bool eof;              /* src reached EOF */
     bool shut;             /* dst shut down for writing */
     bool splice;           /* bulk seen: splice from now on */
@@ -129,6 +130,7 @@ void pd_connect_io(struct pd_conn *c, uint32_t ev);
 
 /* tunnel.c */
 void pd_tunnel_start(struct pd_conn *c);
+void pd_pipe_release(struct pd_dir *d);           /* close a direction's pipe, if it has one */
 void pd_tunnel_io(struct pd_conn *c);
 
 /* forward.c */
