@@ -41,8 +41,15 @@ out=$(tcurl tpuser 'http://[2001:db8::10]:8080/hello' 2>&1); rc=$?
 [ $rc -ne 0 ] || fail "IPv6 without a rule answered"
 l=$(proxy_log_last '"mode":"transparent"' '"host":"2001:db8::10"' '"port":8080')
 assert_match "IPv6 denial logged" '"decision":"deny","reason":"no_matching_rule"' "$l"
-n=$(tcurl tpuser https://allowed.test/bytes/4000000 | wc -c)
-assert_eq "4 MB through a transparent tunnel" 4000000 "$n"
+# bulk: the tunnel switches to splice(2) through a pipe; every byte arrives, in order, unchanged
+tcurl tpuser https://allowed.test/bytes/4000000 > "$WORLD/bulk.out"
+assert_eq "4 MB through a transparent tunnel" 4000000 "$(wc -c < "$WORLD/bulk.out")"
+assert_eq "  ... and nothing but the origin's bytes" 0 "$(tr -d x < "$WORLD/bulk.out" | wc -c)"
+# and upwards: 3 MB posted through the tunnel come back whole (both directions spliced)
+head -c 3000000 /dev/urandom > "$WORLD/up.bin"; chmod 644 "$WORLD/up.bin"
+tcurl tpuser --data-binary @"$WORLD/up.bin" -H 'Content-Type: application/octet-stream' \
+    https://allowed.test/echo > "$WORLD/up.back"
+assert_eq "3 MB up and back through the tunnel" "$(sha256sum < "$WORLD/up.bin")" "$(sha256sum < "$WORLD/up.back")"
 sleep 0.2
 l=$(proxy_log_last '"mode":"transparent"' '"decision":"close"' '"port":443')
 assert_match "close record" '"bytes_down":[0-9]{7},"duration_ms":[0-9]+' "$l"
