@@ -14,9 +14,15 @@ int cmd_flush(const struct ctl_opts *o, int argc, char **argv)
         return 2;
     }
     char err[512];
-    if (ps_nft_flush(err, sizeof err) < 0) {
+    int r = ps_nft_flush(err, sizeof err);
+    if (r < 0) {
         fprintf(stderr, "sandboxctl: cannot remove table inet pam_sandbox: %s\n", err);
         return 1;
+    }
+    if (r == 0) {
+        printf("table inet pam_sandbox was not loaded: nothing removed (sandboxed logins are "
+               "refused until 'sandboxctl apply')\n");
+        return 0;
     }
     printf("table inet pam_sandbox removed: open sandboxed sessions are no longer steered, and "
            "sandboxed logins are refused until 'sandboxctl apply'\n");

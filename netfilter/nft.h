@@ -19,7 +19,7 @@ int ps_nft_load(const struct ps_config *cfg, struct ps_diags *diags);
  * uid to the set of sandboxed UIDs.  0, or -1 with a message in err (the login is then refused). */
 int ps_nft_ensure_uid(const struct ps_config *cfg, uid_t uid, char *err, size_t errlen);
 
-/* Remove the table (sandboxctl flush). */
+/* Remove the table (sandboxctl flush): 1 removed, 0 there was none, -1 with err. */
 int ps_nft_flush(char *err, size_t errlen);
 
 /* ---- additions (netfilter/ owner) ---- */

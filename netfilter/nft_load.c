@@ -120,5 +120,5 @@ int ps_nft_flush(char *err, size_t errlen)
     int present = ps_nft_table_present(err, errlen);
     if (present <= 0)
         return present;           /* absent: nothing to do; -1: cannot ask */
-    return ps_nft_run("delete table inet pam_sandbox", NULL, err, errlen);
+    return ps_nft_run("delete table inet pam_sandbox", NULL, err, errlen) < 0 ? -1 : 1;
 }

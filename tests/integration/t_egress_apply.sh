@@ -191,5 +191,6 @@ nft list table inet pam_sandbox >/dev/null 2>&1 && fail "table still there after
 ok "flush removed the table"
 out=$("${ENSURE[@]}" 59351 2>&1) && fail "ensure_uid succeeded after flush"
 assert_match "after flush, logins are refused" 'not loaded' "$out"
-"${CTL[@]}" flush >/dev/null || fail "flush of an absent table"
+out=$("${CTL[@]}" flush) || fail "flush of an absent table"
+assert_match "flush of an absent table says so" 'was not loaded: nothing removed' "$out"
 ok "flush of an absent table succeeds"
