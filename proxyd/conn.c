@@ -406,7 +406,7 @@ void pd_conn_io(struct pd_loop *l, int fd, uint32_t ev, void *arg)
             pd_connect_io(c, ev);
         return;
     case CS_TUNNEL:
-        pd_tunnel_io(c);
+        pd_tunnel_io(c, fd, ev);
         return;
     case CS_FWD:
         pd_forward_io(c);

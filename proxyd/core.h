@@ -131,7 +131,7 @@ void pd_connect_io(struct pd_conn *c, uint32_t ev);
 /* tunnel.c */
 void pd_tunnel_start(struct pd_conn *c);
 void pd_pipe_release(struct pd_dir *d);           /* close a direction's pipe, if it has one */
-void pd_tunnel_io(struct pd_conn *c);
+void pd_tunnel_io(struct pd_conn *c, int fd, uint32_t ev);   /* fd < 0: flush, register */
 
 /* forward.c */
 void pd_forward_start(struct pd_conn *c);

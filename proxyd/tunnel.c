@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include "proxyd/core.h"
@@ -65,7 +66,10 @@ static int pipe_open(struct pd_dir *d)
     return 0;
 }
 
-/* Copy one read's worth; what dst does not take now waits in *pending (flushed first next time). */
+/* Copy one read's worth; what dst does not take now waits in *pending (flushed first next time).
+ * Returns 1 after a full read (there may be more), 2 after a short one (the socket had no more:
+ * level-triggered epoll reports the rest, so no recv() that would only find EAGAIN), 0 for
+ * nothing (EAGAIN or EOF), -1 on error. */
 static int copy_once(int src, int dst, struct pd_dir *d, int64_t *count, struct pd_buf *pending)
 {
     char buf[COPY_CHUNK];
@@ -90,7 +94,7 @@ static int copy_once(int src, int dst, struct pd_dir *d, int64_t *count, struct 
         memcpy(pending->p + pending->len, buf + w, (size_t)(n - w));
         pending->len += (size_t)(n - w);
     }
-    return 1;
+    return (size_t)n == sizeof buf ? 1 : 2;
 }
 
 /* Move what can be moved in one direction.  Returns -1 on a hard error (tear down). */
@@ -101,7 +105,7 @@ static int pump(int src, int dst, struct pd_dir *d, int64_t *count, struct pd_bu
         int r = copy_once(src, dst, d, count, pending);
         if (r < 0)
             return -1;
-        if (r == 0 || pending->len > pending->off)
+        if (r != 1 || pending->len > pending->off)
             break;                  /* nothing more to read now, or dst is full */
     }
     if (!d->splice)
@@ -156,10 +160,22 @@ void pd_tunnel_start(struct pd_conn *c)
     c->st = CS_TUNNEL;
     pd_conn_timer(c, 0);
     pd_buf_free(&c->uin);
-    pd_tunnel_io(c);
+    pd_tunnel_io(c, -1, 0);
 }
 
-void pd_tunnel_io(struct pd_conn *c)
+/* Does an event on fd move the direction src -> dst?  Its source readable (or hung up), or its
+ * destination writable again.  At the start (fd < 0) neither: only our own bytes are flushed and
+ * the interests registered; whatever already waits is reported by the next epoll_wait.  The masks
+ * (conn.c) keep every readiness a direction waits for registered, and epoll is level-triggered, so
+ * a direction skipped here is reported again: this only saves the recv() that would find nothing
+ * (the client of a CONNECT sends nothing before it has read our 200). */
+static bool moves(int fd, uint32_t ev, int src, int dst)
+{
+    return (fd == src && (ev & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP))) ||
+           (fd == dst && (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)));
+}
+
+void pd_tunnel_io(struct pd_conn *c, int fd, uint32_t ev)
 {
     /* our own bytes first: "200 Connection established", bytes pipelined after CONNECT */
     if (c->out.len > c->out.off) {
@@ -172,9 +188,11 @@ void pd_tunnel_io(struct pd_conn *c)
         if (r < 0)
             goto done;
     }
-    if (c->uout.len == c->uout.off && pump(c->cfd, c->ufd, &c->up, &c->bytes_up, &c->uout, c->down.shut) < 0)
+    if (c->uout.len == c->uout.off && moves(fd, ev, c->cfd, c->ufd) &&
+        pump(c->cfd, c->ufd, &c->up, &c->bytes_up, &c->uout, c->down.shut) < 0)
         goto done;
-    if (c->out.len == c->out.off && pump(c->ufd, c->cfd, &c->down, &c->bytes_down, &c->out, c->up.shut) < 0)
+    if (c->out.len == c->out.off && moves(fd, ev, c->ufd, c->cfd) &&
+        pump(c->ufd, c->cfd, &c->down, &c->bytes_down, &c->out, c->up.shut) < 0)
         goto done;
     if (c->up.shut && c->down.shut)
         goto done;
