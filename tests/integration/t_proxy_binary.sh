@@ -61,4 +61,10 @@ d = s.recv(4096).decode("latin-1")
 child.kill()
 print(d.split("\r\n")[0], [l for l in d.split("\r\n") if l.startswith("X-Sandbox-Deny")])')
 assert_eq "shared socket, different executables: refused" "HTTP/1.1 403 Forbidden ['X-Sandbox-Deny: binary_ambiguous']" "$out"
+
+# sandboxctl denials turns the binary_mismatch into the rule that would permit it: that port,
+# for that program
+out=$("$PS_BUILD/sandboxctl" -c "$CONF" denials bnbox)
+assert_match "denials suggests Allow= with binary= of the program" \
+    "Allow=203.0.113.10:8080 binary=$PY    # \[Network\] of profiles/10-box.conf" "$out"
 proxy_done
