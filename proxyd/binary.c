@@ -216,7 +216,7 @@ static void helper_main(int fd)
         }
         size_t len = offsetof(struct bin_resp, data) + r->text_len + r->secrets_len;
         ssize_t sent = send(fd, r, len, MSG_NOSIGNAL);
-        OPENSSL_cleanse(r, sizeof *r);
+        OPENSSL_cleanse(r, len);           /* what was written: calloc zeroed the rest */
         free(r);
         if (sent < 0)
             _exit(0);
