@@ -107,7 +107,7 @@ static void start_attempt(struct pd_conn *c)
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     c->ufd = fd;
-    c->ureg = false;
+    c->ureg = c->upark = false;
     c->umask = 0;
     if (connect(fd, (const struct sockaddr *)target, sa_len(target)) < 0 && errno != EINPROGRESS) {
         try_next(c, 502, "upstream_connect_failed");
@@ -143,11 +143,7 @@ static void start_attempt(struct pd_conn *c)
 static void try_next(struct pd_conn *c, int status, const char *why)
 {
     if (c->ufd >= 0) {
-        if (c->ureg)
-            pd_loop_del(pd->loop, c->ufd);
-        c->ureg = false;
-        close(c->ufd);
-        c->ufd = -1;
+        pd_conn_drop_upstream(c);
     }
     if (++c->cand_i < c->n_cands && !c->who.conf->cfg->global.upstream_proxy_host) {
         start_attempt(c);

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include "proxyd/proxyd.h"
@@ -15,6 +16,9 @@
 #define PD_CONNECT_TIMEOUT_MS 10000u  /* per upstream address: then 504 */
 #define PD_MAX_CANDIDATES 8           /* resolved addresses tried in order */
 #define PD_FWD_BUF 16384              /* plain-HTTP forwarding buffer, allocated lazily */
+/* Read interest.  EPOLLRDHUP tells a tunnel that the peer's FIN is in, so a short read is its last
+ * (tunnel.c), without another recv() to find the EOF. */
+#define PD_EV_READ (EPOLLIN | EPOLLRDHUP)
 
 extern unsigned pd_max_conns_per_account;     /* -m; 429 beyond it */
 
@@ -54,6 +58,7 @@ struct pd_conn {
     int cfd, ufd;
     uint32_t cmask, umask;             /* current epoll masks (registration done once) */
     bool creg, ureg;
+    bool cpark, upark;                 /* registered for reading, nothing wanted (conn.c) */
     struct pd_client who;              /* holds a conf reference */
     enum pd_conn_state st;
     bool counted;                      /* counts against the per-account cap */
@@ -113,6 +118,7 @@ void pd_conn_decide(struct pd_conn *c);          /* host/port set: policy, then 
 void pd_conn_log(struct pd_conn *c, const char *decision, const char *reason, const char *rule,
                  bool close_record);
 void pd_conn_timer(struct pd_conn *c, uint64_t ms);
+void pd_conn_drop_upstream(struct pd_conn *c);    /* close ufd, keep the client */
 void pd_conn_reset(struct pd_conn *c);            /* transparent denial: RST and free */
 bool pd_buf_reserve(struct pd_buf *b, size_t need);
 void pd_buf_free(struct pd_buf *b);

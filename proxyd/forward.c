@@ -156,11 +156,7 @@ static void finish_request(struct pd_conn *c)
 {
     pd_conn_log(c, "close", "closed", c->rule, true);
     c->decision = NULL;
-    if (c->ureg)
-        pd_loop_del(pd->loop, c->ufd);
-    c->ureg = false;
-    close(c->ufd);
-    c->ufd = -1;
+    pd_conn_drop_upstream(c);
     pd_buf_free(&c->uin);
     pd_buf_free(&c->uout);
     if (!c->keep_alive || !c->req_done) {

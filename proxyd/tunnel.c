@@ -69,8 +69,10 @@ static int pipe_open(struct pd_dir *d)
 /* Copy one read's worth; what dst does not take now waits in *pending (flushed first next time).
  * Returns 1 after a full read (there may be more), 2 after a short one (the socket had no more:
  * level-triggered epoll reports the rest, so no recv() that would only find EAGAIN), 0 for
- * nothing (EAGAIN or EOF), -1 on error. */
-static int copy_once(int src, int dst, struct pd_dir *d, int64_t *count, struct pd_buf *pending)
+ * nothing (EAGAIN or EOF), -1 on error.  fin: epoll said src's peer has sent its FIN (EPOLLRDHUP,
+ * no error), so a short read took the last bytes: EOF now, not after one more recv() (a web server
+ * that answers and closes sends both together). */
+static int copy_once(int src, int dst, struct pd_dir *d, int64_t *count, struct pd_buf *pending, bool fin)
 {
     char buf[COPY_CHUNK];
     ssize_t n = recv(src, buf, sizeof buf, 0);
@@ -83,6 +85,8 @@ static int copy_once(int src, int dst, struct pd_dir *d, int64_t *count, struct 
     *count += n;
     if ((size_t)n == sizeof buf)
         d->splice = true;
+    else if (fin)
+        d->eof = true;
     ssize_t w = send(dst, buf, (size_t)n, MSG_NOSIGNAL);
     if (w < 0) {
         if (errno != EAGAIN && errno != EINTR)
@@ -99,10 +103,10 @@ static int copy_once(int src, int dst, struct pd_dir *d, int64_t *count, struct 
 
 /* Move what can be moved in one direction.  Returns -1 on a hard error (tear down). */
 static int pump(int src, int dst, struct pd_dir *d, int64_t *count, struct pd_buf *pending,
-                bool other_done)
+                bool other_done, bool fin)
 {
     while (!d->splice && !d->eof) {
-        int r = copy_once(src, dst, d, count, pending);
+        int r = copy_once(src, dst, d, count, pending, fin);
         if (r < 0)
             return -1;
         if (r != 1 || pending->len > pending->off)
@@ -188,11 +192,13 @@ void pd_tunnel_io(struct pd_conn *c, int fd, uint32_t ev)
         if (r < 0)
             goto done;
     }
+    /* an error comes with EPOLLRDHUP too: then the next recv() reports it, nothing is assumed */
+    bool fin = (ev & (EPOLLRDHUP | EPOLLERR)) == EPOLLRDHUP;
     if (c->uout.len == c->uout.off && moves(fd, ev, c->cfd, c->ufd) &&
-        pump(c->cfd, c->ufd, &c->up, &c->bytes_up, &c->uout, c->down.shut) < 0)
+        pump(c->cfd, c->ufd, &c->up, &c->bytes_up, &c->uout, c->down.shut, fin && fd == c->cfd) < 0)
         goto done;
     if (c->out.len == c->out.off && moves(fd, ev, c->ufd, c->cfd) &&
-        pump(c->ufd, c->cfd, &c->down, &c->bytes_down, &c->out, c->up.shut) < 0)
+        pump(c->ufd, c->cfd, &c->down, &c->bytes_down, &c->out, c->up.shut, fin && fd == c->ufd) < 0)
         goto done;
     if (c->up.shut && c->down.shut)
         goto done;
