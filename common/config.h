@@ -53,6 +53,17 @@ struct ps_sockaddr {               /* a listen or upstream address, "127.0.0.1:3
     struct ps_origin origin;
 };
 
+/* A TransparentListen= PORT stands for PORT .. PORT+PS_TRANSPARENT_PORTS-1, all of them proxyd's.
+ * Why: nftables `redirect` gives every steered connection the same reply tuple, proxy:PORT <->
+ * host:sport.  When a program reuses a source port towards another destination while conntrack
+ * still remembers the first flow (a reset one for 10 s, a closed one for 2 minutes), the kernel
+ * makes the tuple unique by rewriting the SOURCE port, and proxyd's sock_diag lookup of the
+ * client's 4-tuple then finds nobody: the connection was reset as client_not_found (seen in
+ * t_proxy_transparent about one run in ten).  Redirected to a port range, the kernel picks the next
+ * free listener port instead and leaves the source port alone, unless that many flows of one
+ * source port are remembered at once. */
+#define PS_TRANSPARENT_PORTS 16
+
 /* ---- sandbox.conf ---- */
 struct ps_global {
     char *proxy_user;             /* [Proxy] User=, default "pam-sandbox" */

@@ -194,11 +194,46 @@ void ps_global_free(struct ps_global *g)
     memset(g, 0, sizeof *g);
 }
 
+static unsigned port_of(const struct ps_sockaddr *a)
+{
+    return a->ss.ss_family == AF_INET6 ? ntohs(((const struct sockaddr_in6 *)&a->ss)->sin6_port)
+                                       : ntohs(((const struct sockaddr_in *)&a->ss)->sin_port);
+}
+
+/* Each TransparentListen= port is the first of PS_TRANSPARENT_PORTS (config.h): they must exist and
+ * no other TCP listener of proxyd may sit among them (its bind would fail at start). */
+static void check_transparent_ports(struct pctx *c, const struct ps_global *g)
+{
+    for (size_t i = 0; i < g->n_transparent_listen; i++) {
+        const struct ps_sockaddr *t = &g->transparent_listen[i];
+        unsigned first = port_of(t), last = first + PS_TRANSPARENT_PORTS - 1;
+        if (last > 65535) {
+            ps_perr(c, t->origin.line, "TransparentListen=: port %u: proxyd listens on it and the "
+                    "%u ports after it, so it must be at most %u", first, PS_TRANSPARENT_PORTS - 1,
+                    65535 - (PS_TRANSPARENT_PORTS - 1));
+            continue;
+        }
+        const struct { const struct ps_sockaddr *v; size_t n; const char *key; } others[] = {
+            { g->explicit_listen, g->n_explicit_listen, "ExplicitListen" },
+            { g->dns_listen, g->n_dns_listen, "DNSListen" },
+        };
+        for (size_t k = 0; k < 2; k++)
+            for (size_t j = 0; j < others[k].n; j++) {
+                unsigned p = port_of(&others[k].v[j]);
+                if (p >= first && p <= last)
+                    ps_perr(c, others[k].v[j].origin.line, "%s=: port %u is among the transparent "
+                            "ports %u-%u (TransparentListen= takes the %u ports from its own)",
+                            others[k].key, p, first, last, PS_TRANSPARENT_PORTS);
+            }
+    }
+}
+
 void ps_global_finish(struct pctx *c)
 {
     const struct ps_global *g = &c->cfg->global;
     if (g->n_transparent_listen == 0)
         ps_perr(c, 0, "[Proxy] TransparentListen= is empty: proxyd needs somewhere to listen");
+    check_transparent_ports(c, g);
     if (g->n_dns_listen == 0)
         ps_perr(c, 0, "[Proxy] DNSListen= is empty: proxyd needs somewhere to listen");
 }

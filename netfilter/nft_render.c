@@ -70,6 +70,7 @@ struct endpoint {
     bool wildcard;
     char addr[INET6_ADDRSTRLEN];
     uint16_t port;
+    unsigned port_last;           /* TransparentListen= is a range (PS_TRANSPARENT_PORTS) */
     const char *key;              /* "TransparentListen" ... for messages and comments */
     struct ps_origin origin;
 };
@@ -92,6 +93,18 @@ static void endpoint_of(const struct ps_sockaddr *sa, const char *key, struct en
         e->port = ntohs(sin6->sin6_port);
         inet_ntop(AF_INET6, &sin6->sin6_addr, e->addr, sizeof e->addr);
     }
+    e->port_last = e->port;
+    if (strcmp(key, "TransparentListen") == 0)
+        e->port_last = e->port + PS_TRANSPARENT_PORTS - 1u;   /* <= 65535: config_global.c */
+}
+
+/* "3129" or "3129-3144" */
+static void port_text(const struct endpoint *e, char *buf, size_t n)
+{
+    if (e->port_last > e->port)
+        snprintf(buf, n, "%u-%u", e->port, e->port_last);
+    else
+        snprintf(buf, n, "%u", e->port);
 }
 
 /* Can `redirect` (which targets 127.0.0.1 / ::1 for locally generated packets) reach e? */
@@ -159,12 +172,14 @@ static int redirect_port(const struct ps_config *cfg, const struct ps_sockaddr *
 /* "ip daddr 127.0.0.1 tcp dport 3128" for one endpoint; the match of "this is proxyd". */
 static void endpoint_match(const struct endpoint *e, const char *proto, char *buf, size_t n)
 {
+    char ports[24];
+    port_text(e, ports, sizeof ports);
     if (e->wildcard)
-        snprintf(buf, n, "meta nfproto %s fib daddr type local %s dport %u",
-                 e->family == AF_INET ? "ipv4" : "ipv6", proto, e->port);
+        snprintf(buf, n, "meta nfproto %s fib daddr type local %s dport %s",
+                 e->family == AF_INET ? "ipv4" : "ipv6", proto, ports);
     else
-        snprintf(buf, n, "%s daddr %s %s dport %u", e->family == AF_INET ? "ip" : "ip6", e->addr,
-                 proto, e->port);
+        snprintf(buf, n, "%s daddr %s %s dport %s", e->family == AF_INET ? "ip" : "ip6", e->addr,
+                 proto, ports);
 }
 
 /* Every TCP endpoint of proxyd (explicit, transparent, DNS) and the UDP ones (DNS), without
@@ -260,10 +275,13 @@ static int render_chains(const struct ps_config *cfg, uid_t proxy_uid, struct li
             emit(l, &no_origin, "\t\tmeta skuid @users meta nfproto %s meta l4proto { tcp, udp } "
                  "th dport 53 redirect to :%d comment \"DNS to policy DNS\"", dns[i].nfproto, dns[i].port);
     emit_endpoints(cfg, l, "return");
+    /* to a range of ports, so that conntrack never has to rewrite a client's source port (the
+     * why is at PS_TRANSPARENT_PORTS) */
     for (int i = 0; i < 2; i++)
         if (tp[i].port)
-            emit(l, &no_origin, "\t\tmeta skuid @users meta nfproto %s meta l4proto tcp redirect to :%d "
-                 "comment \"TCP to the transparent proxy\"", tp[i].nfproto, tp[i].port);
+            emit(l, &no_origin, "\t\tmeta skuid @users meta nfproto %s meta l4proto tcp redirect to :%d-%d "
+                 "comment \"TCP to the transparent proxy\"", tp[i].nfproto, tp[i].port,
+                 tp[i].port + PS_TRANSPARENT_PORTS - 1);
     emit(l, &no_origin, "\t}");
 
     emit(l, &no_origin, "\tchain egress {");

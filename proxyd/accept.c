@@ -14,6 +14,7 @@
 #include "proxyd/core.h"
 #include "proxyd/synth.h"
 #include "common/policy.h"
+#include "common/util.h"
 
 #ifndef SO_ORIGINAL_DST
 #define SO_ORIGINAL_DST 80          /* linux/netfilter_ipv4.h */
@@ -21,7 +22,8 @@
 #ifndef IP6T_SO_ORIGINAL_DST
 #define IP6T_SO_ORIGINAL_DST 80     /* linux/netfilter_ipv6/ip6_tables.h */
 #endif
-#define MAX_LISTENERS 32
+/* 64 addresses per key (config_global.c); a transparent one is PS_TRANSPARENT_PORTS sockets */
+#define MAX_LISTENERS (64 + 64 * PS_TRANSPARENT_PORTS)
 
 struct listener {
     int fd;
@@ -29,12 +31,12 @@ struct listener {
     struct sockaddr_storage addr;
     bool specific;                  /* not a wildcard address */
 };
-static struct listener listeners[MAX_LISTENERS];
+static struct listener *listeners[MAX_LISTENERS];
 static size_t n_listeners;
 
 static void on_accept(struct pd_loop *l, int fd, uint32_t ev, void *arg);
 
-static int bind_one(const struct ps_sockaddr *a, enum pd_mode mode)
+static int bind_one(const struct ps_sockaddr *a, enum pd_mode mode, bool announce)
 {
     char s[80];
     pd_sockaddr_str((const struct sockaddr *)&a->ss, s, sizeof s, true);
@@ -58,7 +60,8 @@ static int bind_one(const struct ps_sockaddr *a, enum pd_mode mode)
         close(fd);
         return -1;
     }
-    struct listener *L = &listeners[n_listeners++];
+    struct listener *L = ps_xcalloc(1, sizeof *L);
+    listeners[n_listeners++] = L;
     L->fd = fd;
     L->mode = mode;
     memcpy(&L->addr, &a->ss, a->len);
@@ -70,7 +73,8 @@ static int bind_one(const struct ps_sockaddr *a, enum pd_mode mode)
         syslog(LOG_ERR, "listen %s: epoll: %m", s);
         return -1;
     }
-    syslog(LOG_INFO, "listening on %s (%s)", s, mode == PD_MODE_EXPLICIT ? "explicit" : "transparent");
+    if (announce)
+        syslog(LOG_INFO, "listening on %s (%s)", s, mode == PD_MODE_EXPLICIT ? "explicit" : "transparent");
     return 0;
 }
 
@@ -78,19 +82,33 @@ int pd_listeners_open(const struct ps_config *cfg)
 {
     const struct ps_global *g = &cfg->global;
     for (size_t i = 0; i < g->n_explicit_listen; i++)
-        if (bind_one(&g->explicit_listen[i], PD_MODE_EXPLICIT) < 0)
+        if (bind_one(&g->explicit_listen[i], PD_MODE_EXPLICIT, true) < 0)
             return -1;
-    for (size_t i = 0; i < g->n_transparent_listen; i++)
-        if (bind_one(&g->transparent_listen[i], PD_MODE_TRANSPARENT) < 0)
-            return -1;
+    /* each transparent address is a range of ports: the why is at PS_TRANSPARENT_PORTS */
+    for (size_t i = 0; i < g->n_transparent_listen; i++) {
+        struct ps_sockaddr a = g->transparent_listen[i];
+        in_port_t *port = a.ss.ss_family == AF_INET6 ? &((struct sockaddr_in6 *)&a.ss)->sin6_port
+                                                     : &((struct sockaddr_in *)&a.ss)->sin_port;
+        unsigned first = ntohs(*port);
+        for (unsigned k = 0; k < PS_TRANSPARENT_PORTS; k++) {
+            *port = htons((uint16_t)(first + k));        /* first + 15 <= 65535: config_global.c */
+            if (bind_one(&a, PD_MODE_TRANSPARENT, false) < 0)
+                return -1;
+        }
+        char s[80];
+        pd_sockaddr_str((const struct sockaddr *)&g->transparent_listen[i].ss, s, sizeof s, true);
+        syslog(LOG_INFO, "listening on %s-%u (transparent)", s, first + PS_TRANSPARENT_PORTS - 1);
+    }
     return 0;
 }
 
 void pd_listeners_close(void)
 {
     for (size_t i = 0; i < n_listeners; i++) {
-        pd_loop_del(pd->loop, listeners[i].fd);
-        close(listeners[i].fd);
+        pd_loop_del(pd->loop, listeners[i]->fd);
+        close(listeners[i]->fd);
+        free(listeners[i]);
+        listeners[i] = NULL;
     }
     n_listeners = 0;
 }
@@ -125,7 +143,7 @@ static int original_dst(int fd, struct sockaddr_storage *out)
 static bool is_own_listener(const struct sockaddr_storage *a)
 {
     for (size_t i = 0; i < n_listeners; i++) {
-        const struct sockaddr_storage *b = &listeners[i].addr;
+        const struct sockaddr_storage *b = &listeners[i]->addr;
         if (a->ss_family != b->ss_family)
             continue;
         if (a->ss_family == AF_INET &&

@@ -131,7 +131,7 @@ out=$("${CTL[@]}" status)
 assert_match "status counts the rejected datagram and the dropped echo" 'tcp 0, udp 1, other \(dropped\) 1' "$out"
 
 # --- the configuration changes without apply: logins are refused, status says STALE ---
-write_conf 127.0.0.1:3139
+write_conf 127.0.0.1:3229
 out=$("${ENSURE[@]}" 59351 2>&1) && fail "ensure_uid accepted a stale table"
 assert_match "a stale table refuses the login" 'rendered from another configuration' "$out"
 out=$("${CTL[@]}" status) && fail "status exits 0 for a stale table"

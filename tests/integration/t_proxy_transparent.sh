@@ -54,6 +54,41 @@ sleep 0.2
 l=$(proxy_log_last '"mode":"transparent"' '"decision":"close"' '"port":443')
 assert_match "close record" '"bytes_down":[0-9]{7},"duration_ms":[0-9]+' "$l"
 
+# --- one source port, two destinations, one after the other ---
+# nftables redirects both to proxyd.  Had both gone to one port, their reply tuples would be equal
+# while conntrack still remembers the first flow, and the kernel would rewrite the second one's
+# source port: proxyd's sock_diag lookup then finds nobody and resets it (client_not_found).  With
+# the transparent port range (PS_TRANSPARENT_PORTS) the second lands on the next port, untouched.
+sport=$((40000 + RANDOM % 20000))
+out=$(as tpuser python3 - "$sport" <<'PY' 2>&1
+import socket, struct, sys
+sport = int(sys.argv[1])
+synth = socket.getaddrinfo("allowed.test", 80, socket.AF_INET, socket.SOCK_STREAM)[0][4][0]
+for host, ip, port in (("203.0.113.10", "203.0.113.10", 8080), ("allowed.test", synth, 80),
+                       ("allowed.test", synth, 80)):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", sport))
+    s.settimeout(5)
+    try:
+        s.connect((ip, port))
+        s.sendall(b"GET /hello HTTP/1.1\r\nHost: " + host.encode() + b"\r\nConnection: close\r\n\r\n")
+        data = b""
+        while True:
+            d = s.recv(65536)
+            if not d: break
+            data += d
+        print("%s:%d %s" % (ip, port, "ok" if b"hello from origin" in data else "no body"))
+    except OSError as e:
+        print("%s:%d %s" % (ip, port, e.strerror))
+    # a reset leaves no TIME_WAIT on this side, so the same port can connect again at once
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()
+PY
+)
+assert_eq "same source port, 3 connections to 2 destinations: all served" 3 "$(grep -c ' ok$' <<<"$out")"
+assert_eq "  ... none reset for want of an identity" 0 "$(grep -c '"reason":"client_not_found"' "$WORLD/decisions.jsonl")"
+
 # --- denied: the name is REFUSED by DNS; the real address by IP rules: reset ---
 out=$(tcurl tpuser https://denied.test/hello 2>&1); rc=$?
 assert_eq "denied name does not resolve (curl exit 6)" 6 "$rc"

@@ -475,6 +475,12 @@ static void test_bad_global_values(void **state)
         { "[Proxy]\nExplicitListen=127.0.0.1\n", 2, "port is required" },
         { "[Proxy]\nExplicitListen=localhost:3128\n", 2, "not an IP address and port" },
         { "[Proxy]\nTransparentListen=::1:3129\n", 2, "in brackets" },
+        /* a transparent port is the first of PS_TRANSPARENT_PORTS (16) */
+        { "[Proxy]\nTransparentListen=127.0.0.1:65530\n", 2, "must be at most 65520" },
+        { "[Proxy]\nTransparentListen=127.0.0.1:3129\nExplicitListen=127.0.0.1:3144\n", 3,
+          "ExplicitListen=: port 3144 is among the transparent ports 3129-3144" },
+        { "[Proxy]\nDNSListen=[::1]:5300\nTransparentListen=[::1]:5290\n", 2,
+          "DNSListen=: port 5300 is among the transparent ports 5290-5305" },
         { "[Proxy]\nDNSListen=127.0.0.1:0\n", 2, "not a port" },
         { "[Proxy]\nDNSListen=\n", 0, "DNSListen= is empty" },
         { "[Proxy]\nSyntheticRange=8.8.0.0/16\n", 2, "public addresses" },

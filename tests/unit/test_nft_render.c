@@ -105,10 +105,12 @@ static void both_families_steered(void **state)
     assert_has(t, "^table inet pam_sandbox \\{$");
     assert_has(t, "meta skuid @users meta nfproto ipv4 meta l4proto \\{ tcp, udp \\} th dport 53 redirect to :3153");
     assert_has(t, "meta skuid @users meta nfproto ipv6 meta l4proto \\{ tcp, udp \\} th dport 53 redirect to :3153");
-    assert_has(t, "meta skuid @users meta nfproto ipv4 meta l4proto tcp redirect to :3129");
-    assert_has(t, "meta skuid @users meta nfproto ipv6 meta l4proto tcp redirect to :3129");
-    assert_has(t, "meta skuid @users ip daddr 127\\.0\\.0\\.1 tcp dport 3129 accept");
-    assert_has(t, "meta skuid @users ip6 daddr ::1 tcp dport 3129 accept");
+    /* the transparent port is a range (PS_TRANSPARENT_PORTS): conntrack never rewrites a source port */
+    assert_has(t, "meta skuid @users meta nfproto ipv4 meta l4proto tcp redirect to :3129-3144 ");
+    assert_has(t, "meta skuid @users meta nfproto ipv6 meta l4proto tcp redirect to :3129-3144 ");
+    assert_has(t, "meta skuid @users ip daddr 127\\.0\\.0\\.1 tcp dport 3129-3144 accept");
+    assert_has(t, "meta skuid @users ip6 daddr ::1 tcp dport 3129-3144 accept");
+    assert_has(t, "meta skuid @users ip6 daddr ::1 tcp dport 3129-3144 return");
     assert_has(t, "meta skuid @users ip6 daddr ::1 udp dport 3153 accept");
     assert_has(t, "meta skuid @users ip6 daddr ::1 tcp dport 3128 return");
     /* Rejections: TCP reset, UDP port-unreachable, the rest dropped. */
@@ -181,9 +183,9 @@ static void wildcard_and_missing_family(void **state)
     (void)state;
     char *t = render("[Proxy]\nUser=" PROXY "\nExplicitListen=203.0.113.1:3128\n"
                      "TransparentListen=0.0.0.0:3129\nDNSListen=127.0.0.1:3153\n");
-    assert_has(t, "meta skuid @users meta nfproto ipv4 fib daddr type local tcp dport 3129 accept");
+    assert_has(t, "meta skuid @users meta nfproto ipv4 fib daddr type local tcp dport 3129-3144 accept");
     assert_has(t, "meta skuid @users ip daddr 203\\.0\\.113\\.1 tcp dport 3128 accept");
-    assert_has(t, "meta nfproto ipv4 meta l4proto tcp redirect to :3129");
+    assert_has(t, "meta nfproto ipv4 meta l4proto tcp redirect to :3129-3144 ");
     /* No IPv6 listener: IPv6 is not redirected anywhere, so the reject rules get it. */
     assert_lacks(t, "meta nfproto ipv6 meta l4proto tcp redirect");
     assert_lacks(t, "nfproto ipv6 .*dport 53 redirect");
