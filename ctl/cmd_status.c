@@ -68,6 +68,8 @@ int cmd_status(const struct ctl_opts *o, int argc, char **argv)
     printf("rejected packets: tcp %llu, udp %llu, other (dropped) %llu\n",
            (unsigned long long)st.rejected_tcp, (unsigned long long)st.rejected_udp,
            (unsigned long long)st.dropped_other);
+    printf("refused before proxyd, source port rewritten by conntrack: %llu\n",
+           (unsigned long long)st.remapped);
     ps_nft_status_free(&st);
     return rc;
 }

@@ -1,7 +1,7 @@
 /* Loading the table atomically (sandboxctl apply) and removing it (sandboxctl flush).
  *
  * One libnftables buffer, one transaction: declare the table, its sets and its base chains (a
- * no-op for what exists), flush the two chains and the version set, and add the new rules.  The
+ * no-op for what exists), flush the chains and the version set, and add the new rules.  The
  * set of sandboxed UIDs is declared but never flushed or deleted, so UIDs added by a login that
  * races with the reload are kept (deleting and re-creating the table would lose them, and that
  * session would run unsteered).  If the kernel refuses anything, nothing changes. */
@@ -16,6 +16,7 @@
 static const char flushes[] =
     "flush chain inet pam_sandbox steer\n"
     "flush chain inet pam_sandbox egress\n"
+    "flush chain inet pam_sandbox remapped\n"
     "flush set inet pam_sandbox version\n";
 
 static size_t count_lines(const char *s)

@@ -212,6 +212,48 @@ static void emit_endpoints(const struct ps_config *cfg, struct lines *l, const c
     }
 }
 
+/* chain remapped: a steered flow whose source port conntrack rewrote never reaches proxyd.
+ * Why: nftables `redirect` leaves the reply tuple proxy:PORT <-> host:sport; when that is taken
+ * (the client reused a source port towards another destination while conntrack remembers the
+ * first flow), the kernel rewrites the source port instead (ct status snat on top of dnat).
+ * proxyd's sock_diag lookup then uses a port the client never had: for TCP it finds nobody (a
+ * reset, client_not_found), but for DNS over UDP, where an unconnected socket is found by its
+ * local port alone, it may find ANOTHER account's socket bound to that port, and the query would
+ * be judged by that account's profile.  A client can force the rewrite at will (one socket, a
+ * datagram to each of several servers), so this is refused here, where the kernel still knows,
+ * and counted.  PS_TRANSPARENT_PORTS makes it rare for legitimate TCP. */
+static void emit_remapped_chain(const struct ps_config *cfg, struct lines *l)
+{
+    const struct ps_global *g = &cfg->global;
+    const struct { const struct ps_sockaddr *v; size_t n; const char *key; const char *proto; } kinds[] = {
+        { g->transparent_listen, g->n_transparent_listen, "TransparentListen", "tcp" },
+        { g->dns_listen, g->n_dns_listen, "DNSListen", "tcp" },
+        { g->dns_listen, g->n_dns_listen, "DNSListen", "udp" },
+    };
+    emit(l, &no_origin, "\tchain remapped {");
+    emit(l, &no_origin, "\t\ttype filter hook input priority filter; policy accept;");
+    size_t first = l->n;
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        for (size_t i = 0; i < kinds[k].n; i++) {
+            struct endpoint e;
+            char match[160], needle[200];
+            endpoint_of(&kinds[k].v[i], kinds[k].key, &e);
+            if (!redirect_reaches(&e))
+                continue;                       /* not a redirect target: render_chains refused it */
+            endpoint_match(&e, kinds[k].proto, match, sizeof match);
+            snprintf(needle, sizeof needle, "ct status snat %s ", match);
+            bool dup = false;
+            for (size_t j = first; j < l->n && !dup; j++)
+                dup = strstr(l->v[j].text, needle) != NULL;
+            if (!dup)
+                emit(l, &no_origin, "\t\tct status dnat ct status snat %s counter name \"remapped\" "
+                     "reject with %s comment \"steered, source port rewritten by conntrack\"", match,
+                     strcmp(kinds[k].proto, "tcp") == 0 ? "tcp reset" : "icmpx port-unreachable");
+        }
+    }
+    emit(l, &no_origin, "\t}");
+}
+
 /* proxyd's account, or PS_NFT_NO_UID when it does not exist: then nothing runs as it and there is
  * nothing to exempt (proxyd itself refuses to start), which is no reason to leave the sandboxed
  * accounts unsteered.  -1 only when NSS cannot answer. */
@@ -297,6 +339,8 @@ static int render_chains(const struct ps_config *cfg, uid_t proxy_uid, struct li
          "reject with icmpx port-unreachable");
     emit(l, &no_origin, "\t\tmeta skuid @users counter name \"dropped_other\" drop");
     emit(l, &no_origin, "\t}");
+
+    emit_remapped_chain(cfg, l);
     return 0;
 }
 
@@ -316,6 +360,7 @@ static void render_declarations(struct lines *l, const uint32_t *version)
     emit(l, &no_origin, "\tcounter rejected_tcp { }");
     emit(l, &no_origin, "\tcounter rejected_udp { }");
     emit(l, &no_origin, "\tcounter dropped_other { }");
+    emit(l, &no_origin, "\tcounter remapped { }");
 }
 
 static char *join(const struct lines *l, size_t from, size_t to)
@@ -358,6 +403,7 @@ int ps_nft_render_full(const struct ps_config *cfg, struct ps_nft_rendered *r, s
     render_declarations(&all, NULL);
     emit(&all, &no_origin, "\tchain steer { type nat hook output priority -100; policy accept; }");
     emit(&all, &no_origin, "\tchain egress { type filter hook output priority filter; policy accept; }");
+    emit(&all, &no_origin, "\tchain remapped { type filter hook input priority filter; policy accept; }");
     emit(&all, &no_origin, "}");
     size_t skeleton_end = all.n;
     emit(&all, &no_origin, "table inet pam_sandbox {");

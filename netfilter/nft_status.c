@@ -104,6 +104,10 @@ int ps_nft_status_read(struct ps_nft_status *st, char *err, size_t errlen)
         ps_nft_status_free(st);
         return -1;
     }
+    /* a table loaded by an older version has no such counter (status then says STALE anyway) */
+    char ignored[256];
+    if (read_counter("remapped", &st->remapped, ignored, sizeof ignored) < 0)
+        st->remapped = 0;
     return 0;
 }
 

@@ -66,6 +66,34 @@ assert_eq "api.corp.example.com was asked upstream (allowed) and did not exist" 
 
 assert_eq "the resolver never saw the denied name" 0 "$(dns_upstream_count secret.example.net)"
 
+# One UDP socket, two servers: both datagrams are redirected to proxyd, and the second one's reply
+# tuple (proxyd:port <-> host:sport) is the first one's, so conntrack rewrites its source port.
+# proxyd would then look the client up by a port it never had; for an unconnected socket that may
+# be another account's socket bound to that port, and the query would be judged by that account's
+# profile.  The client can force this at will, so the table refuses such flows before proxyd
+# (chain remapped) and counts them.
+n0=$(dns_decisions github.com | wc -l)
+out=$(runuser -u dnsst -- python3 - <<'PY'
+import socket, struct
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(1.5)
+query = struct.pack("!HHHHHH", 4242, 0x0100, 1, 0, 0, 0) + b"\x06github\x03com\x00" + struct.pack("!HH", 1, 1)
+for srv in ("203.0.113.10", "203.0.113.11"):
+    s.sendto(query, (srv, 53))
+    try:
+        d, _ = s.recvfrom(512)
+        print(srv, "rcode", d[3] & 15)
+    except socket.timeout:
+        print(srv, "no answer")
+PY
+)
+assert_match "one socket, first server: answered through proxyd" "203\.0\.113\.10 rcode 0" "$out"
+assert_match "  ... second server, same socket: refused before proxyd" "203\.0\.113\.11 no answer" "$out"
+assert_eq "  ... proxyd judged only the first" "$((n0 + 1))" "$(dns_decisions github.com | wc -l)"
+assert_eq "  ... and never looked up a rewritten port" 0 "$(grep -c client_not_found "$WORLD/decisions.jsonl")"
+st=$("$PS_BUILD/sandboxctl" -c "$CONF" status 2>&1)
+assert_match "  ... counted by the table (sandboxctl status)" "source port rewritten by conntrack: [1-9]" "$st"
+
 # Not in the set: not steered, the real resolver answers (and logs it).
 out=$(dig_as dnsstfree @203.0.113.10 secret.example.net A)
 assert_eq "unsteered account reaches the resolver" 203.0.113.10 "$(dns_answers "$out")"

@@ -121,7 +121,9 @@ static void both_families_steered(void **state)
 }
 
 /* §9.9: a reject/drop without "meta skuid @users" also hits ownerless kernel replies (RSTs) and
- * everyone else's traffic; so does any accept or redirect without it. */
+ * everyone else's traffic; so does any accept or redirect without it.  The one exception is chain
+ * remapped (input hook: no socket owner there), whose rules match only flows that nftables
+ * redirected (ct status dnat) to proxyd's own ports. */
 static void every_verdict_is_for_sandboxed_uids(void **state)
 {
     (void)state;
@@ -133,10 +135,32 @@ static void every_verdict_is_for_sandboxed_uids(void **state)
         if (strstr(line, "policy accept;"))
             continue;             /* the base chains' policy: whoever is not sandboxed passes */
         verdicts++;
-        if (!strstr(line, "meta skuid @users "))
+        if (!strstr(line, "meta skuid @users ") && !strstr(line, "\t\tct status dnat ct status snat "))
             fail_msg("verdict without meta skuid @users: %s", line);
     }
     assert_true(verdicts >= 15);
+    free(t);
+}
+
+/* A steered flow whose source port conntrack rewrote is refused before proxyd (see nft_render.c):
+ * every redirect target, TCP with a reset, UDP with port-unreachable, counted. */
+static void remapped_flows_refused(void **state)
+{
+    (void)state;
+    char *t = render(base_conf);
+    const char *chain = strstr(t, "chain remapped {");
+    assert_non_null(chain);
+    assert_has(t, "^\t\ttype filter hook input priority filter; policy accept;$");
+    assert_has(t, "^\t\tct status dnat ct status snat ip daddr 127\\.0\\.0\\.1 tcp dport 3129-3144 "
+                  "counter name \"remapped\" reject with tcp reset ");
+    assert_has(t, "^\t\tct status dnat ct status snat ip6 daddr ::1 tcp dport 3129-3144 "
+                  "counter name \"remapped\" reject with tcp reset ");
+    assert_has(t, "^\t\tct status dnat ct status snat ip daddr 127\\.0\\.0\\.1 udp dport 3153 "
+                  "counter name \"remapped\" reject with icmpx port-unreachable ");
+    assert_has(t, "^\t\tct status dnat ct status snat ip6 daddr ::1 tcp dport 3153 ");
+    assert_has(t, "^\tcounter remapped \\{ \\}$");
+    /* nothing else in that chain: the explicit port is not a redirect target */
+    assert_null(strstr(chain, "dport 3128"));
     free(t);
 }
 
@@ -259,6 +283,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(both_families_steered),
         cmocka_unit_test(every_verdict_is_for_sandboxed_uids),
+        cmocka_unit_test(remapped_flows_refused),
         cmocka_unit_test(proxyd_account_exempt_and_no_blanket_loopback),
         cmocka_unit_test(log_rule),
         cmocka_unit_test(wildcard_and_missing_family),

@@ -30,12 +30,14 @@ static void timers_in_order(void **state)
     struct pd_loop *l = pd_loop_new();
     n_order = 0;
     static const char a = 'a', b = 'b', c = 'c', x = 'x';
+    /* before the timers are added: a timer is due 30 ms after its own pd_timer_add(), and a clock
+     * tick between that and a later t0 made the check below fail (CI, 2026-11-29) */
+    uint64_t t0 = pd_now_ms();
     pd_timer_add(l, 30, tcb, (void *)&c);
     pd_timer_add(l, 10, tcb, (void *)&a);
     struct pd_timer *t = pd_timer_add(l, 15, tcb, (void *)&x);
     pd_timer_add(l, 20, tcb, (void *)&b);
     pd_timer_cancel(l, t);
-    uint64_t t0 = pd_now_ms();
     assert_int_equal(pd_loop_run(l), 0);
     assert_int_equal(n_order, 3);
     assert_memory_equal(order, "abc", 3);
