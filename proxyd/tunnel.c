@@ -87,7 +87,10 @@ static int copy_once(int src, int dst, struct pd_dir *d, int64_t *count, struct 
         d->splice = true;
     else if (fin)
         d->eof = true;
-    ssize_t w = send(dst, buf, (size_t)n, MSG_NOSIGNAL);
+    /* The last bytes before EOF: MSG_MORE holds them for the FIN that follows at once (pump()'s
+     * shutdown, or close() when the other way is done already), so that data and FIN leave as one
+     * segment, not two.  A partial send leaves the rest to pd_buf_flush(), which pushes. */
+    ssize_t w = send(dst, buf, (size_t)n, MSG_NOSIGNAL | (d->eof ? MSG_MORE : 0));
     if (w < 0) {
         if (errno != EAGAIN && errno != EINTR)
             return -1;
