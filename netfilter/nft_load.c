@@ -17,6 +17,7 @@ static const char flushes[] =
     "flush chain inet pam_sandbox steer\n"
     "flush chain inet pam_sandbox egress\n"
     "flush chain inet pam_sandbox remapped\n"
+    "flush chain inet pam_sandbox refuse_remapped\n"
     "flush set inet pam_sandbox version\n";
 
 static size_t count_lines(const char *s)

@@ -221,7 +221,9 @@ static void emit_endpoints(const struct ps_config *cfg, struct lines *l, const c
  * local port alone, it may find ANOTHER account's socket bound to that port, and the query would
  * be judged by that account's profile.  A client can force the rewrite at will (one socket, a
  * datagram to each of several servers), so this is refused here, where the kernel still knows,
- * and counted.  PS_TRANSPARENT_PORTS makes it rare for legitimate TCP. */
+ * and counted.  PS_TRANSPARENT_PORTS makes it rare for legitimate TCP.  Like every rejection it is
+ * logged (rate-limited, PS_NFT_LOG_PREFIX, kernel log and NFLOG; no skuid in the input hook): the
+ * endpoint rules jump to one regular chain that logs, counts and refuses. */
 static void emit_remapped_chain(const struct ps_config *cfg, struct lines *l)
 {
     const struct ps_global *g = &cfg->global;
@@ -246,11 +248,16 @@ static void emit_remapped_chain(const struct ps_config *cfg, struct lines *l)
             for (size_t j = first; j < l->n && !dup; j++)
                 dup = strstr(l->v[j].text, needle) != NULL;
             if (!dup)
-                emit(l, &no_origin, "\t\tct status dnat ct status snat %s counter name \"remapped\" "
-                     "reject with %s comment \"steered, source port rewritten by conntrack\"", match,
-                     strcmp(kinds[k].proto, "tcp") == 0 ? "tcp reset" : "icmpx port-unreachable");
+                emit(l, &no_origin, "\t\tct status dnat ct status snat %s jump refuse_remapped "
+                     "comment \"steered, source port rewritten by conntrack\"", match);
         }
     }
+    emit(l, &no_origin, "\t}");
+    emit(l, &no_origin, "\tchain refuse_remapped {");
+    emit(l, &no_origin, "\t\tlimit rate 10/second burst 20 packets log prefix \"%s\" log prefix \"%s\" group %d",
+         PS_NFT_LOG_PREFIX, PS_NFT_LOG_PREFIX, PS_NFT_NFLOG_GROUP);
+    emit(l, &no_origin, "\t\tmeta l4proto tcp counter name \"remapped\" reject with tcp reset");
+    emit(l, &no_origin, "\t\tcounter name \"remapped\" reject with icmpx port-unreachable");
     emit(l, &no_origin, "\t}");
 }
 
@@ -404,6 +411,7 @@ int ps_nft_render_full(const struct ps_config *cfg, struct ps_nft_rendered *r, s
     emit(&all, &no_origin, "\tchain steer { type nat hook output priority -100; policy accept; }");
     emit(&all, &no_origin, "\tchain egress { type filter hook output priority filter; policy accept; }");
     emit(&all, &no_origin, "\tchain remapped { type filter hook input priority filter; policy accept; }");
+    emit(&all, &no_origin, "\tchain refuse_remapped { }");
     emit(&all, &no_origin, "}");
     size_t skeleton_end = all.n;
     emit(&all, &no_origin, "table inet pam_sandbox {");

@@ -73,6 +73,8 @@ assert_eq "the resolver never saw the denied name" 0 "$(dns_upstream_count secre
 # profile.  The client can force this at will, so the table refuses such flows before proxyd
 # (chain remapped) and counts them.
 n0=$(dns_decisions github.com | wc -l)
+world_bg "$PS_BUILD/tests/nft_nflog_reader" 7100 > "$WORLD/nflog.log"
+for _ in $(seq 100); do grep -q ready "$WORLD/nflog.log" && break; sleep 0.05; done
 out=$(runuser -u dnsst -- python3 - <<'PY'
 import socket, struct
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -93,6 +95,8 @@ assert_eq "  ... proxyd judged only the first" "$((n0 + 1))" "$(dns_decisions gi
 assert_eq "  ... and never looked up a rewritten port" 0 "$(grep -c client_not_found "$WORLD/decisions.jsonl")"
 st=$("$PS_BUILD/sandboxctl" -c "$CONF" status 2>&1)
 assert_match "  ... counted by the table (sandboxctl status)" "source port rewritten by conntrack: [1-9]" "$st"
+assert_match "  ... and logged like every rejection (NFLOG)" \
+    'prefix="pam_sandbox reject: " uid=-1 proto=17 dst=127\.0\.0\.1' "$(cat "$WORLD/nflog.log")"
 
 # Not in the set: not steered, the real resolver answers (and logs it).
 out=$(dig_as dnsstfree @203.0.113.10 secret.example.net A)

@@ -123,19 +123,27 @@ static void both_families_steered(void **state)
 /* §9.9: a reject/drop without "meta skuid @users" also hits ownerless kernel replies (RSTs) and
  * everyone else's traffic; so does any accept or redirect without it.  The one exception is chain
  * remapped (input hook: no socket owner there), whose rules match only flows that nftables
- * redirected (ct status dnat) to proxyd's own ports. */
+ * redirected (ct status dnat) to proxyd's own ports, and jump to refuse_remapped, which nothing
+ * else reaches. */
 static void every_verdict_is_for_sandboxed_uids(void **state)
 {
     (void)state;
     char *t = render(base_conf);
     int verdicts = 0;
+    bool in_refuse = false;
     for (char *line = strtok(t, "\n"); line; line = strtok(NULL, "\n")) {
-        if (!has_line(line, " (reject|drop|accept|redirect to|log prefix)( |$)"))
+        if (strstr(line, "chain refuse_remapped {"))
+            in_refuse = !strstr(line, "}");        /* the skeleton's one-line declaration */
+        else if (strcmp(line, "\t}") == 0)
+            in_refuse = false;
+        if (strstr(line, "jump refuse_remapped") && !strstr(line, "\t\tct status dnat ct status snat "))
+            fail_msg("refuse_remapped reached by another rule: %s", line);
+        if (in_refuse || !has_line(line, " (reject|drop|accept|redirect to|log prefix)( |$)"))
             continue;
         if (strstr(line, "policy accept;"))
             continue;             /* the base chains' policy: whoever is not sandboxed passes */
         verdicts++;
-        if (!strstr(line, "meta skuid @users ") && !strstr(line, "\t\tct status dnat ct status snat "))
+        if (!strstr(line, "meta skuid @users "))
             fail_msg("verdict without meta skuid @users: %s", line);
     }
     assert_true(verdicts >= 15);
@@ -152,14 +160,21 @@ static void remapped_flows_refused(void **state)
     assert_non_null(chain);
     assert_has(t, "^\t\ttype filter hook input priority filter; policy accept;$");
     assert_has(t, "^\t\tct status dnat ct status snat ip daddr 127\\.0\\.0\\.1 tcp dport 3129-3144 "
-                  "counter name \"remapped\" reject with tcp reset ");
-    assert_has(t, "^\t\tct status dnat ct status snat ip6 daddr ::1 tcp dport 3129-3144 "
-                  "counter name \"remapped\" reject with tcp reset ");
-    assert_has(t, "^\t\tct status dnat ct status snat ip daddr 127\\.0\\.0\\.1 udp dport 3153 "
-                  "counter name \"remapped\" reject with icmpx port-unreachable ");
-    assert_has(t, "^\t\tct status dnat ct status snat ip6 daddr ::1 tcp dport 3153 ");
+                  "jump refuse_remapped ");
+    assert_has(t, "^\t\tct status dnat ct status snat ip6 daddr ::1 tcp dport 3129-3144 jump refuse_remapped ");
+    assert_has(t, "^\t\tct status dnat ct status snat ip daddr 127\\.0\\.0\\.1 udp dport 3153 jump refuse_remapped ");
+    assert_has(t, "^\t\tct status dnat ct status snat ip6 daddr ::1 tcp dport 3153 jump refuse_remapped ");
+    /* the refusal: logged (rate-limited) like every rejection, counted, TCP reset / port-unreachable */
+    const char *refuse = strstr(t, "chain refuse_remapped {");
+    assert_non_null(refuse);
+    assert_has(t, "^\t\tlimit rate 10/second burst 20 packets log prefix \"pam_sandbox reject: \" "
+                  "log prefix \"pam_sandbox reject: \" group 7100$");
+    assert_has(t, "^\t\tmeta l4proto tcp counter name \"remapped\" reject with tcp reset$");
+    assert_has(t, "^\t\tcounter name \"remapped\" reject with icmpx port-unreachable$");
+    const char *log = strstr(refuse, "log prefix"), *rej = strstr(refuse, "reject");
+    assert_true(log && rej && log < rej);
     assert_has(t, "^\tcounter remapped \\{ \\}$");
-    /* nothing else in that chain: the explicit port is not a redirect target */
+    /* the explicit port is not a redirect target */
     assert_null(strstr(chain, "dport 3128"));
     free(t);
 }
