@@ -180,10 +180,33 @@ int pd_declog_open(const char *path)
     return 0;
 }
 
+/* The quoted, escaped JSON string of s into out (lim >= 3 bytes; no NUL), cut short so that it
+ * fits in lim - 1 with its closing quote; its length.  The one escaper of the decision log. */
+static size_t json_quote(char *out, size_t lim, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    out[o++] = '"';
+    for (const unsigned char *q = (const unsigned char *)s; *q && o + 8 < lim; q++) {
+        if (*q == '"' || *q == '\\') {
+            out[o++] = '\\';
+            out[o++] = (char)*q;
+        } else if (*q < 0x20 || *q == 0x7f) {
+            memcpy(out + o, "\\u00", 4);
+            out[o + 4] = hex[*q >> 4];
+            out[o + 5] = hex[*q & 15];
+            o += 6;
+        } else {
+            out[o++] = (char)*q;
+        }
+    }
+    out[o++] = '"';
+    return o;
+}
+
 /* A JSON string literal (quotes included) of s, or null; truncated safely when out is small. */
 void pd_json_str(char *out, size_t outlen, const char *s)
 {
-    size_t o = 0;
     if (!s) {
         snprintf(out, outlen, "null");
         return;
@@ -193,19 +216,7 @@ void pd_json_str(char *out, size_t outlen, const char *s)
             out[0] = '\0';
         return;
     }
-    out[o++] = '"';
-    for (const unsigned char *p = (const unsigned char *)s; *p && o + 8 < outlen; p++) {
-        if (*p == '"' || *p == '\\') {
-            out[o++] = '\\';
-            out[o++] = (char)*p;
-        } else if (*p < 0x20 || *p == 0x7f) {
-            o += (size_t)snprintf(out + o, outlen - o, "\\u%04x", *p);
-        } else {
-            out[o++] = (char)*p;
-        }
-    }
-    out[o++] = '"';
-    out[o] = '\0';
+    out[json_quote(out, outlen, s)] = '\0';
 }
 
 static const char *mode_name(enum pd_mode m)
@@ -260,24 +271,9 @@ static void rec_jstr(struct rec *r, const char *s, size_t field_max)
         rec_lit(r, "null");
         return;
     }
-    static const char hex[] = "0123456789abcdef";
     char tmp[1100];
-    size_t o = 0, lim = field_max < sizeof tmp ? field_max : sizeof tmp;
-    tmp[o++] = '"';
-    for (const unsigned char *q = (const unsigned char *)s; *q && o + 8 < lim; q++) {
-        if (*q == '"' || *q == '\\') {
-            tmp[o++] = '\\';
-            tmp[o++] = (char)*q;
-        } else if (*q < 0x20 || *q == 0x7f) {
-            memcpy(tmp + o, "\\u00", 4);
-            tmp[o + 4] = hex[*q >> 4];
-            tmp[o + 5] = hex[*q & 15];
-            o += 6;
-        } else {
-            tmp[o++] = (char)*q;
-        }
-    }
-    tmp[o++] = '"';
+    size_t lim = field_max < sizeof tmp ? field_max : sizeof tmp;
+    size_t o = json_quote(tmp, lim, s);
     rec_mem(r, tmp, o);
 }
 
