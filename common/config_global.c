@@ -194,19 +194,13 @@ void ps_global_free(struct ps_global *g)
     memset(g, 0, sizeof *g);
 }
 
-static unsigned port_of(const struct ps_sockaddr *a)
-{
-    return a->ss.ss_family == AF_INET6 ? ntohs(((const struct sockaddr_in6 *)&a->ss)->sin6_port)
-                                       : ntohs(((const struct sockaddr_in *)&a->ss)->sin_port);
-}
-
 /* Each TransparentListen= port is the first of PS_TRANSPARENT_PORTS (config.h): they must exist and
  * no other TCP listener of proxyd may sit among them (its bind would fail at start). */
 static void check_transparent_ports(struct pctx *c, const struct ps_global *g)
 {
     for (size_t i = 0; i < g->n_transparent_listen; i++) {
         const struct ps_sockaddr *t = &g->transparent_listen[i];
-        unsigned first = port_of(t), last = first + PS_TRANSPARENT_PORTS - 1;
+        unsigned first = ps_sockaddr_port(t), last = first + PS_TRANSPARENT_PORTS - 1;
         if (last > 65535) {
             ps_perr(c, t->origin.line, "TransparentListen=: port %u: proxyd listens on it and the "
                     "%u ports after it, so it must be at most %u", first, PS_TRANSPARENT_PORTS - 1,
@@ -219,7 +213,7 @@ static void check_transparent_ports(struct pctx *c, const struct ps_global *g)
         };
         for (size_t k = 0; k < 2; k++)
             for (size_t j = 0; j < others[k].n; j++) {
-                unsigned p = port_of(&others[k].v[j]);
+                unsigned p = ps_sockaddr_port(&others[k].v[j]);
                 if (p >= first && p <= last)
                     ps_perr(c, others[k].v[j].origin.line, "%s=: port %u is among the transparent "
                             "ports %u-%u (TransparentListen= takes the %u ports from its own)",

@@ -207,6 +207,20 @@ int ps_parse_sockaddr(const char *s, uint16_t default_port, struct ps_sockaddr *
     return 0;
 }
 
+uint16_t ps_sockaddr_port(const struct ps_sockaddr *a)
+{
+    return a->ss.ss_family == AF_INET6 ? ntohs(((const struct sockaddr_in6 *)&a->ss)->sin6_port)
+                                       : ntohs(((const struct sockaddr_in *)&a->ss)->sin_port);
+}
+
+void ps_sockaddr_set_port(struct ps_sockaddr *a, uint16_t port)
+{
+    if (a->ss.ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)&a->ss)->sin6_port = htons(port);
+    else
+        ((struct sockaddr_in *)&a->ss)->sin_port = htons(port);
+}
+
 int ps_parse_hostport(const char *s, char **host, uint16_t *port, uint16_t default_port, char *err,
                       size_t errlen)
 {

@@ -20,6 +20,9 @@ int ps_parse_ports(const char *s, struct ps_port_range **out, size_t *n, char *e
 /* "127.0.0.1:3128", "[::1]:3128"; default_port 0 = the port is required */
 int ps_parse_sockaddr(const char *s, uint16_t default_port, struct ps_sockaddr *out, char *err,
                       size_t errlen);
+/* The port of a parsed address (host order), and setting it: one place that knows both families. */
+uint16_t ps_sockaddr_port(const struct ps_sockaddr *a);
+void ps_sockaddr_set_port(struct ps_sockaddr *a, uint16_t port);
 /* "host:port" with host a DNS name or an IP literal ([v6]) */
 int ps_parse_hostport(const char *s, char **host, uint16_t *port, uint16_t default_port, char *err,
                       size_t errlen);

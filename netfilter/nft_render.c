@@ -182,6 +182,16 @@ static void endpoint_match(const struct endpoint *e, const char *proto, char *bu
                  proto, ports);
 }
 
+/* Does a line of l from index first on already contain needle?  An address listed twice must not
+ * give two rules. */
+static bool already_emitted(const struct lines *l, size_t first, const char *needle)
+{
+    for (size_t j = first; j < l->n; j++)
+        if (strstr(l->v[j].text, needle))
+            return true;
+    return false;
+}
+
 /* Every TCP endpoint of proxyd (explicit, transparent, DNS) and the UDP ones (DNS), without
  * duplicates, each rendered as "<match> <verdict> comment ..." into l. */
 static void emit_endpoints(const struct ps_config *cfg, struct lines *l, const char *verdict)
@@ -201,10 +211,7 @@ static void emit_endpoints(const struct ps_config *cfg, struct lines *l, const c
             endpoint_of(&kinds[k].v[i], kinds[k].key, &e);
             endpoint_match(&e, kinds[k].proto, match, sizeof match);
             snprintf(needle, sizeof needle, "@users %s ", match);
-            bool dup = false;
-            for (size_t j = first; j < l->n && !dup; j++)
-                dup = strstr(l->v[j].text, needle) != NULL;
-            if (dup)
+            if (already_emitted(l, first, needle))
                 continue;
             origin_comment(&e, comment, sizeof comment);
             emit(l, &e.origin, "\t\tmeta skuid @users %s %s comment \"%s\"", match, verdict, comment);
@@ -239,15 +246,11 @@ static void emit_remapped_chain(const struct ps_config *cfg, struct lines *l)
         for (size_t i = 0; i < kinds[k].n; i++) {
             struct endpoint e;
             char match[160], needle[200];
+            /* every one is a redirect target: redirect_port() refused the config otherwise */
             endpoint_of(&kinds[k].v[i], kinds[k].key, &e);
-            if (!redirect_reaches(&e))
-                continue;                       /* not a redirect target: render_chains refused it */
             endpoint_match(&e, kinds[k].proto, match, sizeof match);
             snprintf(needle, sizeof needle, "ct status snat %s ", match);
-            bool dup = false;
-            for (size_t j = first; j < l->n && !dup; j++)
-                dup = strstr(l->v[j].text, needle) != NULL;
-            if (!dup)
+            if (!already_emitted(l, first, needle))
                 emit(l, &no_origin, "\t\tct status dnat ct status snat %s jump refuse_remapped "
                      "comment \"steered, source port rewritten by conntrack\"", match);
         }

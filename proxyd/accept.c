@@ -15,6 +15,7 @@
 #include "proxyd/synth.h"
 #include "common/policy.h"
 #include "common/util.h"
+#include "common/values.h"
 
 #ifndef SO_ORIGINAL_DST
 #define SO_ORIGINAL_DST 80          /* linux/netfilter_ipv4.h */
@@ -87,11 +88,9 @@ int pd_listeners_open(const struct ps_config *cfg)
     /* each transparent address is a range of ports: the why is at PS_TRANSPARENT_PORTS */
     for (size_t i = 0; i < g->n_transparent_listen; i++) {
         struct ps_sockaddr a = g->transparent_listen[i];
-        in_port_t *port = a.ss.ss_family == AF_INET6 ? &((struct sockaddr_in6 *)&a.ss)->sin6_port
-                                                     : &((struct sockaddr_in *)&a.ss)->sin_port;
-        unsigned first = ntohs(*port);
+        unsigned first = ps_sockaddr_port(&a);
         for (unsigned k = 0; k < PS_TRANSPARENT_PORTS; k++) {
-            *port = htons((uint16_t)(first + k));        /* first + 15 <= 65535: config_global.c */
+            ps_sockaddr_set_port(&a, (uint16_t)(first + k));   /* first + 15 <= 65535: config_global.c */
             if (bind_one(&a, PD_MODE_TRANSPARENT, false) < 0)
                 return -1;
         }
