@@ -11,3 +11,10 @@ $(B)/tests/test_%: $(B)/tests/unit/test_%.o $$(TEST_OBJS_test_$$*) $(B)/libpscom
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $< $(TEST_OBJS_test_$*) $(B)/libpscommon.a \
 	  $(call pc,cmocka) $(TEST_LIBS_test_$*) $(COMMON_LIBS)
+
+# The worlds' /dev/log (tests/lib/world.sh): syslog datagrams appended to a file, one per line.
+$(B)/tests/syslog_catcher: $(B)/tests/lib/syslog_catcher.o
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^
+
+BINS += $(B)/tests/syslog_catcher

@@ -82,7 +82,8 @@ _world_dev() {
     mount -t tmpfs -o mode=1777 tmpfs "$d/shm"
     ln -s /proc/self/fd "$d/fd"; ln -s fd/0 "$d/stdin"; ln -s fd/1 "$d/stdout"; ln -s fd/2 "$d/stderr"
     SYSLOG="$WORLD/syslog"; : > "$SYSLOG"
-    python3 "$PS_SRC/tests/lib/syslog_catcher.py" "$d/log" "$SYSLOG" & WORLD_PIDS+=($!)
+    [ -x "$PS_BUILD/tests/syslog_catcher" ] || { echo "world: $PS_BUILD/tests/syslog_catcher not built (make all)" >&2; exit 1; }
+    "$PS_BUILD/tests/syslog_catcher" "$d/log" "$SYSLOG" & WORLD_PIDS+=($!)
     for _ in $(seq 50); do [ -S "$d/log" ] && break; sleep 0.05; done
     mount --rbind "$d" /dev
     export SYSLOG
