@@ -11,7 +11,10 @@
 #
 # Output: progress on stderr, a markdown table on stdout.  Targets are reported, never asserted.
 # Environment: PS_BUILD (tree build dir), TUNLOAD (load generator), BENCH_SECS (default 3),
-# ROUNDS (default 5), BENCH_PEERS (default "direct haproxy squid tinyproxy proxyd").
+# ROUNDS (default 5), BENCH_PEERS (default "direct haproxy squid tinyproxy proxyd"), BENCH_METRICS
+# (default "idle ka new bulk10 bulk1g": a subset runs only those, for profiling one of them).
+# A/B of a change: BENCH_PEERS="... proxyd proxyd_b" PS_BUILD_B=<another build dir> runs that
+# build's proxyd as one more peer in the same interleaved rounds and prints it against proxyd.
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/../tests/lib/world.sh"
@@ -21,6 +24,8 @@ world_enter "$@"
 : "${TUNLOAD:=$PS_BUILD/bench/tunload}"
 : "${BENCH_SECS:=3}"
 : "${BENCH_PEERS:=direct haproxy squid tinyproxy proxyd}"
+: "${BENCH_METRICS:=idle ka new bulk10 bulk1g}"
+wanted() { case " $BENCH_METRICS " in *" $1 "*) return 0;; esac; return 1; }
 [ -x "$TUNLOAD" ] || skip "load generator $TUNLOAD not built (make bench-tools)"
 for b in nginx haproxy squid tinyproxy wrk curl; do
     command -v "$b" >/dev/null || [ -x "/usr/sbin/$b" ] || skip "$b missing: bash scripts/deps --bench"
@@ -38,7 +43,7 @@ done
 [ -n "$BENCH_UID" ] || skip "UIDs 59980-59989 all in use: five bench runs at once already"
 BENCH_USER=psbench PROXY_UID=$((BENCH_UID + 1))
 PROXY_USER=psb-proxyd
-KA_CONNS=32 NEW_CONNS=32 IDLE_TUNNELS=1000 BULK10_RUNS=20
+KA_CONNS=32 NEW_CONNS=${NEW_CONNS:-32} IDLE_TUNNELS=1000 BULK10_RUNS=20
 : "${ROUNDS:=5}"
 declare -A RND   # RND[peer.metric] = each round's figure, for the details line
 log() { echo "[bench] $*" >&2; }
@@ -196,6 +201,9 @@ for peer in $BENCH_PEERS; do
       squid)     start_squid "$WORLD/squid" 127.0.0.1:8002; ARGS[$peer]="-s 127.0.0.1:8002 -x $ORIGIN:80";;
       tinyproxy) start_tinyproxy "$WORLD/tinyproxy" 127.0.0.1:8003; ARGS[$peer]="-s 127.0.0.1:8003 -x $ORIGIN:80";;
       proxyd)    start_proxyd "$WORLD/proxyd" 127.0.0.1:3128 "$ORIGIN" "$BENCH_USER"; ARGS[$peer]="-s 127.0.0.1:3128 -x $ORIGIN:80";;
+      proxyd_b)  [ -n "${PS_BUILD_B:-}" ] || fail "peer proxyd_b needs PS_BUILD_B (the other build to compare)"
+                 start_proxyd "$WORLD/proxyd_b" 127.0.0.1:3328 "$ORIGIN" "$BENCH_USER" "$PS_BUILD_B" 3328
+                 ARGS[$peer]="-s 127.0.0.1:3328 -x $ORIGIN:80";;
       *) fail "unknown peer $peer";;
     esac
     if [ "$peer" != direct ]; then
@@ -214,11 +222,12 @@ done
 sleep 1
 
 # Memory first, on fresh processes (before any load has grown their heaps).
-for peer in "${active[@]}"; do [ "$peer" = direct ] || measure_idle "$peer"; done
+wanted idle && for peer in "${active[@]}"; do [ "$peer" = direct ] || measure_idle "$peer"; done
 # Rate tests in interleaved rounds, so that a noisy second hits every peer alike; medians kept.
 # The 10 MiB runs are spread over the rounds the same way.
 per_round=$(( (BULK10_RUNS + ROUNDS - 1) / ROUNDS ))
 for metric in ka new bulk10; do
+    wanted "$metric" || continue
     for _ in $(seq "$ROUNDS"); do
         for peer in "${active[@]}"; do
             case $metric in
@@ -229,7 +238,7 @@ for metric in ka new bulk10; do
         done
     done
 done
-for peer in "${active[@]}"; do sample "$peer" bulk1g mib_s bytes -m bulk -p /1G -n 1; done
+wanted bulk1g && for peer in "${active[@]}"; do sample "$peer" bulk1g mib_s bytes -m bulk -p /1G -n 1; done
 for peer in "${active[@]}"; do
     for metric in ka new bulk10 bulk1g; do
         # shellcheck disable=SC2086
@@ -258,7 +267,7 @@ if [ -n "${PID[proxyd]:-}" ] && [ -f "$WORLD/proxyd/decisions.jsonl" ]; then
     PROXYD_DECISIONS="$(grep -c '"decision":"allow"' "$WORLD/proxyd/decisions.jsonl") allow, $(grep -c '"decision":"deny"' "$WORLD/proxyd/decisions.jsonl") deny, $(grep -c '"decision":"close"' "$WORLD/proxyd/decisions.jsonl") close records"
     log "proxyd decision log: $PROXYD_DECISIONS; first: $(head -n 1 "$WORLD/proxyd/decisions.jsonl")"
 fi
-declare -A PLOG=([haproxy]=haproxy/haproxy.log [squid]=squid/cache.log [tinyproxy]=tinyproxy/tinyproxy.out [proxyd]=proxyd/proxyd.log)
+declare -A PLOG=([haproxy]=haproxy/haproxy.log [squid]=squid/cache.log [tinyproxy]=tinyproxy/tinyproxy.out [proxyd]=proxyd/proxyd.log [proxyd_b]=proxyd_b/proxyd.log)
 for peer in "${!PID[@]}"; do
     if ! kill -0 "${PID[$peer]}" 2>/dev/null; then
         wait "${PID[$peer]}"; st=$?
@@ -346,6 +355,13 @@ echo "Baseline RSS before the idle test (KiB): haproxy $(cell haproxy rss0), squ
 echo "Processes/threads of each proxy while the $IDLE_TUNNELS idle tunnels were open: haproxy $(cell haproxy shape)," \
      "squid $(cell squid shape), tinyproxy $(cell tinyproxy shape), sandbox-proxyd $(cell proxyd shape)."
 [ -n "${PROXYD_DECISIONS:-}" ] && echo "sandbox-proxyd's decision log for the run: $PROXYD_DECISIONS."
+if [ -n "${PID[proxyd_b]:-}${R[proxyd_b.ka]:-}${R[proxyd_b.new]:-}" ]; then
+    echo "A/B: proxyd_b is $PS_BUILD_B, proxyd is $PS_BUILD (proxyd ÷ proxyd_b):"
+    for m in ka new bulk10 bulk1g idle cpu_ka cpu_new cpu_bulk10 cpu_bulk1g; do
+        [ -n "${R[proxyd.$m]:-}${R[proxyd_b.$m]:-}" ] || continue
+        echo "- $m: $(cell proxyd $m) vs $(cell proxyd_b $m) ($(ratio $m proxyd_b))"
+    done
+fi
 for f in "${FAILED[@]}"; do echo "- stray failure: $f"; done
 echo "Each round (keep-alive | new):"
 for peer in "${active[@]}"; do echo "- $peer: ${RND[$peer.ka]:-—} | ${RND[$peer.new]:-—}"; done

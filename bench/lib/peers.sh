@@ -90,12 +90,15 @@ start_tinyproxy() { # DIR LISTEN
 
 # sandbox-proxyd from this tree, with a config dir of its own: sandbox.conf plus one profile that
 # matches the load generator's account and allows the origin by IP.
-start_proxyd() {   # DIR LISTEN ORIGIN_IP BENCH_USER
-    local d=$1 bin=$PS_BUILD/sandbox-proxyd
+# start_proxyd DIR LISTEN ORIGIN_IP BENCH_USER [BUILD_DIR [PORT_BASE]]: the transparent and DNS
+# listeners (unused here) go to PORT_BASE+1 and PORT_BASE+25, so that two builds can run side by side.
+start_proxyd() {
+    local d=$1 bin=${5:-$PS_BUILD}/sandbox-proxyd base=${6:-3128}
     if [ ! -x "$bin" ]; then PEER_WHY="not built ($bin missing)"; return 1; fi
     mkdir -p "$d/conf/profiles" "$d/conf/inference.d"
     chmod 755 "$d" "$d/conf" "$d/conf/profiles" "$d/conf/inference.d"
-    fill proxyd-sandbox.conf "$d/conf/sandbox.conf" DIR="$d" LISTEN="$2" PROXY_USER="$PROXY_USER" || return 1
+    fill proxyd-sandbox.conf "$d/conf/sandbox.conf" DIR="$d" LISTEN="$2" PROXY_USER="$PROXY_USER" \
+        TPORT=$((base + 1)) DNSPORT=$((base + 25)) || return 1
     fill proxyd-profile.conf "$d/conf/profiles/bench.conf" BENCH_USER="$4" ORIGIN="$3" || return 1
     chmod 644 "$d/conf/sandbox.conf" "$d/conf/profiles/bench.conf"
     : > "$d/decisions.jsonl"; chown "$PROXY_USER:" "$d/decisions.jsonl"
