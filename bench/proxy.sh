@@ -112,6 +112,7 @@ cpu_ticks() {
 declare -A VALS CPUS   # every sample of a metric, and the proxy's CPU per unit of work for it
 FAILED=()             # stray failed exchanges in runs that still count
 declare -A TICKS UNITS # the proxy's CPU ticks and the units of work, summed over a metric's samples
+declare -A SETUPS      # per 10 MiB sample: µs from connect() to the GET (CONNECT + 200 included)
 # sample PEER METRIC VALUE_KEY UNIT_KEY ARGS...: one tunload run.  Appends its figure (or an
 # error: any failed exchange, so a broken proxy cannot look fast) to VALS, and the proxy's CPU time
 # per unit of work (µs per request or tunnel, ms per GiB) to CPUS.
@@ -121,7 +122,7 @@ sample() {
     t0=$(cpu_ticks "${PID[$peer]:-}")
     out=$(load "$peer" "$@" 2>&1; echo "exit=$?")
     t1=$(cpu_ticks "${PID[$peer]:-}")
-    log "  $peer $metric: $(printf '%s' "$out" | sed 's/ all=[^ ]*//') cpu_ticks=$(( t1 - t0 ))"
+    log "  $peer $metric: $(printf '%s' "$out" | sed 's/ all[a-z_]*=[^ ]*//g') cpu_ticks=$(( t1 - t0 ))"
     errs=$(kv errors "$out"); val=$(kv "$vkey" "$out"); units=$(kv "$ukey" "$out")
     if [ -z "$val" ]; then
         VALS[$peer.$metric]+=" error(load_generator_$(printf '%s' "$out" | tr '\n' ' ' | cut -c1-60 | tr ' ' _))"; return
@@ -135,6 +136,10 @@ sample() {
         fi
     fi
     VALS[$peer.$metric]+=" ${val//,/ }"
+    if [ "$metric" = bulk10 ]; then
+        val=$(kv all_setup_us "$out"); SETUPS[$peer]+=" ${val//,/ }"
+        val=$(kv all_conn "$out"); VALS[$peer.bulk10_conn]+=" ${val//,/ }"
+    fi
     TICKS[$peer.$metric]=$(( ${TICKS[$peer.$metric]:-0} + t1 - t0 ))
     UNITS[$peer.$metric]=$(( ${UNITS[$peer.$metric]:-0} + ${units:-0} ))
     [ -n "${PID[$peer]:-}" ] && [ "${units:-0}" != 0 ] &&
@@ -348,6 +353,21 @@ done
 echo
 echo "Cross-check of the load generator with wrk (keep-alive req/s, same $KA_CONNS connections, no tunnel):" \
      "direct $(cell direct wrk), haproxy $(cell haproxy wrk); tunload: direct $(cell direct ka), haproxy $(cell haproxy ka)."
+if [ -n "${SETUPS[*]:-}" ]; then
+    setup= conn=
+    for peer in "${active[@]}"; do
+        [ -n "${SETUPS[$peer]:-}" ] || continue
+        # shellcheck disable=SC2086
+        setup+="${setup:+, }$peer $(median ${SETUPS[$peer]})"
+        # shellcheck disable=SC2086
+        R[$peer.bulk10_conn]=$(median ${VALS[$peer.bulk10_conn]:-})
+        conn+="${conn:+, }$peer $(cell "$peer" bulk10_conn)"
+    done
+    echo "The 10 MiB row times each transfer from the GET to its last body byte: the tunnel's data phase." \
+         "Setup before the GET (median µs; TCP connect, plus CONNECT and its 200 for the tunnelling peers —" \
+         "haproxy forwards TCP and has no such round trip): $setup." \
+         "Timed from connect() instead, setup included: $conn MiB/s (proxyd ÷ haproxy $(ratio bulk10_conn haproxy))."
+fi
 echo "Load average (1/5/15 min) at start: $LOAD_START; at end: $(cut -d' ' -f1-3 /proc/loadavg)" \
      "(other work on the machine shows here and makes every row noisier)."
 echo "Baseline RSS before the idle test (KiB): haproxy $(cell haproxy rss0), squid $(cell squid rss0)," \
