@@ -264,6 +264,16 @@ static void rec_int(struct rec *r, long long v)
     rec_mem(r, q, (size_t)(tmp + sizeof tmp - q));
 }
 
+/* A counter of a close record; negative means not known (an inference request's bytes are not
+ * counted per request), which is JSON null, never a -1 that a log consumer would add up. */
+static void rec_count(struct rec *r, long long v)
+{
+    if (v < 0)
+        rec_lit(r, "null");
+    else
+        rec_int(r, v);
+}
+
 /* A JSON string of s (or null), as pd_json_str() would write it into a buffer of field_max. */
 static void rec_jstr(struct rec *r, const char *s, size_t field_max)
 {
@@ -329,11 +339,11 @@ void pd_log_decision(const struct pd_log_entry *e)
     rec_jstr(&r, e->binary, 1100);
     if (e->bytes_up >= 0 || e->bytes_down >= 0 || e->duration_ms >= 0) {
         rec_lit(&r, ",\"bytes_up\":");
-        rec_int(&r, e->bytes_up);
+        rec_count(&r, e->bytes_up);
         rec_lit(&r, ",\"bytes_down\":");
-        rec_int(&r, e->bytes_down);
+        rec_count(&r, e->bytes_down);
         rec_lit(&r, ",\"duration_ms\":");
-        rec_int(&r, e->duration_ms);
+        rec_count(&r, e->duration_ms);
     }
     if (e->extra_json && *e->extra_json) {
         rec_lit(&r, ",");

@@ -117,6 +117,27 @@ static void close_record_has_counters(void **state)
     json_object_put(j);
 }
 
+/* An inference record knows its duration but not its bytes: those are null, not -1. */
+static void unknown_counters_are_null(void **state)
+{
+    struct pd_client who = { .uid = 7, .mode = PD_MODE_INFERENCE };
+    strcpy(who.user, "u");
+    struct pd_log_entry e = {
+        .who = &who, .host = "inference.local", .port = 443, .address = "203.0.113.10",
+        .decision = "allow", .reason = "ok", .rule = "default", .binary = NULL,
+        .bytes_up = -1, .bytes_down = -1, .duration_ms = 5,
+    };
+    pd_log_decision(&e);
+    struct json_object *j = last_record();
+    struct json_object *v = NULL;
+    assert_true(json_object_object_get_ex(j, "bytes_up", &v));
+    assert_null(v);                                     /* present, and JSON null */
+    assert_true(json_object_object_get_ex(j, "bytes_down", &v));
+    assert_null(v);
+    assert_int_equal(json_object_get_int64(json_object_object_get(j, "duration_ms")), 5);
+    json_object_put(j);
+}
+
 static void oversize_record_stays_valid(void **state)
 {
     char big[4000];
@@ -187,6 +208,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(hostile_strings_stay_in_their_field),
         cmocka_unit_test(close_record_has_counters),
+        cmocka_unit_test(unknown_counters_are_null),
         cmocka_unit_test(oversize_record_stays_valid),
         cmocka_unit_test(batched_records_whole_and_in_order),
         cmocka_unit_test(json_str_escapes),
