@@ -324,6 +324,7 @@ static uint32_t client_events(const struct inf_conn *k)
 
 static void conn_free(struct inf_conn *k)
 {
+    inf_log_close(k);
     if (k->up)
         inf_up_free(k->up);
     if (k->timer)
@@ -480,6 +481,7 @@ void pd_inference_accept(int fd, const struct pd_client *who)
         free(k);
         return;
     }
+    k->accepted_ms = pd_now_ms();
     k->st = inf_state_ref(d->cur);
     inf_state_refresh_leaf(k->st);
     int one = 1;

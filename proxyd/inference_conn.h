@@ -100,7 +100,8 @@ struct inf_conn {
     struct pd_timer *timer;
     uint64_t timer_at;
     uint64_t started_ms;          /* of the current request */
-    int64_t bytes_up, bytes_down;
+    uint64_t accepted_ms;         /* of the connection, for its close record */
+    int64_t bytes_up, bytes_down; /* plaintext each way over the whole connection */
     /* the request being handled */
     struct http_request req;      /* spans into `in`, valid while phase is BODY */
     int64_t body_need;            /* Content-Length bytes still to read; -1 chunked */
@@ -128,6 +129,9 @@ void inf_conn_request_done(struct inf_conn *k);
 /* ---- proxyd/inference_request.c: a complete request ---- */
 void inf_request_handle(struct inf_conn *k);
 /* The decision-log line of one request (no key, token or body, ever). */
+/* The connection's close record (DESIGN.md §5.5: bytes each way and duration at close); the
+ * per-request records carry model, status and usage. */
+void inf_log_close(struct inf_conn *k);
 void inf_log(struct inf_conn *k, const char *decision, const char *reason, const char *model,
              const char *upstream_model, const char *backend, int status,
              const struct inf_usage *u);

@@ -24,6 +24,36 @@ static void json_str(char *out, size_t cap, const char *s)
     json_object_put(o);
 }
 
+/* The rule an inference record names: where the profile's models come from. */
+static void models_rule(const struct inf_conn *k, char *rule, size_t n)
+{
+    const struct ps_profile *p = k->who.profile;
+    if (p && p->models_origin.file)
+        snprintf(rule, n, "%s:%u", p->models_origin.file, p->models_origin.line);
+    else
+        snprintf(rule, n, "default");
+}
+
+void inf_log_close(struct inf_conn *k)
+{
+    char rule[512];
+    models_rule(k, rule, sizeof rule);
+    struct pd_log_entry e = {
+        .who = &k->who,
+        .host = "inference.local",
+        .port = 443,
+        .address = NULL,
+        .decision = "close",
+        .reason = "closed",
+        .rule = rule,
+        .binary = NULL,
+        .bytes_up = k->bytes_up,
+        .bytes_down = k->bytes_down,
+        .duration_ms = (int64_t)(pd_now_ms() - k->accepted_ms),
+    };
+    pd_log_decision(&e);
+}
+
 void inf_log(struct inf_conn *k, const char *decision, const char *reason, const char *model,
              const char *upstream_model, const char *backend, int status, const struct inf_usage *u)
 {
@@ -38,11 +68,7 @@ void inf_log(struct inf_conn *k, const char *decision, const char *reason, const
     if (u && n > 0 && (size_t)n < sizeof extra)
         snprintf(extra + n, sizeof extra - (size_t)n, ",\"input_tokens\":%lld,\"output_tokens\":%lld",
                  (long long)u->input_tokens, (long long)u->output_tokens);
-    const struct ps_profile *p = k->who.profile;
-    if (p && p->models_origin.file)
-        snprintf(rule, sizeof rule, "%s:%u", p->models_origin.file, p->models_origin.line);
-    else
-        snprintf(rule, sizeof rule, "default");
+    models_rule(k, rule, sizeof rule);
     struct pd_log_entry e = {
         .who = &k->who,
         .host = "inference.local",

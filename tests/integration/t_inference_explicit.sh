@@ -124,6 +124,16 @@ gaps=$(jq '[.responses[0].chunks | . as $c | range(1; 5) | $c[.].t - $c[.-1].t] 
 python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) > 0.2 else 1)" "$gaps" || fail "events were bunched (min gap $gaps s)"
 ok "events arrived one by one (min gap ${gaps}s for a 0.3 s backend delay)"
 assert_match "stream usage logged" '"output_tokens":5' "$(proxy_log_last '"mode":"inference"' '"stream":true' '"status":200')"
+# The client has closed: the connection's close record has its plaintext bytes each way and its
+# duration (DESIGN.md §5.5), and the per-request records keep null counters, never -1.
+for _ in $(seq 40); do
+    l=$(proxy_log_last '"account":"infuser"' '"mode":"inference"' '"decision":"close"')
+    [ -n "$l" ] && break; sleep 0.05
+done
+assert_match "inference connection close record with bytes and duration" \
+    '"decision":"close","reason":"closed",.*"bytes_up":[1-9][0-9]*,"bytes_down":[1-9][0-9]*,"duration_ms":[0-9]+' "$l"
+assert_match "per-request record: bytes not known, null" '"bytes_up":null,"bytes_down":null,"duration_ms":[0-9]+' \
+    "$(proxy_log_last '"mode":"inference"' '"stream":true' '"status":200')"
 r=$(inf_req infuser --req '{"path":"/v1/chat/completions","body":{"model":"fast","stream":true,"stream_options":{"include_usage":true}}}')
 assert_eq "usage chunk kept for a client that asked" 1 \
     "$(jq '[.responses[0].chunks[].data | select(contains("\"choices\": []"))] | length' <<<"$r")"
