@@ -27,7 +27,8 @@ PS_EX_GLOBAL    := $(wildcard profiles/sandbox.conf)
 PS_EX_PROFILES  := $(sort $(wildcard profiles/profiles/*.conf))
 PS_EX_BACKENDS  := $(sort $(wildcard profiles/inference.d/*.conf))
 
-.PHONY: install-module install-sbin install-man install-units install-pamconfig install-config
+.PHONY: install-module install-sbin install-man install-units install-pamconfig install-config \
+        install-logrotate
 
 # Programs exist only once their part has landed: take what BINS lists (expanded late, so the
 # order of the build.mk files does not matter).
@@ -79,7 +80,13 @@ install-config:
 	  $(INSTALL_DAT) $$f $(DESTDIR)$(DATADIR)/examples/inference.d/$$n; \
 	  $(call ps_install_keep,$$f,$(PS_CONFDIR_INST)/inference.d/$$n.example); done
 
-INSTALL_RULES += install-module install-sbin install-man install-units install-pamconfig install-config
+# The decision log's rotation (DecisionLog='s default path); a conffile like the config above.
+install-logrotate:
+	$(INSTALL_DIR) $(DESTDIR)$(SYSCONFDIR)/logrotate.d
+	@$(call ps_install_keep,packaging/logrotate/pam-sandbox,$(DESTDIR)$(SYSCONFDIR)/logrotate.d/pam-sandbox)
+
+INSTALL_RULES += install-module install-sbin install-man install-units install-pamconfig install-config \
+                 install-logrotate
 
 # sandboxctl doctor checks that the module a PAM stack names exists where libpam looks for it.
 $(B)/ctl/doctor_pam.o: CPPFLAGS += -DPS_PAM_MODDIR='"$(PAM_MODDIR)"'

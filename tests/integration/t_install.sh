@@ -72,6 +72,20 @@ for p in "$PS_SRC"/profiles/inference.d/*.conf; do
     assert_node "/etc/pam_sandbox/inference.d/$b.example" -rw-r--r--
     [ -e "$D/etc/pam_sandbox/inference.d/$b" ] && fail "example backend $b installed active"
 done
+# The decision log's rotation: installed, and it really rotates a file held open for appending the
+# way proxyd holds it (copytruncate; the next record lands at offset 0 of the emptied file).
+assert_node /etc/logrotate.d/pam-sandbox -rw-r--r--
+command -v logrotate >/dev/null || fail "logrotate missing: bash scripts/deps installs it"
+L=/var/log/pam_sandbox/decisions.jsonl   # in the world's own /var/log (world.sh)
+exec 9>>"$L"
+echo '{"decision":"allow","n":1}' >&9
+out=$(logrotate -f -s "$WORLD/logrotate.state" "$D/etc/logrotate.d/pam-sandbox" 2>&1) || fail "logrotate: $out"
+echo '{"decision":"allow","n":2}' >&9
+exec 9>&-
+assert_eq "rotated copy has the record before" '{"decision":"allow","n":1}' "$(cat "$L.1" 2>/dev/null)"
+assert_eq "live file has only the record after, from offset 0" '{"decision":"allow","n":2}' "$(cat "$L")"
+rm -f "$L" "$L".*
+
 # Nothing group/other-writable anywhere in the tree (the config loader would reject it, and a
 # writable program directory is a root compromise).
 bad=$(find "$D" -perm /022 ! -type l)
