@@ -53,16 +53,19 @@ struct ps_sockaddr {               /* a listen or upstream address, "127.0.0.1:3
     struct ps_origin origin;
 };
 
-/* A TransparentListen= PORT stands for PORT .. PORT+PS_TRANSPARENT_PORTS-1, all of them proxyd's.
- * Why: nftables `redirect` gives every steered connection the same reply tuple, proxy:PORT <->
- * host:sport.  When a program reuses a source port towards another destination while conntrack
- * still remembers the first flow (a reset one for 10 s, a closed one for 2 minutes), the kernel
- * makes the tuple unique by rewriting the SOURCE port, and proxyd's sock_diag lookup of the
- * client's 4-tuple then finds nobody: the connection was reset as client_not_found (seen in
- * t_proxy_transparent about one run in ten).  Redirected to a port range, the kernel picks the next
+/* A TransparentListen= or DNSListen= PORT stands for PORT .. PORT+PS_REDIRECT_PORTS-1, all of them
+ * proxyd's (for DNSListen=, UDP and TCP).
+ * Why: nftables `redirect` gives every steered flow the same reply tuple, proxy:PORT <-> host:sport.
+ * When a program reuses a source port towards another destination while conntrack still
+ * remembers the first flow (a reset TCP one for 10 s, a closed one for 2 minutes, a UDP one for
+ * 30 s), the kernel makes the tuple unique by rewriting the SOURCE port, and proxyd's sock_diag
+ * lookup of the client then uses a port the client never had (netfilter's `remapped` chain
+ * refuses such flows; see nft_render.c).  musl's resolver does it on every lookup: one socket, the
+ * same query to each nameserver at once.  Redirected to a port range, the kernel picks the next
  * free listener port instead and leaves the source port alone, unless that many flows of one
  * source port are remembered at once. */
-#define PS_TRANSPARENT_PORTS 16
+#define PS_REDIRECT_PORTS 16
+#define PS_MAX_LISTEN 64          /* addresses per *Listen= key */
 
 /* ---- sandbox.conf ---- */
 struct ps_global {

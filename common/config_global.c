@@ -42,8 +42,8 @@ static int key_addrs(struct pctx *c, const struct ps_key *k, const char *val, un
         struct ps_sockaddr sa;
         if (ps_parse_sockaddr(w, k->arg == 3 ? 53 : 0, &sa, err, sizeof err) < 0) {
             ps_perr(c, line, "%s=: %s", k->name, err);
-        } else if (*n >= 64) {
-            ps_perr(c, line, "%s=: too many addresses (at most 64)", k->name);
+        } else if (*n >= PS_MAX_LISTEN) {
+            ps_perr(c, line, "%s=: too many addresses (at most %d)", k->name, PS_MAX_LISTEN);
         } else {
             sa.origin = ps_origin_at(c, line);
             *list = ps_xrealloc(*list, *n + 1, sizeof **list);
@@ -194,31 +194,74 @@ void ps_global_free(struct ps_global *g)
     memset(g, 0, sizeof *g);
 }
 
-/* Each TransparentListen= port is the first of PS_TRANSPARENT_PORTS (config.h): they must exist and
- * no other TCP listener of proxyd may sit among them (its bind would fail at start). */
-static void check_transparent_ports(struct pctx *c, const struct ps_global *g)
+/* Each TransparentListen= and DNSListen= port is the first of PS_REDIRECT_PORTS (config.h): they
+ * must exist, and no other TCP listener of proxyd may sit among them (its bind would fail at
+ * start).  Addresses are not compared: one port range per purpose keeps the rules readable. */
+struct port_range {
+    unsigned first, last;
+    const struct ps_sockaddr *at;
+    const char *key;
+};
+
+/* Could sockets bound to a and b clash: same family, and the same address or a wildcard? */
+static bool addrs_collide(const struct ps_sockaddr *a, const struct ps_sockaddr *b)
 {
-    for (size_t i = 0; i < g->n_transparent_listen; i++) {
-        const struct ps_sockaddr *t = &g->transparent_listen[i];
-        unsigned first = ps_sockaddr_port(t), last = first + PS_TRANSPARENT_PORTS - 1;
-        if (last > 65535) {
-            ps_perr(c, t->origin.line, "TransparentListen=: port %u: proxyd listens on it and the "
-                    "%u ports after it, so it must be at most %u", first, PS_TRANSPARENT_PORTS - 1,
-                    65535 - (PS_TRANSPARENT_PORTS - 1));
-            continue;
-        }
-        const struct { const struct ps_sockaddr *v; size_t n; const char *key; } others[] = {
-            { g->explicit_listen, g->n_explicit_listen, "ExplicitListen" },
-            { g->dns_listen, g->n_dns_listen, "DNSListen" },
-        };
-        for (size_t k = 0; k < 2; k++)
-            for (size_t j = 0; j < others[k].n; j++) {
-                unsigned p = ps_sockaddr_port(&others[k].v[j]);
-                if (p >= first && p <= last)
-                    ps_perr(c, others[k].v[j].origin.line, "%s=: port %u is among the transparent "
-                            "ports %u-%u (TransparentListen= takes the %u ports from its own)",
-                            others[k].key, p, first, last, PS_TRANSPARENT_PORTS);
+    if (a->ss.ss_family != b->ss.ss_family)
+        return false;
+    if (a->ss.ss_family == AF_INET) {
+        in_addr_t x = ((const struct sockaddr_in *)&a->ss)->sin_addr.s_addr;
+        in_addr_t y = ((const struct sockaddr_in *)&b->ss)->sin_addr.s_addr;
+        return x == y || x == htonl(INADDR_ANY) || y == htonl(INADDR_ANY);
+    }
+    const struct in6_addr *x = &((const struct sockaddr_in6 *)&a->ss)->sin6_addr;
+    const struct in6_addr *y = &((const struct sockaddr_in6 *)&b->ss)->sin6_addr;
+    return IN6_ARE_ADDR_EQUAL(x, y) || IN6_IS_ADDR_UNSPECIFIED(x) || IN6_IS_ADDR_UNSPECIFIED(y);
+}
+
+static void check_redirect_ports(struct pctx *c, const struct ps_global *g)
+{
+    const struct { const struct ps_sockaddr *v; size_t n; const char *key; } ranged[] = {
+        { g->transparent_listen, g->n_transparent_listen, "TransparentListen" },
+        { g->dns_listen, g->n_dns_listen, "DNSListen" },
+    };
+    struct port_range r[2 * PS_MAX_LISTEN];
+    size_t nr = 0;
+    for (size_t k = 0; k < 2; k++)
+        for (size_t i = 0; i < ranged[k].n && nr < sizeof r / sizeof r[0]; i++) {
+            const struct ps_sockaddr *a = &ranged[k].v[i];
+            unsigned first = ps_sockaddr_port(a), last = first + PS_REDIRECT_PORTS - 1;
+            if (last > 65535) {
+                ps_perr(c, a->origin.line, "%s=: port %u: proxyd listens on it and the %u ports after "
+                        "it, so it must be at most %u", ranged[k].key, first, PS_REDIRECT_PORTS - 1,
+                        65535 - (PS_REDIRECT_PORTS - 1));
+                continue;
             }
+            r[nr++] = (struct port_range){ first, last, a, ranged[k].key };
+        }
+    /* A transparent range and a DNS range (both TCP) must not share a port; two ranges of one
+     * key only where their addresses could clash (127.0.0.1:3153 and [::1]:3153 are fine). */
+    for (size_t i = 0; i < nr; i++)
+        for (size_t j = i + 1; j < nr; j++) {
+            if (r[i].first > r[j].last || r[j].first > r[i].last)
+                continue;
+            if (strcmp(r[i].key, r[j].key) != 0)
+                ps_perr(c, r[j].at->origin.line, "%s=: ports %u-%u overlap the %s= ports %u-%u "
+                        "(each takes %u ports from its own)", r[j].key, r[j].first, r[j].last,
+                        r[i].key, r[i].first, r[i].last, PS_REDIRECT_PORTS);
+            else if (addrs_collide(r[i].at, r[j].at))
+                ps_perr(c, r[j].at->origin.line, "%s=: ports %u-%u overlap the ports %u-%u of the "
+                        "same address on line %u (each takes %u ports from its own)", r[j].key,
+                        r[j].first, r[j].last, r[i].first, r[i].last, r[i].at->origin.line,
+                        PS_REDIRECT_PORTS);
+        }
+    /* an explicit listener inside either range */
+    for (size_t j = 0; j < g->n_explicit_listen; j++) {
+        unsigned p = ps_sockaddr_port(&g->explicit_listen[j]);
+        for (size_t i = 0; i < nr; i++)
+            if (p >= r[i].first && p <= r[i].last)
+                ps_perr(c, g->explicit_listen[j].origin.line, "ExplicitListen=: port %u is among the "
+                        "%s= ports %u-%u (it takes the %u ports from its own)", p, r[i].key,
+                        r[i].first, r[i].last, PS_REDIRECT_PORTS);
     }
 }
 
@@ -227,7 +270,7 @@ void ps_global_finish(struct pctx *c)
     const struct ps_global *g = &c->cfg->global;
     if (g->n_transparent_listen == 0)
         ps_perr(c, 0, "[Proxy] TransparentListen= is empty: proxyd needs somewhere to listen");
-    check_transparent_ports(c, g);
+    check_redirect_ports(c, g);
     if (g->n_dns_listen == 0)
         ps_perr(c, 0, "[Proxy] DNSListen= is empty: proxyd needs somewhere to listen");
 }

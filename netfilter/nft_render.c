@@ -70,7 +70,7 @@ struct endpoint {
     bool wildcard;
     char addr[INET6_ADDRSTRLEN];
     uint16_t port;
-    unsigned port_last;           /* TransparentListen= is a range (PS_TRANSPARENT_PORTS) */
+    unsigned port_last;           /* TransparentListen=, DNSListen= are ranges (PS_REDIRECT_PORTS) */
     const char *key;              /* "TransparentListen" ... for messages and comments */
     struct ps_origin origin;
 };
@@ -94,8 +94,8 @@ static void endpoint_of(const struct ps_sockaddr *sa, const char *key, struct en
         inet_ntop(AF_INET6, &sin6->sin6_addr, e->addr, sizeof e->addr);
     }
     e->port_last = e->port;
-    if (strcmp(key, "TransparentListen") == 0)
-        e->port_last = e->port + PS_TRANSPARENT_PORTS - 1u;   /* <= 65535: config_global.c */
+    if (strcmp(key, "TransparentListen") == 0 || strcmp(key, "DNSListen") == 0)
+        e->port_last = e->port + PS_REDIRECT_PORTS - 1u;   /* <= 65535: config_global.c */
 }
 
 /* "3129" or "3129-3144" */
@@ -228,7 +228,8 @@ static void emit_endpoints(const struct ps_config *cfg, struct lines *l, const c
  * local port alone, it may find ANOTHER account's socket bound to that port, and the query would
  * be judged by that account's profile.  A client can force the rewrite at will (one socket, a
  * datagram to each of several servers), so this is refused here, where the kernel still knows,
- * and counted.  PS_TRANSPARENT_PORTS makes it rare for legitimate TCP.  Like every rejection it is
+ * and counted.  PS_REDIRECT_PORTS makes it rare for legitimate flows (musl's one-socket queries
+ * to every nameserver included).  Like every rejection it is
  * logged (rate-limited, PS_NFT_LOG_PREFIX, kernel log and NFLOG; no skuid in the input hook): the
  * endpoint rules jump to one regular chain that logs, counts and refuses. */
 static void emit_remapped_chain(const struct ps_config *cfg, struct lines *l)
@@ -325,15 +326,16 @@ static int render_chains(const struct ps_config *cfg, uid_t proxy_uid, struct li
     for (int i = 0; i < 2; i++)
         if (dns[i].port)
             emit(l, &no_origin, "\t\tmeta skuid @users meta nfproto %s meta l4proto { tcp, udp } "
-                 "th dport 53 redirect to :%d comment \"DNS to policy DNS\"", dns[i].nfproto, dns[i].port);
+                 "th dport 53 redirect to :%d-%d comment \"DNS to policy DNS\"", dns[i].nfproto,
+                 dns[i].port, dns[i].port + PS_REDIRECT_PORTS - 1);
     emit_endpoints(cfg, l, "return");
-    /* to a range of ports, so that conntrack never has to rewrite a client's source port (the
-     * why is at PS_TRANSPARENT_PORTS) */
+    /* DNS above and TCP here go to a range of ports, so that conntrack never has to rewrite a
+     * client's source port (the why is at PS_REDIRECT_PORTS) */
     for (int i = 0; i < 2; i++)
         if (tp[i].port)
             emit(l, &no_origin, "\t\tmeta skuid @users meta nfproto %s meta l4proto tcp redirect to :%d-%d "
                  "comment \"TCP to the transparent proxy\"", tp[i].nfproto, tp[i].port,
-                 tp[i].port + PS_TRANSPARENT_PORTS - 1);
+                 tp[i].port + PS_REDIRECT_PORTS - 1);
     emit(l, &no_origin, "\t}");
 
     emit(l, &no_origin, "\tchain egress {");

@@ -23,8 +23,8 @@
 #ifndef IP6T_SO_ORIGINAL_DST
 #define IP6T_SO_ORIGINAL_DST 80     /* linux/netfilter_ipv6/ip6_tables.h */
 #endif
-/* 64 addresses per key (config_global.c); a transparent one is PS_TRANSPARENT_PORTS sockets */
-#define MAX_LISTENERS (64 + 64 * PS_TRANSPARENT_PORTS)
+/* PS_MAX_LISTEN addresses per key; a transparent one is PS_REDIRECT_PORTS sockets */
+#define MAX_LISTENERS (PS_MAX_LISTEN + PS_MAX_LISTEN * PS_REDIRECT_PORTS)
 
 struct listener {
     int fd;
@@ -85,18 +85,18 @@ int pd_listeners_open(const struct ps_config *cfg)
     for (size_t i = 0; i < g->n_explicit_listen; i++)
         if (bind_one(&g->explicit_listen[i], PD_MODE_EXPLICIT, true) < 0)
             return -1;
-    /* each transparent address is a range of ports: the why is at PS_TRANSPARENT_PORTS */
+    /* each transparent address is a range of ports: the why is at PS_REDIRECT_PORTS */
     for (size_t i = 0; i < g->n_transparent_listen; i++) {
         struct ps_sockaddr a = g->transparent_listen[i];
         unsigned first = ps_sockaddr_port(&a);
-        for (unsigned k = 0; k < PS_TRANSPARENT_PORTS; k++) {
+        for (unsigned k = 0; k < PS_REDIRECT_PORTS; k++) {
             ps_sockaddr_set_port(&a, (uint16_t)(first + k));   /* first + 15 <= 65535: config_global.c */
             if (bind_one(&a, PD_MODE_TRANSPARENT, false) < 0)
                 return -1;
         }
         char s[80];
         pd_sockaddr_str((const struct sockaddr *)&g->transparent_listen[i].ss, s, sizeof s, true);
-        syslog(LOG_INFO, "listening on %s-%u (transparent)", s, first + PS_TRANSPARENT_PORTS - 1);
+        syslog(LOG_INFO, "listening on %s-%u (transparent)", s, first + PS_REDIRECT_PORTS - 1);
     }
     return 0;
 }

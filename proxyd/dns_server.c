@@ -30,6 +30,8 @@
 
 #include "common/policy.h"
 #include "common/resolve.h"
+#include "common/values.h"
+#include "proxyd/core.h"
 #include "proxyd/dns_ident.h"
 #include "proxyd/dns_msg.h"
 #include "proxyd/resolver.h"
@@ -42,7 +44,9 @@
 #define DNS_TCP_MAX_INFLIGHT 16u  /* per connection; reading pauses beyond it */
 #define DNS_TCP_MAX_OUT 65536u    /* a client that does not read its answers is dropped */
 #define DNS_UDP_BATCH 64          /* datagrams per wake-up, so one busy socket cannot starve others */
-#define DNS_MAX_LISTENERS 32
+#define DNS_MAX_ADDRS 16          /* DNSListen= addresses */
+#define DNS_MAX_PORTS (DNS_MAX_ADDRS * PS_REDIRECT_PORTS)   /* each address is a port range */
+#define DNS_MAX_LISTENERS (DNS_MAX_PORTS * 2)               /* UDP and TCP on each */
 #define INFERENCE_NAME "inference.local"
 
 struct tcp_conn;
@@ -629,34 +633,58 @@ static void close_listeners(struct listener *ls, size_t n)
     }
 }
 
-/* Bind every DNSListen= address, UDP and TCP, into ls; all or nothing. */
-static int open_all(const struct ps_config *cfg, struct listener *ls, size_t *n)
+/* Every port proxyd's DNS listens on: each DNSListen= address is the first of PS_REDIRECT_PORTS
+ * ports (the why is there).  Returns how many, or -1 (logged) for too many addresses. */
+static int listen_ports(const struct ps_config *cfg, struct ps_sockaddr *out)
 {
     const struct ps_global *g = &cfg->global;
-    *n = 0;
-    if (g->n_dns_listen * 2 > DNS_MAX_LISTENERS) {
-        syslog(LOG_ERR, "dns: too many DNSListen= addresses (at most %d)", DNS_MAX_LISTENERS / 2);
+    if (g->n_dns_listen > DNS_MAX_ADDRS) {
+        syslog(LOG_ERR, "dns: too many DNSListen= addresses (at most %d)", DNS_MAX_ADDRS);
         return -1;
     }
+    int n = 0;
     for (size_t i = 0; i < g->n_dns_listen; i++)
+        for (unsigned k = 0; k < PS_REDIRECT_PORTS; k++) {
+            out[n] = g->dns_listen[i];
+            ps_sockaddr_set_port(&out[n], (uint16_t)(ps_sockaddr_port(&g->dns_listen[i]) + k));
+            n++;
+        }
+    return n;
+}
+
+static struct ps_sockaddr want[DNS_MAX_PORTS];   /* listen_ports() of the config at hand */
+
+/* Bind every DNS port, UDP and TCP, into ls; all or nothing. */
+static int open_all(const struct ps_config *cfg, struct listener *ls, size_t *n)
+{
+    *n = 0;
+    int np = listen_ports(cfg, want);
+    if (np < 0)
+        return -1;
+    for (int i = 0; i < np; i++)
         for (int t = 0; t < 2; t++) {
-            if (open_listener(&g->dns_listen[i], t ? SOCK_STREAM : SOCK_DGRAM, &ls[*n]) < 0) {
+            if (open_listener(&want[i], t ? SOCK_STREAM : SOCK_DGRAM, &ls[*n]) < 0) {
                 close_listeners(ls, *n);
                 *n = 0;
                 return -1;
             }
             (*n)++;
         }
+    for (size_t i = 0; i < cfg->global.n_dns_listen; i++) {
+        const struct ps_sockaddr *a = &cfg->global.dns_listen[i];
+        char txt[80];
+        pd_sockaddr_str((const struct sockaddr *)&a->ss, txt, sizeof txt, true);
+        syslog(LOG_INFO, "listening on %s-%u (dns, udp and tcp)", txt,
+               ps_sockaddr_port(a) + PS_REDIRECT_PORTS - 1);
+    }
     return 0;
 }
 
-static bool same_listen(const struct ps_config *cfg)
+static bool same_listen(const struct ps_sockaddr *ports, int np)
 {
-    const struct ps_global *g = &cfg->global;
-    if (g->n_dns_listen * 2 != S.nls) return false;
-    for (size_t i = 0; i < g->n_dns_listen; i++)
-        if (g->dns_listen[i].len != S.ls[2 * i].len ||
-            memcmp(&g->dns_listen[i].ss, &S.ls[2 * i].addr, g->dns_listen[i].len) != 0)
+    if ((size_t)np * 2 != S.nls) return false;
+    for (int i = 0; i < np; i++)
+        if (ports[i].len != S.ls[2 * i].len || memcmp(&ports[i].ss, &S.ls[2 * i].addr, ports[i].len) != 0)
             return false;
     return true;
 }
@@ -690,24 +718,24 @@ int dns_server_reload(struct proxyd *d, const struct ps_config *cfg)
             S.synth_range = cfg->global.synthetic_range;
         }
     }
-    if (same_listen(cfg)) return 0;
-    /* Keep the sockets of addresses that stay (no gap, no EADDRINUSE against ourselves), open
-     * the new ones, and only then close the ones that went: a bad new address keeps the old set. */
-    const struct ps_global *g = &cfg->global;
-    struct listener fresh[DNS_MAX_LISTENERS];
+    int np = listen_ports(cfg, want);
+    if (np < 0) return -1;
+    if (same_listen(want, np)) return 0;
+    /* Keep the sockets of ports that stay (no gap, no EADDRINUSE against ourselves), open the new
+     * ones, and only then close the ones that went: a bad new address keeps the old set. */
+    static struct listener fresh[DNS_MAX_LISTENERS];
     bool kept[DNS_MAX_LISTENERS] = { false }, opened[DNS_MAX_LISTENERS] = { false };
     size_t n = 0;
-    if (g->n_dns_listen * 2 > DNS_MAX_LISTENERS) return -1;
-    for (size_t i = 0; i < g->n_dns_listen; i++)
+    for (int i = 0; i < np; i++)
         for (int t = 0; t < 2; t++) {
             int type = t ? SOCK_STREAM : SOCK_DGRAM;
             size_t j;
             for (j = 0; j < S.nls; j++)
-                if (!kept[j] && S.ls[j].type == type && S.ls[j].len == g->dns_listen[i].len &&
-                    memcmp(&S.ls[j].addr, &g->dns_listen[i].ss, S.ls[j].len) == 0)
+                if (!kept[j] && S.ls[j].type == type && S.ls[j].len == want[i].len &&
+                    memcmp(&S.ls[j].addr, &want[i].ss, S.ls[j].len) == 0)
                     break;
             if (j < S.nls) { kept[j] = true; fresh[n++] = S.ls[j]; continue; }
-            if (open_listener(&g->dns_listen[i], type, &fresh[n]) < 0) {
+            if (open_listener(&want[i], type, &fresh[n]) < 0) {
                 for (size_t k = 0; k < n; k++)
                     if (opened[k]) close_listeners(&fresh[k], 1);
                 return -1;

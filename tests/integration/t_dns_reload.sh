@@ -37,17 +37,19 @@ hup
 assert_eq "after reload: github.com no longer allowed" REFUSED "$(st github.com)"
 assert_eq "after reload: pypi.org allowed" NOERROR "$(st pypi.org)"
 
-# A second listen address, then the first one removed.
-sed -i 's/^DNSListen=.*/DNSListen=127.0.0.1:3153\nDNSListen=127.0.0.1:3154/' "$CONF/sandbox.conf"
+# A second listen address, then the first one removed.  Each is the first of 16 ports
+# (PS_REDIRECT_PORTS): 3153-3168, then 3170-3185.
+sed -i 's/^DNSListen=.*/DNSListen=127.0.0.1:3153\nDNSListen=127.0.0.1:3170/' "$CONF/sandbox.conf"
 hup
-assert_eq "new listener 3154, UDP" NOERROR "$(st pypi.org 3154)"
-assert_eq "new listener 3154, TCP" NOERROR "$(st_tcp pypi.org 3154)"
+assert_eq "new listener 3170, UDP" NOERROR "$(st pypi.org 3170)"
+assert_eq "new listener 3170, TCP" NOERROR "$(st_tcp pypi.org 3170)"
+assert_eq "  ... and the last port of its range, 3185" NOERROR "$(st pypi.org 3185)"
 assert_eq "old listener 3153 kept" NOERROR "$(st pypi.org 3153)"
 sed -i '/^DNSListen=127.0.0.1:3153$/d' "$CONF/sandbox.conf"
 hup
-ss -uln | grep -q '127.0.0.1:3153 ' && fail "3153 still bound after its DNSListen= went"
-ok "3153 closed"
-assert_eq "3154 still answers" NOERROR "$(st pypi.org 3154)"
+ss -uln | grep -qE '127\.0\.0\.1:(315[3-9]|316[0-8]) ' && fail "3153-3168 still bound after their DNSListen= went"
+ok "3153-3168 closed"
+assert_eq "3170 still answers" NOERROR "$(st pypi.org 3170)"
 
 # Resolver= moves to another server (the name exists only there).
 for _ in $(seq 100); do grep -q ready "$WORLD/fr5353.out" 2>/dev/null && break; sleep 0.05; done
@@ -55,20 +57,20 @@ profile "Allow=pypi.org:443
 Allow=*.example.net"
 sed -i 's/^Resolver=.*/Resolver=203.0.113.10:5353/' "$CONF/sandbox.conf"
 hup
-assert_eq "Resolver= changed: name only the new server knows" NOERROR "$(st other-server.example.net 3154)"
+assert_eq "Resolver= changed: name only the new server knows" NOERROR "$(st other-server.example.net 3170)"
 assert_eq "the new server was asked" 1 "$(grep -c 'other-server.example.net A$' "$WORLD/upstream-5353.log")"
 
 # SyntheticRange= changes: new answers come from the new range.
 echo "SyntheticRange=100.64.0.0/16" >> "$CONF/sandbox.conf"
 hup
-a=$(dns_answers "$(DNS_PORT=3154 dns_q dnsrl other-server.example.net A)")
+a=$(dns_answers "$(DNS_PORT=3170 dns_q dnsrl other-server.example.net A)")
 assert_match "answer from the new SyntheticRange" '^100\.64\.[0-9]+\.[0-9]+$' "$a"
 
 # An invalid configuration is rejected and the old one keeps answering.
 echo "NoSuchKey=1" >> "$CONF/sandbox.conf"
 profile "Allow=github.com:443"
 hup
-assert_eq "invalid reload: still the old rules (pypi.org)" NOERROR "$(st pypi.org 3154)"
-assert_eq "invalid reload: github.com still refused" REFUSED "$(st github.com 3154)"
+assert_eq "invalid reload: still the old rules (pypi.org)" NOERROR "$(st pypi.org 3170)"
+assert_eq "invalid reload: github.com still refused" REFUSED "$(st github.com 3170)"
 
 dns_done

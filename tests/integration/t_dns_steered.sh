@@ -66,12 +66,15 @@ assert_eq "api.corp.example.com was asked upstream (allowed) and did not exist" 
 
 assert_eq "the resolver never saw the denied name" 0 "$(dns_upstream_count secret.example.net)"
 
-# One UDP socket, two servers: both datagrams are redirected to proxyd, and the second one's reply
-# tuple (proxyd:port <-> host:sport) is the first one's, so conntrack rewrites its source port.
-# proxyd would then look the client up by a port it never had; for an unconnected socket that may
-# be another account's socket bound to that port, and the query would be judged by that account's
-# profile.  The client can force this at will, so the table refuses such flows before proxyd
-# (chain remapped) and counts them.
+# One UDP socket, many servers (musl's resolver sends each lookup to every nameserver at once from
+# one socket).  Every datagram is redirected to proxyd.  DNSListen= is a range of PS_REDIRECT_PORTS
+# (16) ports, so for each new server the kernel takes the next port and the reply tuple
+# (proxyd:port <-> host:sport) stays unique without touching the client's source port: 16 servers
+# are all answered, each judged under the client's own identity.  The 17th cannot be placed
+# without rewriting the source port; proxyd would then look the client up by a port it never had
+# (for an unconnected socket, possibly another account's socket bound to that port, whose profile
+# would judge the query).  The table refuses such flows before proxyd (chain remapped) and counts
+# them.
 n0=$(dns_decisions github.com | wc -l)
 world_bg "$PS_BUILD/tests/nft_nflog_reader" 7100 > "$WORLD/nflog.log"
 for _ in $(seq 100); do grep -q ready "$WORLD/nflog.log" && break; sleep 0.05; done
@@ -80,18 +83,19 @@ import socket, struct
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.settimeout(1.5)
 query = struct.pack("!HHHHHH", 4242, 0x0100, 1, 0, 0, 0) + b"\x06github\x03com\x00" + struct.pack("!HH", 1, 1)
-for srv in ("203.0.113.10", "203.0.113.11"):
+for i in range(17):
+    srv = "203.0.113.%d" % (10 + i)
     s.sendto(query, (srv, 53))
     try:
         d, _ = s.recvfrom(512)
-        print(srv, "rcode", d[3] & 15)
+        print(i + 1, srv, "rcode", d[3] & 15)
     except socket.timeout:
-        print(srv, "no answer")
+        print(i + 1, srv, "no answer")
 PY
 )
-assert_match "one socket, first server: answered through proxyd" "203\.0\.113\.10 rcode 0" "$out"
-assert_match "  ... second server, same socket: refused before proxyd" "203\.0\.113\.11 no answer" "$out"
-assert_eq "  ... proxyd judged only the first" "$((n0 + 1))" "$(dns_decisions github.com | wc -l)"
+assert_eq "one socket, 16 servers: all answered through proxyd" 16 "$(grep -c ' rcode 0$' <<<"$out")"
+assert_match "  ... the 17th, same socket: refused before proxyd" "^17 203\.0\.113\.26 no answer" "$out"
+assert_eq "  ... proxyd judged the 16" "$((n0 + 16))" "$(dns_decisions github.com | wc -l)"
 assert_eq "  ... and never looked up a rewritten port" 0 "$(grep -c client_not_found "$WORLD/decisions.jsonl")"
 st=$("$PS_BUILD/sandboxctl" -c "$CONF" status 2>&1)
 assert_match "  ... counted by the table (sandboxctl status)" "source port rewritten by conntrack: [1-9]" "$st"

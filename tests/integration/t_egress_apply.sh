@@ -143,9 +143,9 @@ write_conf 203.0.113.1:3129
 out=$("${CTL[@]}" apply 2>&1) && fail "apply accepted a transparent listener redirect cannot reach"
 assert_match "unreachable redirect target: FILE:LINE" "^$CONF/sandbox.conf:4: TransparentListen=203\.0\.113\.1:3129: nftables redirects" "$out"
 same_table "the table is unchanged" "$before" "$(nft list table inet pam_sandbox)"
-write_conf 127.0.0.1:3129 "TransparentListen=0.0.0.0:3130"
+write_conf 127.0.0.1:3129 "TransparentListen=0.0.0.0:3200"
 out=$("${CTL[@]}" apply 2>&1) && fail "apply accepted two IPv4 transparent ports"
-assert_match "two redirect ports for one family: FILE:LINE" "^$CONF/sandbox.conf:7: TransparentListen=: a second IPv4 port \(3130, first 3129\)" "$out"
+assert_match "two redirect ports for one family: FILE:LINE" "^$CONF/sandbox.conf:7: TransparentListen=: a second IPv4 port \(3200, first 3129\)" "$out"
 same_table "the table is still unchanged" "$before" "$(nft list table inet pam_sandbox)"
 write_conf 127.0.0.1:3129
 "${ENSURE[@]}" 59351 || fail "ensure_uid after restoring the configuration"

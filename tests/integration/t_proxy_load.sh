@@ -67,14 +67,16 @@ proxy_done
 # --- out of file descriptors: no busy loop, served again once descriptors are free ---
 proxy_done
 for _ in $(seq 50); do ss -tln | grep -q ':3128 ' || break; sleep 0.1; done
-PROXYD_WRAP="prlimit --nofile=64:64 --" proxy_start
-if [ "$(awk '/Max open files/ {print $4}' /proc/$PROXYD_PID/limits)" != 64 ]; then
+# 160: its listeners alone take ~100 (16 transparent ports and 16 DNS ports, UDP and TCP, on each
+# of two addresses), and the 150 connections below need more than what is left.
+PROXYD_WRAP="prlimit --nofile=160:160 --" proxy_start
+if [ "$(awk '/Max open files/ {print $4}' /proc/$PROXYD_PID/limits)" != 160 ]; then
     echo "# proxyd raised its descriptor limit (CAP_SYS_RESOURCE): EMFILE part not reachable here"
 else
     mkfifo "$WORLD/holdfd"
     as ldbox python3 -c '
 import socket, sys
-socks = [socket.create_connection(("127.0.0.1", 3128)) for _ in range(100)]   # queued past EMFILE
+socks = [socket.create_connection(("127.0.0.1", 3128)) for _ in range(150)]   # queued past EMFILE
 open(sys.argv[1], "w").write("holding\n")
 sys.stdin.read()' $SCR/heldfd < "$WORLD/holdfd" > "$WORLD/fd.out" 2>&1 &
     FPID=$!

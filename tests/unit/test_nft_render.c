@@ -103,15 +103,16 @@ static void both_families_steered(void **state)
     (void)state;
     char *t = render(base_conf);
     assert_has(t, "^table inet pam_sandbox \\{$");
-    assert_has(t, "meta skuid @users meta nfproto ipv4 meta l4proto \\{ tcp, udp \\} th dport 53 redirect to :3153");
-    assert_has(t, "meta skuid @users meta nfproto ipv6 meta l4proto \\{ tcp, udp \\} th dport 53 redirect to :3153");
-    /* the transparent port is a range (PS_TRANSPARENT_PORTS): conntrack never rewrites a source port */
+    assert_has(t, "meta skuid @users meta nfproto ipv4 meta l4proto \\{ tcp, udp \\} th dport 53 redirect to :3153-3168 ");
+    assert_has(t, "meta skuid @users meta nfproto ipv6 meta l4proto \\{ tcp, udp \\} th dport 53 redirect to :3153-3168 ");
+    /* the transparent and DNS ports are ranges (PS_REDIRECT_PORTS): conntrack never rewrites a
+     * source port */
     assert_has(t, "meta skuid @users meta nfproto ipv4 meta l4proto tcp redirect to :3129-3144 ");
     assert_has(t, "meta skuid @users meta nfproto ipv6 meta l4proto tcp redirect to :3129-3144 ");
     assert_has(t, "meta skuid @users ip daddr 127\\.0\\.0\\.1 tcp dport 3129-3144 accept");
     assert_has(t, "meta skuid @users ip6 daddr ::1 tcp dport 3129-3144 accept");
     assert_has(t, "meta skuid @users ip6 daddr ::1 tcp dport 3129-3144 return");
-    assert_has(t, "meta skuid @users ip6 daddr ::1 udp dport 3153 accept");
+    assert_has(t, "meta skuid @users ip6 daddr ::1 udp dport 3153-3168 accept");
     assert_has(t, "meta skuid @users ip6 daddr ::1 tcp dport 3128 return");
     /* Rejections: TCP reset, UDP port-unreachable, the rest dropped. */
     assert_has(t, "meta l4proto tcp .*reject with tcp reset$");
@@ -162,8 +163,8 @@ static void remapped_flows_refused(void **state)
     assert_has(t, "^\t\tct status dnat ct status snat ip daddr 127\\.0\\.0\\.1 tcp dport 3129-3144 "
                   "jump refuse_remapped ");
     assert_has(t, "^\t\tct status dnat ct status snat ip6 daddr ::1 tcp dport 3129-3144 jump refuse_remapped ");
-    assert_has(t, "^\t\tct status dnat ct status snat ip daddr 127\\.0\\.0\\.1 udp dport 3153 jump refuse_remapped ");
-    assert_has(t, "^\t\tct status dnat ct status snat ip6 daddr ::1 tcp dport 3153 jump refuse_remapped ");
+    assert_has(t, "^\t\tct status dnat ct status snat ip daddr 127\\.0\\.0\\.1 udp dport 3153-3168 jump refuse_remapped ");
+    assert_has(t, "^\t\tct status dnat ct status snat ip6 daddr ::1 tcp dport 3153-3168 jump refuse_remapped ");
     /* the refusal: logged (rate-limited) like every rejection, counted, TCP reset / port-unreachable */
     const char *refuse = strstr(t, "chain refuse_remapped {");
     assert_non_null(refuse);
@@ -275,8 +276,8 @@ static void unrenderable_listen_addresses(void **state)
                  "listener must be there or on [::]");
     /* One family, one redirect port. */
     render_fails("[Proxy]\nUser=" PROXY "\nTransparentListen=127.0.0.1:3129\n"
-                 "TransparentListen=[::1]:3129\nTransparentListen=0.0.0.0:3130\n", 5,
-                 "a second IPv4 port (3130, first 3129)");
+                 "TransparentListen=[::1]:3129\nTransparentListen=0.0.0.0:3200\n", 5,
+                 "a second IPv4 port (3200, first 3129)");
     render_fails("[Proxy]\nUser=" PROXY "\nDNSListen=[::1]:53 [::]:5353\n", 3,
                  "a second IPv6 port (5353, first 53)");
 }
