@@ -196,7 +196,8 @@ void ps_global_free(struct ps_global *g)
 
 /* Each TransparentListen= and DNSListen= port is the first of PS_REDIRECT_PORTS (config.h): they
  * must exist, and no other TCP listener of proxyd may sit among them (its bind would fail at
- * start).  Addresses are not compared: one port range per purpose keeps the rules readable. */
+ * start).  Across keys addresses are not compared (one port range per purpose keeps the rules
+ * readable); within one key they are, since 127.0.0.1:3153 and [::1]:3153 is the usual pair. */
 struct port_range {
     unsigned first, last;
     const struct ps_sockaddr *at;
