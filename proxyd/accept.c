@@ -94,11 +94,16 @@ int pd_listeners_open(const struct ps_config *cfg)
             if (bind_one(&a, PD_MODE_TRANSPARENT, false) < 0)
                 return -1;
         }
-        char s[80];
-        pd_sockaddr_str((const struct sockaddr *)&g->transparent_listen[i].ss, s, sizeof s, true);
-        syslog(LOG_INFO, "listening on %s-%u (transparent)", s, first + PS_REDIRECT_PORTS - 1);
+        pd_log_listen_range(&g->transparent_listen[i], "transparent");
     }
     return 0;
+}
+
+void pd_log_listen_range(const struct ps_sockaddr *a, const char *what)
+{
+    char s[80];
+    pd_sockaddr_str((const struct sockaddr *)&a->ss, s, sizeof s, true);
+    syslog(LOG_INFO, "listening on %s-%u (%s)", s, ps_sockaddr_port(a) + PS_REDIRECT_PORTS - 1, what);
 }
 
 void pd_listeners_close(void)

@@ -106,6 +106,8 @@ struct pd_conn {
 /* accept.c */
 int pd_listeners_open(const struct ps_config *cfg);
 void pd_listeners_close(void);
+/* "listening on 127.0.0.1:3129-3144 (what)": one log line for a PS_REDIRECT_PORTS range. */
+void pd_log_listen_range(const struct ps_sockaddr *a, const char *what);
 
 /* conn.c */
 struct pd_conn *pd_conn_new(int cfd, enum pd_mode mode);

@@ -670,13 +670,8 @@ static int open_all(const struct ps_config *cfg, struct listener *ls, size_t *n)
             }
             (*n)++;
         }
-    for (size_t i = 0; i < cfg->global.n_dns_listen; i++) {
-        const struct ps_sockaddr *a = &cfg->global.dns_listen[i];
-        char txt[80];
-        pd_sockaddr_str((const struct sockaddr *)&a->ss, txt, sizeof txt, true);
-        syslog(LOG_INFO, "listening on %s-%u (dns, udp and tcp)", txt,
-               ps_sockaddr_port(a) + PS_REDIRECT_PORTS - 1);
-    }
+    for (size_t i = 0; i < cfg->global.n_dns_listen; i++)
+        pd_log_listen_range(&cfg->global.dns_listen[i], "dns, udp and tcp");
     return 0;
 }
 
