@@ -237,11 +237,19 @@ static void on_accept(struct pd_loop *l, int lfd, uint32_t ev, void *arg)
         }
         c->who.orig_dst = local;
         pd_identify(c, (struct sockaddr *)&local);   /* failure answers 403 once we have the request */
+        /* The per-account cap counts a connection from its accept, not from its first request:
+         * otherwise connections that never send one would hold descriptors outside the cap. */
+        if (c->id_ok && pd_account_acquire(c->who.uid))
+            c->counted = true;
         c->st = CS_READ_HEAD;
         pd_conn_timer(c, PD_HEAD_TIMEOUT_MS);
         pd_conn_update(c);
         /* A local client's request is already queued when its connection is accepted (in the
          * bench, every time): read it now rather than one turn of the event loop later. */
-        pd_explicit_read(c);
+        bool over_cap = c->id_ok && !c->counted;
+        /* Over the cap: a request already here is answered 429 by pd_conn_decide (its host is
+         * logged); without one, 429 now rather than hold the descriptor for the head. */
+        if (pd_explicit_read(c) && over_cap)
+            pd_conn_over_cap(c);
     }
 }

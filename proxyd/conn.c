@@ -140,7 +140,7 @@ static void fwd_masks(struct pd_conn *c, uint32_t *cm, uint32_t *um)
         *cm |= PD_EV_READ;
     if (c->out.len > c->out.off)
         *cm |= EPOLLOUT;
-    else if (c->ufd >= 0 && !c->down.eof && c->uin.len - c->uin.off < PD_FWD_BUF)
+    else if (c->ufd >= 0 && !c->down.eof && c->uin.len - c->uin.off < pd_forward_uin_limit(c))
         *um |= PD_EV_READ;
 }
 
@@ -186,6 +186,14 @@ static void on_timer(struct pd_loop *l, void *arg)
         if (c->in.len > c->in.off && c->who.mode == PD_MODE_EXPLICIT) {
             pd_explicit_reply(c, 408, "Request Timeout", NULL, "request_timeout",
                               "the request head did not arrive in time", true);
+            return;
+        }
+        break;
+    case CS_FWD:
+        /* nothing moved for PD_IDLE_TIMEOUT_MS: an origin that never answers gets the client a
+         * 504; once part of an answer has gone out, the connection can only be cut */
+        if (!c->resp_head_done && c->out.len == c->out.off) {
+            pd_conn_fail(c, 504, "upstream_timeout");
             return;
         }
         break;
@@ -282,6 +290,16 @@ void pd_conn_reset(struct pd_conn *c)
     pd_conn_free(c);
 }
 
+void pd_conn_over_cap(struct pd_conn *c)
+{
+    pd_conn_log(c, "deny", "too_many_connections", "default", false);
+    if (c->who.mode == PD_MODE_EXPLICIT)
+        pd_explicit_reply(c, 429, "Too Many Requests", "too_many_connections",
+                          "too_many_connections", "per-account connection limit", true);
+    else
+        pd_conn_reset(c);
+}
+
 void pd_conn_deny(struct pd_conn *c, const char *reason, const char *rule)
 {
     pd_conn_log(c, "deny", reason, rule, false);
@@ -302,9 +320,9 @@ void pd_conn_fail(struct pd_conn *c, int status, const char *reason)
     c->decision = NULL;
     pd_conn_drop_upstream(c);
     if (c->who.mode == PD_MODE_EXPLICIT)
-        pd_explicit_reply(c, status, status == 504 ? "Gateway Timeout" : status == 429 ?
-                          "Too Many Requests" : "Bad Gateway", NULL,
-                          status == 429 ? "too_many_connections" : "upstream_failed", reason, true);
+        pd_explicit_reply(c, status, status == 504 ? "Gateway Timeout" : status == 400 ? "Bad Request" :
+                          "Bad Gateway", NULL, status == 400 ? "bad_request" : "upstream_failed",
+                          reason, true);
     else
         pd_conn_reset(c);
 }
@@ -357,12 +375,7 @@ void pd_conn_decide(struct pd_conn *c)
     }
     if (!c->counted) {
         if (!pd_account_acquire(c->who.uid)) {
-            pd_conn_log(c, "deny", "too_many_connections", "default", false);
-            if (c->who.mode == PD_MODE_EXPLICIT)
-                pd_explicit_reply(c, 429, "Too Many Requests", "too_many_connections",
-                                  "too_many_connections", "per-account connection limit", true);
-            else
-                pd_conn_reset(c);
+            pd_conn_over_cap(c);
             return;
         }
         c->counted = true;

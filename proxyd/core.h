@@ -97,6 +97,10 @@ struct pd_conn {
     struct http_chunked req_ch, resp_ch;
     bool resp_head_done, resp_done;
     bool req_done;
+    bool client_http10;                /* the client spoke HTTP/1.0: no chunked answer to it */
+    bool dechunk;                      /* this response is chunked upstream, decoded for an HTTP/1.0 client */
+    size_t head_scanned;               /* bytes of a head in progress already searched for a LF */
+    size_t resp_scanned;               /* the same for the response head (forward.c) */
 
     struct pd_dir up, down;            /* client->upstream, upstream->client */
     int64_t bytes_up, bytes_down;
@@ -122,12 +126,15 @@ void pd_conn_log(struct pd_conn *c, const char *decision, const char *reason, co
 void pd_conn_timer(struct pd_conn *c, uint64_t ms);
 void pd_conn_drop_upstream(struct pd_conn *c);    /* close ufd, keep the client */
 void pd_conn_reset(struct pd_conn *c);            /* transparent denial: RST and free */
+void pd_conn_over_cap(struct pd_conn *c);         /* per-account cap reached: 429 or RST */
 bool pd_buf_reserve(struct pd_buf *b, size_t need);
 void pd_buf_free(struct pd_buf *b);
 int pd_buf_flush(struct pd_buf *b, int fd);       /* 1 all written, 0 would block, -1 error */
 
 /* explicit.c */
-void pd_explicit_read(struct pd_conn *c);
+/* Read and act on the client's request.  True when c is still there, waiting for more of a head;
+ * false when it has been answered, handed on or freed (c must not be used then). */
+bool pd_explicit_read(struct pd_conn *c);
 void pd_explicit_reply(struct pd_conn *c, int status, const char *reason_phrase, const char *deny,
                        const char *json_error, const char *detail, bool close);
 void pd_explicit_connected(struct pd_conn *c);
@@ -144,6 +151,7 @@ void pd_tunnel_io(struct pd_conn *c, int fd, uint32_t ev);   /* fd < 0: flush, r
 /* forward.c */
 void pd_forward_start(struct pd_conn *c);
 void pd_forward_io(struct pd_conn *c);
+size_t pd_forward_uin_limit(const struct pd_conn *c);   /* bytes of the answer buffered at most */
 
 /* ident.c */
 int pd_identify(struct pd_conn *c, const struct sockaddr *local);

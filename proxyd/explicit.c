@@ -138,7 +138,10 @@ static void appends(struct pd_buf *b, const char *s)
 }
 
 /* The request as the origin gets it: origin-form, Host from the URL we checked, no hop-by-hop or
- * proxy fields, one request per upstream connection. */
+ * proxy fields, one request per upstream connection.  The framing fields are proxyd's own, written
+ * from what it parsed and will forward: a client's Content-Length line is never copied, so naming
+ * it in Connection (which makes it hop-by-hop) cannot leave the origin without a length while
+ * proxyd still sends the body, which the origin would then read as a second request. */
 static void build_upstream_request(struct pd_conn *c, const struct http_request *rq)
 {
     struct pd_buf *b = &c->uout;
@@ -161,7 +164,8 @@ static void build_upstream_request(struct pd_conn *c, const struct http_request 
     appends(b, "\r\n");
     for (size_t i = 0; i < rq->f.n_headers; i++) {
         const struct http_header *h = &rq->f.headers[i];
-        if (http_span_eq(h->name, "host") || http_is_hop_by_hop(&rq->f, h->name))
+        if (http_span_eq(h->name, "host") || http_span_eq(h->name, "content-length") ||
+            http_is_hop_by_hop(&rq->f, h->name))
             continue;
         append(b, h->name.p, h->name.n);
         appends(b, ": ");
@@ -170,13 +174,35 @@ static void build_upstream_request(struct pd_conn *c, const struct http_request 
     }
     if (rq->f.chunked)
         appends(b, "Transfer-Encoding: chunked\r\n");
+    else if (rq->f.content_length >= 0) {
+        char cl[48];
+        snprintf(cl, sizeof cl, "Content-Length: %lld\r\n", (long long)rq->f.content_length);
+        appends(b, cl);
+    }
     appends(b, "Connection: close\r\n\r\n");
 }
 
-void pd_explicit_read(struct pd_conn *c)
+/* Is there a LF in the part of the pending head not searched yet?  Also true when the head has
+ * reached the size limit, so that the parser rejects it. */
+static bool has_new_lf(struct pd_conn *c)
+{
+    size_t pending = c->in.len - c->in.off;
+    if (c->head_scanned > pending)
+        c->head_scanned = 0;
+    if (pending >= HTTP_MAX_HEAD)
+        return true;
+    bool found = memchr(c->in.p + c->in.off + c->head_scanned, '\n', pending - c->head_scanned) != NULL;
+    c->head_scanned = pending;
+    return found;
+}
+
+bool pd_explicit_read(struct pd_conn *c)
 {
     for (;;) {
-        if (c->in.len - c->in.off > 0) {
+        /* A head can only end, or first break a rule checked per line, at a LF: parsing again
+         * only when one has arrived keeps a client that trickles its head byte by byte from
+         * making every byte cost a parse of everything before it. */
+        if (c->in.len - c->in.off > 0 && has_new_lf(c)) {
             struct http_request *rq = ps_xmalloc(sizeof(*rq));
             struct http_error err;
             enum http_result r = http_parse_request(c->in.p + c->in.off, c->in.len - c->in.off, rq, &err);
@@ -185,13 +211,15 @@ void pd_explicit_read(struct pd_conn *c)
                 snprintf(c->host, sizeof c->host, "%s", "");
                 pd_conn_log(c, "deny", err.reason, NULL, false);
                 bad_request(c, err.status, err.reason);
-                return;
+                return false;
             }
             if (r == HTTP_OK) {
                 int st = 0;
                 const char *why = NULL;
+                c->head_scanned = 0;
                 c->is_connect = rq->form == HTTP_FORM_AUTHORITY;
                 c->keep_alive = !rq->f.conn_close;
+                c->client_http10 = rq->minor == 0;
                 if (rq->form == HTTP_FORM_ORIGIN || rq->form == HTTP_FORM_ASTERISK) {
                     st = 400; why = "not_a_proxy_request";
                 } else if (rq->form == HTTP_FORM_ABSOLUTE && !http_span_eq(rq->scheme, "http")) {
@@ -205,7 +233,7 @@ void pd_explicit_read(struct pd_conn *c)
                     free(rq);
                     pd_conn_log(c, "deny", why, NULL, false);
                     bad_request(c, st, why);
-                    return;
+                    return false;
                 }
                 memcpy(c->method, rq->method.p, rq->method.n);
                 c->method[rq->method.n] = '\0';
@@ -224,26 +252,25 @@ void pd_explicit_read(struct pd_conn *c)
                 c->st = CS_RESOLVING;
                 pd_conn_update(c);
                 pd_conn_decide(c);
-                return;
+                return false;
             }
             free(rq);
         }
-        if (!pd_buf_reserve(&c->in, 4096))
-            return;
+        pd_buf_reserve(&c->in, 4096);
         ssize_t n = recv(c->cfd, c->in.p + c->in.len, c->in.cap - c->in.len, 0);
         if (n == 0) {
             pd_conn_free(c);
-            return;
+            return false;
         }
         if (n < 0) {
             if (errno == EINTR)
                 continue;
             if (errno == EAGAIN) {
                 pd_conn_update(c);
-                return;
+                return true;
             }
             pd_conn_free(c);
-            return;
+            return false;
         }
         if (c->in.len == c->in.off)             /* first bytes of a request: the head clock starts */
             pd_conn_timer(c, PD_HEAD_TIMEOUT_MS);

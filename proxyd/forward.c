@@ -26,9 +26,13 @@ static void appends(struct pd_buf *b, const char *s)
 void pd_forward_start(struct pd_conn *c)
 {
     c->st = CS_FWD;
-    c->resp_head_done = c->resp_done = false;
+    c->resp_head_done = c->resp_done = c->dechunk = false;
+    c->resp_scanned = 0;
     c->up.eof = c->down.eof = false;
     http_chunked_init(&c->resp_ch);
+    /* Every wait of this state (the rest of the request body, the origin's answer, the client
+     * reading it) has a limit; it starts again whenever a byte moves (pd_forward_io). */
+    pd_conn_timer(c, PD_IDLE_TIMEOUT_MS);
     pd_forward_io(c);
 }
 
@@ -61,9 +65,27 @@ static int move_request_body(struct pd_conn *c)
     return 0;
 }
 
-/* Rewrite and queue a response head; 1xx heads are passed on and parsing goes on. */
+/* Is there a LF in the part of the response head not searched yet (or is the head at its limit)?
+ * The head is parsed again only then: see has_new_lf() in explicit.c. */
+static bool response_has_new_lf(struct pd_conn *c)
+{
+    size_t pending = c->uin.len - c->uin.off;
+    if (c->resp_scanned > pending)
+        c->resp_scanned = 0;
+    if (pending >= HTTP_MAX_HEAD)
+        return true;
+    bool found = memchr(c->uin.p + c->uin.off + c->resp_scanned, '\n', pending - c->resp_scanned) != NULL;
+    c->resp_scanned = pending;
+    return found;
+}
+
+/* Rewrite and queue a response head; 1xx heads are passed on and parsing goes on.  As for the
+ * request, the framing fields are written by proxyd from what it parsed, never copied: an origin
+ * naming Content-Length in its Connection field must not leave the client without a length. */
 static int take_response_head(struct pd_conn *c)
 {
+    if (c->uin.len == c->uin.off || !response_has_new_lf(c))
+        return 0;
     struct http_response *r = ps_xmalloc(sizeof(*r));
     struct http_error err;
     for (;;) {
@@ -83,7 +105,7 @@ static int take_response_head(struct pd_conn *c)
         appends(&c->out, "\r\n");
         for (size_t i = 0; i < r->f.n_headers; i++) {
             const struct http_header *h = &r->f.headers[i];
-            if (http_is_hop_by_hop(&r->f, h->name))
+            if (http_span_eq(h->name, "content-length") || http_is_hop_by_hop(&r->f, h->name))
                 continue;
             append(&c->out, h->name.p, h->name.n);
             appends(&c->out, ": ");
@@ -91,21 +113,38 @@ static int take_response_head(struct pd_conn *c)
             appends(&c->out, "\r\n");
         }
         c->uin.off += r->head_len;
+        c->resp_scanned = 0;
         if (r->status < 200) {
             appends(&c->out, "\r\n");
+            if (c->uin.len == c->uin.off)
+                break;
             continue;
         }
         c->resp_body = http_response_body(r, c->method, strlen(c->method));
         c->resp_left = r->f.content_length > 0 ? r->f.content_length : 0;
-        if (c->resp_body == HTTP_BODY_CHUNKED)
+        if (c->resp_body == HTTP_BODY_CHUNKED && c->client_http10) {
+            /* HTTP/1.0 has no chunked coding: the client gets the decoded body, ended by close */
+            c->dechunk = true;
+            c->keep_alive = false;
+        } else if (c->resp_body == HTTP_BODY_CHUNKED) {
             appends(&c->out, "Transfer-Encoding: chunked\r\n");
+        } else if (r->f.content_length >= 0 && r->status != 204) {
+            /* the length frames the body, or (HEAD, 304) tells the size of the one not sent */
+            char cl[48];
+            snprintf(cl, sizeof cl, "Content-Length: %lld\r\n", (long long)r->f.content_length);
+            appends(&c->out, cl);
+        }
         if (c->resp_body == HTTP_BODY_UNTIL_CLOSE)
             c->keep_alive = false;
+        if (!c->req_done)
+            c->keep_alive = false;      /* an early answer: the rest of the request ends the connection */
         appends(&c->out, c->keep_alive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n");
         c->resp_head_done = true;
         free(r);
         return 1;
     }
+    free(r);
+    return 0;
 }
 
 /* Move response body bytes from c->uin to c->out; true once the response is complete. */
@@ -127,12 +166,22 @@ static int move_response_body(struct pd_conn *c, bool *complete)
                 *complete = true;
         } else if (c->resp_body == HTTP_BODY_CHUNKED) {
             size_t ol;
-            ssize_t k = http_chunked_feed(&c->resp_ch, p, avail, NULL, &ol);
+            /* decoding writes the data in place, never ahead of the input being read */
+            char *dec = c->dechunk ? c->uin.p + c->uin.off : NULL;
+            ssize_t k = http_chunked_feed(&c->resp_ch, p, avail, dec, &ol);
             if (k < 0)
                 return -1;
             take = (size_t)k;
             if (c->resp_ch.done)
                 *complete = true;
+            if (dec) {
+                append(&c->out, dec, ol);
+                c->bytes_down += (int64_t)ol;
+                c->uin.off += take;
+                if (*complete)
+                    break;
+                continue;
+            }
         }
         append(&c->out, p, take);
         c->bytes_down += (int64_t)take;
@@ -173,21 +222,31 @@ static void finish_request(struct pd_conn *c)
     c->addr_str[0] = '\0';
     c->rule[0] = '\0';
     c->n_cands = c->cand_i = 0;
-    pd_conn_timer(c, PD_IDLE_TIMEOUT_MS);
+    /* the next request's head, if part of it is already here, has the head's limit */
+    pd_conn_timer(c, c->in.len > c->in.off ? PD_HEAD_TIMEOUT_MS : PD_IDLE_TIMEOUT_MS);
     if (c->in.len > c->in.off && c->out.len == c->out.off)
         pd_explicit_read(c);                     /* a pipelined request is already here */
     else
         pd_conn_update(c);
 }
 
+/* How much of the origin's answer is buffered before proxyd stops reading: a whole head may be
+ * up to HTTP_MAX_HEAD (a 20 KiB head of cookies must not stall), a body PD_FWD_BUF at a time. */
+size_t pd_forward_uin_limit(const struct pd_conn *c)
+{
+    return c->resp_head_done ? PD_FWD_BUF : HTTP_MAX_HEAD;
+}
+
 void pd_forward_io(struct pd_conn *c)
 {
+    bool moved = false;                 /* any byte in or out: the state's timer starts again */
+    size_t before_out = c->out.len - c->out.off, before_uout = c->uout.len - c->uout.off;
     /* client -> proxyd */
     if (!c->req_done && !c->up.eof && c->uout.len - c->uout.off < PD_FWD_BUF) {
         pd_buf_reserve(&c->in, 4096);
         ssize_t n = recv(c->cfd, c->in.p + c->in.len, c->in.cap - c->in.len, MSG_DONTWAIT);
         if (n > 0)
-            c->in.len += (size_t)n;
+            moved = true, c->in.len += (size_t)n;
         else if (n == 0)
             c->up.eof = true;
         else if (errno != EAGAIN && errno != EINTR)
@@ -210,11 +269,12 @@ void pd_forward_io(struct pd_conn *c)
         goto drop;
     }
     /* upstream -> proxyd */
-    if (!c->down.eof && c->uin.len - c->uin.off < PD_FWD_BUF && c->out.len - c->out.off < PD_FWD_BUF) {
+    if (!c->down.eof && c->uin.len - c->uin.off < pd_forward_uin_limit(c) &&
+        c->out.len - c->out.off < PD_FWD_BUF) {
         pd_buf_reserve(&c->uin, 8192);
         ssize_t n = recv(c->ufd, c->uin.p + c->uin.len, c->uin.cap - c->uin.len, MSG_DONTWAIT);
         if (n > 0)
-            c->uin.len += (size_t)n;
+            moved = true, c->uin.len += (size_t)n;
         else if (n == 0)
             c->down.eof = true;
         else if (errno != EAGAIN && errno != EINTR)
@@ -249,6 +309,8 @@ void pd_forward_io(struct pd_conn *c)
     }
     if (complete)
         c->down.eof = true;     /* nothing more is read from upstream; wait for the client */
+    if (moved || c->out.len - c->out.off < before_out || c->uout.len - c->uout.off < before_uout)
+        pd_conn_timer(c, PD_IDLE_TIMEOUT_MS);
     pd_conn_update(c);
     return;
 drop:

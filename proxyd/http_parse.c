@@ -67,7 +67,9 @@ static int parse_version(const char *p, size_t n, int *minor)
         return -1;
     if (p[5] != '1')
         return -2;                                  /* HTTP/2.0, HTTP/0.9, ...: 505 */
-    *minor = p[7] - '0';
+    /* RFC 9110 §2.5: a higher minor version is handled as the highest one we implement, so
+     * "HTTP/1.7" gets every HTTP/1.1 rule (Host required, chunked allowed), not none of them. */
+    *minor = p[7] == '0' ? 0 : 1;
     return 0;
 }
 
@@ -469,7 +471,7 @@ bool http_is_hop_by_hop(const struct http_fields *f, struct http_span name)
 }
 
 /* ---- chunked ---- */
-enum { C_SIZE, C_EXT, C_SIZE_LF, C_DATA, C_DATA_CR, C_DATA_LF, C_TR_START, C_TR_LINE, C_TR_LF,
+enum { C_SIZE, C_EXT, C_SIZE_LF, C_DATA, C_DATA_CR, C_DATA_LF, C_TR_START, C_TR_NAME, C_TR_LINE, C_TR_LF,
        C_END_LF, C_DONE, C_ERROR };
 
 void http_chunked_init(struct http_chunked *c)
@@ -484,6 +486,17 @@ static int hexval(char ch)
     if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
     if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
     return -1;
+}
+
+/* Fields that frame or route a message: never accepted from a trailer, where a recipient that
+ * merges trailers into the head would let them re-frame the message after the fact. */
+static bool trailer_name_is_framing(const struct http_chunked *c)
+{
+    static const char *const framing[] = { "content-length", "transfer-encoding", "host" };
+    for (size_t k = 0; k < sizeof framing / sizeof framing[0]; k++)
+        if (c->line_len == strlen(framing[k]) && memcmp(c->tr_name, framing[k], c->line_len) == 0)
+            return true;
+    return false;
 }
 
 #define CFAIL(why) do { c->state = C_ERROR; c->error = (why); return -1; } while (0)
@@ -572,9 +585,30 @@ ssize_t http_chunked_feed(struct http_chunked *c, const char *in, size_t len, ch
                 i++;
                 break;
             }
-            c->state = C_TR_LINE;
-            /* fall through: the byte is part of a trailer field */
+            c->state = C_TR_NAME;
+            c->line_len = 0;
+            /* fall through: the byte starts a trailer field's name */
             /* FALLTHROUGH */
+        case C_TR_NAME:
+            /* A trailer line is a field (name ":" value), as in a head: anything else (a request
+             * line, a bare word) would be read differently by the next parser down the line. */
+            if (++c->trailer_len > HTTP_CHUNK_MAX_TRAILER)
+                CFAIL("trailer_too_large");
+            if (ch == ':') {
+                if (c->line_len == 0)
+                    CFAIL("bad_trailer");
+                if (trailer_name_is_framing(c))
+                    CFAIL("framing_field_in_trailer");
+                c->state = C_TR_LINE;
+            } else if (is_tchar((unsigned char)ch)) {
+                if (c->line_len < sizeof c->tr_name)
+                    c->tr_name[c->line_len] = lower(ch);
+                c->line_len++;
+            } else {
+                CFAIL("bad_trailer");
+            }
+            i++;
+            break;
         case C_TR_LINE:
             if (ch == '\r') {
                 c->state = C_TR_LF;

@@ -126,6 +126,7 @@ struct http_chunked {
     size_t trailer_len;
     unsigned digits;
     bool in_ext;
+    char tr_name[20];               /* a trailer field's name so far, lower case (first 20 bytes) */
     bool done;                      /* the last chunk and the trailers were seen */
     const char *error;              /* static reason once an error happened */
 };

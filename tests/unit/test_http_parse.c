@@ -269,6 +269,49 @@ static void chunked_decode(void **state)
     }
 }
 
+/* A trailer line is a field, and not one that frames or routes the message. */
+static void chunked_trailers_strict(void **state)
+{
+    (void)state;
+    struct http_chunked c;
+    size_t ol;
+    static const struct { const char *in, *why; } bad[] = {
+        { "0\r\nGET /admin HTTP/1.1\r\nHost: internal\r\n\r\n", "bad_trailer" },
+        { "0\r\n: no-name\r\n\r\n", "bad_trailer" },
+        { "0\r\nno-colon\r\n\r\n", "bad_trailer" },
+        { "0\r\nContent-Length: 5\r\n\r\n", "framing_field_in_trailer" },
+        { "0\r\nTRANSFER-ENCODING: chunked\r\n\r\n", "framing_field_in_trailer" },
+        { "0\r\nhost: elsewhere\r\n\r\n", "framing_field_in_trailer" },
+    };
+    for (size_t b = 0; b < sizeof(bad) / sizeof(bad[0]); b++) {
+        http_chunked_init(&c);
+        ssize_t k = http_chunked_feed(&c, bad[b].in, strlen(bad[b].in), NULL, &ol);
+        if (k != -1 || !c.error || strcmp(c.error, bad[b].why) != 0)
+            fail_msg("trailer %zu: k=%zd error=%s, wanted %s", b, k, c.error ? c.error : "(none)", bad[b].why);
+    }
+    /* fields that merely look alike pass, fed one byte at a time */
+    const char *ok = "0\r\nContent-Lengthy: 1\r\nX-Host: a\r\nServer-Timing: x;dur=1\r\n\r\n";
+    http_chunked_init(&c);
+    for (size_t i = 0; ok[i]; i++)
+        assert_int_equal(http_chunked_feed(&c, ok + i, 1, NULL, &ol), 1);
+    assert_true(c.done);
+}
+
+/* RFC 9110 §2.5: HTTP/1.7 is read as HTTP/1.1, with all of its rules. */
+static void higher_minor_is_http11(void **state)
+{
+    (void)state;
+    struct http_request rq;
+    struct http_error err;
+    const char *s = "GET http://a.example/ HTTP/1.7\r\n\r\n";
+    assert_int_equal(http_parse_request(s, strlen(s), &rq, &err), HTTP_ERROR);
+    assert_string_equal(err.reason, "missing_host");
+    s = "GET http://a.example/ HTTP/1.7\r\nHost: a.example\r\n\r\n";
+    assert_int_equal(http_parse_request(s, strlen(s), &rq, &err), HTTP_OK);
+    assert_int_equal(rq.minor, 1);
+    assert_false(rq.f.conn_close);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -282,6 +325,8 @@ int main(void)
         cmocka_unit_test(hop_by_hop),
         cmocka_unit_test(responses),
         cmocka_unit_test(chunked_decode),
+        cmocka_unit_test(chunked_trailers_strict),
+        cmocka_unit_test(higher_minor_is_http11),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

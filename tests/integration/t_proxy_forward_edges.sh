@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Absolute-form forwarding against clients and origins that bend HTTP (DESIGN.md §5.3): proxyd
+# writes the framing fields itself, so Content-Length named in Connection can neither smuggle a
+# second request to the origin nor leave a client without a length; a trailer line that is a
+# request line is refused; a 20 KiB response head goes through; an HTTP/1.0 client gets a chunked
+# answer decoded; an origin that never answers gets the client a 504; connections over the
+# per-account cap are answered 429 at once, even before they send a request.  UIDs 59560-59569.
+. "$(dirname "$0")/../lib/world.sh"; world_enter "$@"
+. "$PS_SRC/tests/lib/proxy_world.sh"
+
+world_add_user fwuser 59561
+proxy_world
+RAW_LOG="$WORLD/raw-origin.log"; : > "$RAW_LOG"
+ip netns exec dnsup python3 "$PS_SRC/tests/lib/proxy_raw_origin.py" --listen 203.0.113.10:8090 \
+    --log "$RAW_LOG" > "$WORLD/raw-origin.out" 2>&1 &
+WORLD_PIDS+=($!)
+for _ in $(seq 100); do grep -q ready "$WORLD/raw-origin.out" 2>/dev/null && break; sleep 0.05; done
+grep -q ready "$WORLD/raw-origin.out" || fail "raw origin did not start: $(cat "$WORLD/raw-origin.out")"
+proxy_profile 10-fw.conf "[Match]
+User=fwuser
+[Network]
+Allow=203.0.113.10:8090"
+proxy_start -m 4
+O=http://203.0.113.10:8090
+
+# The silent origin takes the whole forwarding timeout (60 s): started first, checked last.
+pcurl fwuser --max-time 90 -D - -o /dev/null "$O/silent" > "$WORLD/silent.out" 2>&1 &
+SILENT=$!
+
+# raw CLIENT: send stdin as it is, print everything until the connection closes (or 5 s)
+raw() { as fwuser timeout 8 python3 -c '
+import socket, sys
+s = socket.create_connection(("127.0.0.1", 3128)); s.settimeout(5)
+s.sendall(sys.stdin.buffer.read())
+d = b""
+try:
+    while True:
+        b = s.recv(65536)
+        if not b: break
+        d += b
+except socket.timeout:
+    d += b"<timeout>"
+sys.stdout.write(d.decode("latin-1"))'; }
+
+# --- Content-Length named in Connection: the request keeps its length, nothing is smuggled ---
+body='GET /admin HTTP/1.1\r\nHost: internal.example\r\n\r\n'
+n=$(printf "$body" | wc -c)
+out=$(printf "POST $O/smuggle HTTP/1.1\r\nHost: x\r\nConnection: close, Content-Length\r\nContent-Length: $n\r\n\r\n$body" | raw)
+assert_match "smuggle attempt: answered once" '^HTTP/1.1 200 OK' "$out"
+for _ in $(seq 40); do grep -q "/smuggle" "$RAW_LOG" && break; sleep 0.1; done
+got=$(grep "/smuggle" "$RAW_LOG")
+assert_match "origin got the body with its length" "Content-Length: $n\\\\r\\\\n" "$got"
+assert_no_match "Connection: Content-Length not passed on" 'Connection: Content-Length' "$got"
+assert_match "origin got Connection: close from proxyd" 'Connection: close' "$got"
+
+# --- a trailer line that is a request line: 400, not forwarded ---
+out=$(printf "POST $O/trailer HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\nGET /admin HTTP/1.1\r\n\r\n" | raw)
+assert_match "request line as a trailer: 400 Bad Request" '^HTTP/1.1 400 Bad Request' "$out"
+assert_match "  ... says why" '"detail":"bad_chunked_request_body"' "$out"
+assert_eq "  ... logged" 1 "$(grep -c '"reason":"bad_chunked_request_body"' "$WORLD/decisions.jsonl")"
+
+# --- the origin names Content-Length in Connection: the client still gets a length ---
+out=$(pcurl fwuser --max-time 5 -D - "$O/cl-hop" 2>&1)
+assert_match "response keeps its length" 'Content-Length: 2' "$out"
+assert_match "  ... and the client is done at once" 'ok$' "$out"
+
+# --- a 20 KiB response head (more than the 16 KiB body buffer) ---
+assert_eq "20 KiB response head" "big" "$(pcurl fwuser --max-time 5 "$O/bighead" 2>&1)"
+
+# --- HTTP/1.0 client, chunked origin: decoded, ended by close ---
+out=$(printf "GET $O/chunked HTTP/1.0\r\n\r\n" | raw)
+assert_no_match "HTTP/1.0 client gets no chunked coding" 'Transfer-Encoding' "$out"
+assert_match "  ... the decoded body, then close" 'Connection: close'$'\r\n\r\n''hello world$' "$out"
+out=$(printf "GET $O/chunked HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" | raw)
+assert_match "HTTP/1.1 client gets it chunked" 'Transfer-Encoding: chunked' "$out"
+
+# --- a head trickled one byte at a time still completes (a head is parsed at each LF) ---
+out=$(as fwuser timeout 10 python3 -c '
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", 3128))
+for ch in b"GET '"$O"'/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n":
+    s.send(bytes([ch])); time.sleep(0.002)
+print(s.recv(4096).decode("latin-1").split("\r\n")[0])')
+assert_eq "trickled head" "HTTP/1.1 200 OK" "$out"
+
+# --- the per-account cap (-m 4) counts connections from accept ---
+as fwuser python3 -c '
+import socket, sys, time
+idle = [socket.create_connection(("127.0.0.1", 3128)) for _ in range(3)]   # + the silent one = 4
+time.sleep(0.3)
+s = socket.create_connection(("127.0.0.1", 3128)); s.settimeout(3)
+t = time.time()
+d = s.recv(4096)
+print(d.split(b"\r\n")[0].decode(), "after %.1f s" % (time.time() - t) if time.time() - t < 2 else "late")
+' > "$WORLD/cap.out" 2>&1
+assert_match "5th connection, no request sent: 429 at once" '^HTTP/1.1 429 Too Many Requests after' "$(cat "$WORLD/cap.out")"
+l=$(proxy_log_last '"reason":"too_many_connections"')
+assert_match "429 logged" '"account":"fwuser".*"decision":"deny"' "$l"
+sleep 0.3
+assert_eq "slots freed when the idle ones close" "ok" "$(pcurl fwuser "$O/x")"
+
+# --- an origin that never answers: 504 after the forwarding timeout ---
+wait "$SILENT"
+assert_match "silent origin: 504" '^HTTP/1.1 504' "$(cat "$WORLD/silent.out")"
+l=$(proxy_log_last '"port":8090' '"decision":"error"')
+assert_match "504 logged" '"reason":"upstream_timeout"' "$l"
+kill -0 "$PROXYD_PID" || fail "proxyd died"
+proxy_done

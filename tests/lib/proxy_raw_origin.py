@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""An origin that answers in ways a well-behaved server would not, for the forwarding edge cases of
+tests/integration/t_proxy_forward_edges.sh.  Raw sockets, no HTTP library: every byte it receives on
+a connection is appended (Python repr, one line per connection, after it closes or goes quiet for
+1.5 s) to --log, so a test can see exactly what proxyd sent.  The path picks the answer:
+  /cl-hop     Content-Length named in Connection (hop-by-hop), connection kept open
+  /bighead    a 20 KiB response head, then a 3-byte body
+  /chunked    a chunked body ("hello world")
+  /silent     reads the request, never answers, keeps the connection open
+  anything else: 200 "ok" with a Content-Length
+"""
+import argparse
+import socket
+import threading
+import time
+
+
+def serve(conn, log, lock):
+    got = b""
+    conn.settimeout(1.5)
+    answered = False
+    try:
+        while True:
+            try:
+                d = conn.recv(65536)
+            except socket.timeout:
+                break
+            if not d:
+                break
+            got += d
+            if answered or b"\r\n\r\n" not in got:
+                continue
+            answered = True
+            path = got.split(b" ", 2)[1].decode("latin-1")
+            if path.endswith("/cl-hop"):
+                conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: content-length\r\nContent-Length: 2\r\n\r\nok")
+            elif path.endswith("/bighead"):
+                pad = b"".join(b"X-Pad-%03d: %s\r\n" % (i, b"p" * 340) for i in range(60))
+                conn.sendall(b"HTTP/1.1 200 OK\r\n" + pad + b"Content-Length: 3\r\n\r\nbig")
+            elif path.endswith("/chunked"):
+                conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                             b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+            elif path.endswith("/silent"):
+                conn.settimeout(None)          # hold it until the client side goes away
+            else:
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    except OSError:
+        pass
+    finally:
+        with lock:
+            with open(log, "a") as f:
+                f.write(repr(got) + "\n")
+        conn.close()
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--listen", required=True)          # ADDR:PORT
+    p.add_argument("--log", required=True)
+    a = p.parse_args()
+    host, _, port = a.listen.rpartition(":")
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((host, int(port)))
+    s.listen(64)
+    lock = threading.Lock()
+    print("ready", flush=True)
+    while True:
+        c, _ = s.accept()
+        threading.Thread(target=serve, args=(c, a.log, lock), daemon=True).start()
+
+
+if __name__ == "__main__":
+    main()
