@@ -8,8 +8,7 @@
  *  - UDP (udp_dump_one): "src and dst are swapped for historical reasons" (the kernel's comment):
  *    the lookup is done as for a received datagram, so idiag_src must be the REMOTE address.
  * Either lookup may fall back to a socket that matches less than the full tuple (a listener, an
- * unconnected UDP socket); that is still the socket that owns the client's local address:port, and
- * we check the reply's local port and address before we believe it. */
+ * unconnected UDP socket): answer_is_client() says which answers are believed. */
 #include "common/sockdiag.h"
 
 #include <errno.h>
@@ -54,23 +53,44 @@ static int endpoint_from(const struct sockaddr *sa, struct endpoint *e)
     return -1;
 }
 
-/* Does the answer's local address belong to the client endpoint?  Equal, or a wildcard bind
- * (an unconnected UDP socket), or the IPv4-mapped form held by a dual-stack IPv6 socket. */
-static bool local_address_matches(const struct inet_diag_msg *m, const struct endpoint *client)
+/* Is (addr, port) of an answer from a socket of family `family` the endpoint e?  Equal, or the
+ * IPv4-mapped form held by a dual-stack IPv6 socket; a wildcard address only when allowed. */
+static bool endpoint_matches(int family, const uint32_t addr[4], uint16_t port,
+                             const struct endpoint *e, bool wildcard_ok)
 {
     static const uint32_t zero[4];
-    if (m->id.idiag_sport != client->port)
+    if (port != e->port)
         return false;
-    if (memcmp(m->id.idiag_src, zero, sizeof zero) == 0)
-        return true;
-    if (client->family == AF_INET) {
-        if (m->idiag_family == AF_INET)
-            return m->id.idiag_src[0] == client->addr[0];
+    if (memcmp(addr, zero, sizeof zero) == 0)
+        return wildcard_ok;
+    if (e->family == AF_INET) {
+        if (family == AF_INET)
+            return addr[0] == e->addr[0];
         const uint32_t mapped_prefix[3] = { 0, 0, htonl(0xffff) };
-        return memcmp(m->id.idiag_src, mapped_prefix, sizeof mapped_prefix) == 0 &&
-               m->id.idiag_src[3] == client->addr[0];
+        return memcmp(addr, mapped_prefix, sizeof mapped_prefix) == 0 && addr[3] == e->addr[0];
     }
-    return memcmp(m->id.idiag_src, client->addr, 16) == 0;
+    return memcmp(addr, e->addr, 16) == 0;
+}
+
+/* Is the answer the client's own socket?  Both lookups fall back to less than the full tuple:
+ *  - UDP: an unconnected socket bound to the port (maybe to the wildcard address) is what owns a
+ *    datagram's source address, so a local match is enough;
+ *  - TCP: the kernel falls back to a LISTENING socket on the client's port when no connection has
+ *    the tuple (a rewritten source port, a remote client choosing its port): that listener's owner
+ *    says nothing about who connects.  Only a connection is believed, with both ends equal to the
+ *    tuple asked for, and one that still has an owner: a TIME_WAIT or orphaned socket (inode 0,
+ *    uid 0) is reported as not found rather than as root. */
+static bool answer_is_client(int proto, const struct inet_diag_msg *m, const struct endpoint *client,
+                             const struct endpoint *server)
+{
+    if (proto == IPPROTO_UDP)
+        return endpoint_matches(m->idiag_family, m->id.idiag_src, m->id.idiag_sport, client, true);
+    enum { TCP_TIME_WAIT_ = 6, TCP_CLOSE_ = 7, TCP_LISTEN_ = 10, TCP_NEW_SYN_RECV_ = 12 };
+    if (m->idiag_state == TCP_LISTEN_ || m->idiag_state == TCP_TIME_WAIT_ ||
+        m->idiag_state == TCP_CLOSE_ || m->idiag_state == TCP_NEW_SYN_RECV_ || m->idiag_inode == 0)
+        return false;
+    return endpoint_matches(m->idiag_family, m->id.idiag_src, m->id.idiag_sport, client, false) &&
+           endpoint_matches(m->idiag_family, m->id.idiag_dst, m->id.idiag_dport, server, false);
 }
 
 /* One netlink socket, opened on first use and kept: proxyd asks once per connection, and a socket
@@ -176,7 +196,7 @@ int ps_sockdiag_lookup(int proto, const struct sockaddr *src, const struct socka
     if (sockdiag_exchange(&req, &m) < 0)
         return -1;
     /* The kernel answered with *a* socket; make sure it is the client's. */
-    if (!local_address_matches(&m, &client)) {
+    if (!answer_is_client(proto, &m, &client, &server)) {
         errno = ENOENT;
         return -1;
     }

@@ -155,6 +155,7 @@ size_t pd_forward_uin_limit(const struct pd_conn *c);   /* bytes of the answer b
 
 /* ident.c */
 int pd_identify(struct pd_conn *c, const struct sockaddr *local);
+void pd_ident_refresh(struct pd_conn *c);        /* after a reload: the current profile */
 void pd_ident_flush(void);                        /* after a reload */
 /* The per-account cap (429): false when uid is at its limit. */
 bool pd_account_acquire(uid_t uid);

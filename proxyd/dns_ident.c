@@ -23,9 +23,11 @@
 #endif
 
 struct owners {
-    bool found;
-    uid_t uid;
-    bool conflict;
+    bool found;                 /* a socket that can send from the datagram's source address */
+    uid_t uid;                  /* its owner */
+    bool any;                   /* any socket on the port at all, and the owner of the first */
+    uid_t any_uid;
+    bool conflict;              /* sockets of two owners on the port */
 };
 
 /* Is the local address of a dumped socket (family fam, address a) one that can send from the
@@ -91,8 +93,14 @@ static int dump_udp(int fam, uint16_t port, const struct sockaddr_storage *peer,
                 continue;
             const struct inet_diag_msg *d = NLMSG_DATA(h);
             if (ntohs(d->id.idiag_sport) != port) continue;          /* the filter already did */
+            /* Every owner of the port counts, whatever address its socket is bound to: a socket
+             * bound to 127.0.0.2:P can send from 127.0.0.1:P (IP_PKTINFO's ipi_spec_dst picks the
+             * source address, no privilege needed), so "only matching addresses" would let it
+             * pass its queries off as those of an account bound to 127.0.0.1:P. */
+            if (o->any && o->any_uid != d->idiag_uid) o->conflict = true;
+            o->any = true;
+            o->any_uid = d->idiag_uid;
             if (!local_matches(d->idiag_family, d->id.idiag_src, peer)) continue;
-            if (o->found && o->uid != d->idiag_uid) o->conflict = true;
             o->found = true;
             o->uid = d->idiag_uid;
         }
@@ -112,7 +120,9 @@ int dns_ident_udp(const struct sockaddr_storage *peer, uid_t *uid)
     else if (peer->ss_family == AF_INET6) port = ntohs(((const struct sockaddr_in6 *)peer)->sin6_port);
     else { errno = EAFNOSUPPORT; return -1; }
     if (port == 0) { errno = ENOENT; return -1; }
-    if (peer->ss_family == AF_INET && dump_udp(AF_INET, port, peer, &o) < 0) return -1;
+    /* Both families, always: an IPv6 socket can send IPv4 datagrams, and an IPv4 one cannot send
+     * IPv6 ones but still owns the port number. */
+    if (dump_udp(AF_INET, port, peer, &o) < 0) return -1;
     if (dump_udp(AF_INET6, port, peer, &o) < 0) return -1;
     if (!o.found) { errno = ENOENT; return -1; }
     if (o.conflict) { errno = ENOTUNIQ; return -1; }

@@ -13,10 +13,12 @@
  *    and glibc, dig and most stub resolvers connect() their UDP socket to the server they picked;
  *    and the kernel's exact lookup returns one best match, hiding a second owner of the same port.
  * So for UDP we dump every UDP socket bound to the datagram's source port (a port filter runs in
- * the kernel), keep those whose local address is the source address or a wildcard, and accept the
- * answer only when all of them belong to one UID.  Two owners (SO_REUSEADDR sharing) mean
- * "ambiguous", and the query is refused: a sandboxed account can never borrow another account's
- * identity by sharing its port.  No privilege is needed. */
+ * the kernel), require one whose local address is the source address or a wildcard, and accept
+ * the answer only when every socket on that port, whatever its address, belongs to one UID.  Two
+ * owners (SO_REUSEADDR sharing, or a socket on another local address, which can send from this
+ * one with IP_PKTINFO) mean "ambiguous", and the query is refused.  No privilege is needed.
+ * What this cannot see: a socket that sent and was closed before the dump (it shared the port
+ * with SO_REUSEADDR, so the other owner must have set that too).  DNS over TCP has no such gap. */
 #ifndef PD_DNS_IDENT_H
 #define PD_DNS_IDENT_H
 

@@ -182,15 +182,18 @@ static void build_upstream_request(struct pd_conn *c, const struct http_request 
     appends(b, "Connection: close\r\n\r\n");
 }
 
-/* Is there a LF in the part of the pending head not searched yet?  Also true when the head has
- * reached the size limit, so that the parser rejects it. */
+/* Is there a LF in the part of the pending head not searched yet?  Also true for the first bytes
+ * of a head (what is not HTTP at all, a TLS ClientHello on the plain port, is answered at once)
+ * and when the head has reached the size limit, so that the parser rejects it. */
 static bool has_new_lf(struct pd_conn *c)
 {
     size_t pending = c->in.len - c->in.off;
     if (c->head_scanned > pending)
         c->head_scanned = 0;
-    if (pending >= HTTP_MAX_HEAD)
+    if (pending >= HTTP_MAX_HEAD || c->head_scanned == 0) {
+        c->head_scanned = pending;
         return true;
+    }
     bool found = memchr(c->in.p + c->in.off + c->head_scanned, '\n', pending - c->head_scanned) != NULL;
     c->head_scanned = pending;
     return found;
@@ -214,6 +217,7 @@ bool pd_explicit_read(struct pd_conn *c)
                 return false;
             }
             if (r == HTTP_OK) {
+                pd_ident_refresh(c);
                 int st = 0;
                 const char *why = NULL;
                 c->head_scanned = 0;

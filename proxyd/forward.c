@@ -65,15 +65,17 @@ static int move_request_body(struct pd_conn *c)
     return 0;
 }
 
-/* Is there a LF in the part of the response head not searched yet (or is the head at its limit)?
- * The head is parsed again only then: see has_new_lf() in explicit.c. */
+/* Is there a LF in the part of the response head not searched yet (or are these its first bytes,
+ * or is it at its limit)?  The head is parsed again only then: see has_new_lf() in explicit.c. */
 static bool response_has_new_lf(struct pd_conn *c)
 {
     size_t pending = c->uin.len - c->uin.off;
     if (c->resp_scanned > pending)
         c->resp_scanned = 0;
-    if (pending >= HTTP_MAX_HEAD)
+    if (pending >= HTTP_MAX_HEAD || c->resp_scanned == 0) {
+        c->resp_scanned = pending;
         return true;
+    }
     bool found = memchr(c->uin.p + c->uin.off + c->resp_scanned, '\n', pending - c->resp_scanned) != NULL;
     c->resp_scanned = pending;
     return found;

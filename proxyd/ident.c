@@ -103,6 +103,26 @@ int pd_identify(struct pd_conn *c, const struct sockaddr *local)
     return 0;
 }
 
+/* A kept-alive explicit connection outlives reloads: each request is judged by the configuration
+ * in force when it arrives, not the one its connection was accepted under.  The uid is the
+ * socket's and does not change; its profile is looked up again (it may be gone: not_sandboxed). */
+void pd_ident_refresh(struct pd_conn *c)
+{
+    if (c->who.conf == pd->conf)
+        return;
+    pd_conf_unref(c->who.conf);
+    c->who.conf = pd_conf_ref(pd->conf);
+    if (!c->id_ok)
+        return;                            /* not identified: denied under any configuration */
+    profile_of(c->who.uid, c->who.conf->cfg, &c->who.profile, c->who.user, sizeof c->who.user);
+    if (!c->who.user[0])
+        snprintf(c->who.user, sizeof c->who.user, "%u", (unsigned)c->who.uid);
+    if (!c->who.profile) {
+        c->id_ok = false;
+        c->id_err = "not_sandboxed";
+    }
+}
+
 /* ---- per-account connection counts ---- */
 struct acct {
     uid_t uid;

@@ -104,6 +104,18 @@ static int copy_once(int src, int dst, struct pd_dir *d, int64_t *count, struct 
     return (size_t)n == sizeof buf ? 1 : 2;
 }
 
+/* A direction whose source has ended and whose last bytes are out passes the end on. */
+static void end_if_done(int dst, struct pd_dir *d, const struct pd_buf *pending, bool other_done)
+{
+    if (d->eof && d->inpipe == 0 && pending->len == pending->off && !d->shut) {
+        /* the last direction to finish needs no shutdown: both sockets are closed next, and
+         * close() sends the FIN */
+        if (!other_done)
+            shutdown(dst, SHUT_WR);
+        d->shut = true;
+    }
+}
+
 /* Move what can be moved in one direction.  Returns -1 on a hard error (tear down). */
 static int pump(int src, int dst, struct pd_dir *d, int64_t *count, struct pd_buf *pending,
                 bool other_done, bool fin)
@@ -115,7 +127,9 @@ static int pump(int src, int dst, struct pd_dir *d, int64_t *count, struct pd_bu
         if (r != 1 || pending->len > pending->off)
             break;                  /* nothing more to read now, or dst is full */
     }
-    if (!d->splice)
+    /* Bytes a partial send left in *pending go out before anything spliced after them: splicing
+     * now would put newer bytes on the wire ahead of them. */
+    if (!d->splice || pending->len > pending->off)
         goto out;
     for (int rounds = 0; rounds < 8; rounds++) {
         if (d->inpipe == 0 && !d->eof) {
@@ -152,13 +166,7 @@ static int pump(int src, int dst, struct pd_dir *d, int64_t *count, struct pd_bu
             break;
     }
 out:
-    if (d->eof && d->inpipe == 0 && pending->len == pending->off && !d->shut) {
-        /* the last direction to finish needs no shutdown: both sockets are closed next, and
-         * close() sends the FIN */
-        if (!other_done)
-            shutdown(dst, SHUT_WR);
-        d->shut = true;
-    }
+    end_if_done(dst, d, pending, other_done);
     return 0;
 }
 
@@ -203,6 +211,11 @@ void pd_tunnel_io(struct pd_conn *c, int fd, uint32_t ev)
     if (c->out.len == c->out.off && moves(fd, ev, c->ufd, c->cfd) &&
         pump(c->ufd, c->cfd, &c->down, &c->bytes_down, &c->out, c->up.shut, fin && fd == c->ufd) < 0)
         goto done;
+    /* A direction can also end without an event of its own: its last buffered bytes went out in
+     * the flush above, during an event for the other socket.  Nothing would report it again (it
+     * waits for nothing now), so its end is passed on here. */
+    end_if_done(c->ufd, &c->up, &c->uout, c->down.shut);
+    end_if_done(c->cfd, &c->down, &c->out, c->up.shut);
     if (c->up.shut && c->down.shut)
         goto done;
     /* a drained pipe is given back: idle tunnels hold no pipes */

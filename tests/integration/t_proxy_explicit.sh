@@ -91,6 +91,14 @@ n=$(pcurl pxuser http://allowed.test/bytes/3000000 | wc -c)
 assert_eq "3 MB body through the forwarder" 3000000 "$n"
 n=$(pcurl pxuser https://allowed.test/bytes/5000000 | wc -c)
 assert_eq "5 MB body through a CONNECT tunnel" 5000000 "$n"
+# Content, not only length, through tunnels whose client reads slowly (partial sends while the
+# direction switches from copying to splice): every byte in its place.
+want=$(python3 -c 'import sys; sys.path.insert(0, sys.argv[1]); import proxy_origin, hashlib
+print(hashlib.sha256(proxy_origin.pattern_bytes(3000000)).hexdigest())' "$PS_SRC/tests/lib")
+for rate in 4M 8M 16M; do
+    got=$(pcurl pxuser --max-time 20 --limit-rate $rate http://203.0.113.10:8080/pattern/3000000 -p | sha256sum | cut -d' ' -f1)
+    assert_eq "3 MB through a CONNECT tunnel read at $rate/s: same bytes, same order" "$want" "$got"
+done
 # credentials for the proxy never reach the origin
 pcurl pxuser -H 'Proxy-Authorization: Basic c2VjcmV0' -H 'X-Keep: 1' http://allowed.test/hello >/dev/null
 h=$(tail -n 1 "$ORIGIN_LOG")

@@ -61,6 +61,33 @@ exec 9> "$WORLD/hold"
 for _ in $(seq 50); do [ -s "$SCR/tunnel.out" ] && break; sleep 0.1; done
 assert_eq "tunnel open under v1" "HTTP/1.1 200 Connection established" "$(head -n 1 "$SCR/tunnel.out")"
 
+# A kept-alive plain-HTTP connection opened under v1: each request on it is judged by the
+# configuration in force when that request arrives.
+mkfifo "$WORLD/hold_ka"
+as rlbox timeout 30 python3 -c '
+import socket, sys
+s = socket.create_connection(("127.0.0.1", 3128))
+def get(host):
+    s.sendall(b"GET http://%s/hello HTTP/1.1\r\nHost: %s\r\n\r\n" % (host, host))
+    d = b""
+    while b"\r\n\r\n" not in d:
+        x = s.recv(4096)
+        if not x: sys.exit("connection closed")
+        d += x
+    h, _, b = d.partition(b"\r\n\r\n")
+    n = int([l.split(b":")[1] for l in h.split(b"\r\n") if l.lower().startswith(b"content-length")][0])
+    while len(b) < n: b += s.recv(4096)
+    print(host.decode(), h.split(b"\r\n")[0].decode(), flush=True)
+get(b"allowed.test")
+sys.stdin.readline()
+get(b"later.test")
+get(b"allowed.test")
+' < "$WORLD/hold_ka" > "$SCR/ka.out" 2>&1 &
+KPID=$!
+exec 8> "$WORLD/hold_ka"
+for _ in $(seq 50); do [ -s "$SCR/ka.out" ] && break; sleep 0.1; done
+assert_eq "kept-alive connection: allowed.test under v1" "allowed.test HTTP/1.1 200 OK" "$(head -n 1 "$SCR/ka.out")"
+
 # --- valid reload: later.test allowed, allowed.test no longer ---
 proxy_profile 10-box.conf "[Match]
 User=rlbox
@@ -74,6 +101,11 @@ l=$(proxy_log_last '"host":"later.test"' '"decision":"allow"')
 assert_match "decided by the new rule" '"rule":"[^"]*10-box.conf:4"' "$l"
 code=$(pcurl rlbox -o /dev/null -w '%{http_code}' http://allowed.test/hello)
 assert_eq "allowed.test denied for new connections" 403 "$code"
+echo go >&8; exec 8>&-
+wait $KPID
+assert_eq "the kept-alive connection's next requests follow the new profile" "allowed.test HTTP/1.1 200 OK
+later.test HTTP/1.1 200 OK
+allowed.test HTTP/1.1 403 Forbidden" "$(cat "$SCR/ka.out")"
 
 # --- invalid reload: rejected, error logged with its place, old (v2) config stays ---
 printf '[Match]\nUser=rlbox\n[Network]\nAllow=later.test:80\nAllow=evil.test:99999\n' > "$CONF/profiles/10-box.conf"

@@ -6,6 +6,7 @@
 Every request is one JSON line in --log: {"listen": "...", "method", "path", "host", "headers"}.
   GET  /hello          200 "hello from origin\n"
   GET  /bytes/N        N bytes of 'x' (Content-Length)
+  GET  /pattern/N      N bytes in which no 16-byte block repeats (pattern_bytes)
   GET  /chunked        a chunked response of three chunks
   GET  /close          a response delimited by closing the connection
   POST /echo           the request body back
@@ -59,6 +60,14 @@ class Handler(BaseHTTPRequestHandler):
                 k = min(n, len(chunk))
                 self.wfile.write(chunk[:k])
                 n -= k
+            return
+        if self.path.startswith("/pattern/"):
+            # N bytes of pattern_bytes(): unlike /bytes/, a reordered or repeated stretch shows
+            n = int(self.path.split("/")[2])
+            self.send_response(200)
+            self.send_header("Content-Length", str(n))
+            self.end_headers()
+            self.wfile.write(pattern_bytes(n))
             return
         if self.path == "/chunked":
             self.send_response(200)
@@ -128,6 +137,18 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(rest)))
         self.end_headers()
         self.wfile.write(rest)
+
+
+def pattern_bytes(n):
+    """A stream whose every 16-byte block is unique (its index, then a hash of it): the same bytes
+    that tests/integration compare against, so a relay that reorders data cannot pass."""
+    import hashlib
+    out = bytearray()
+    i = 0
+    while len(out) < n:
+        out += hashlib.blake2b(i.to_bytes(8, "big"), digest_size=16).digest()
+        i += 1
+    return bytes(out[:n])
 
 
 class Server(ThreadingHTTPServer):

@@ -99,6 +99,70 @@ static void other_address_same_port_is_not_the_sender(void **state)
     close(s);
 }
 
+/* The spoof: another account's socket on 127.0.0.2:P sends from 127.0.0.1:P with IP_PKTINFO
+ * (unprivileged), where our socket is bound.  The datagram really arrives from 127.0.0.1:P, and
+ * must not be credited to us: two owners on the port, refused. */
+static void source_address_chosen_with_pktinfo_is_ambiguous(void **state)
+{
+    (void)state;
+    if (geteuid() != 0) { skip(); return; }
+    int victim = udp4("127.0.0.1", 0, false);
+    struct sockaddr_storage vaddr = local_of(victim);
+    uint16_t port = ntohs(((struct sockaddr_in *)&vaddr)->sin_port);
+    int srv = udp4("127.0.0.1", 0, false);
+    struct sockaddr_storage srv_addr = local_of(srv);
+    int ready[2], go[2];
+    assert_int_equal(pipe(ready), 0);
+    assert_int_equal(pipe(go), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        char c;
+        alarm(10);                                           /* never outlive a failed parent */
+        if (setresgid(59798, 59798, 59798) < 0 || setresuid(59798, 59798, 59798) < 0) _exit(2);
+        int t = socket(AF_INET, SOCK_DGRAM, 0);
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
+        inet_pton(AF_INET, "127.0.0.2", &a.sin_addr);
+        if (bind(t, (struct sockaddr *)&a, sizeof a) < 0) _exit(3);
+        char cbuf[CMSG_SPACE(sizeof(struct in_pktinfo))] = { 0 };
+        struct iovec iov = { .iov_base = "q", .iov_len = 1 };
+        struct msghdr m = { .msg_name = &srv_addr, .msg_namelen = sizeof(struct sockaddr_in),
+                            .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf };
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+        cm->cmsg_level = IPPROTO_IP;
+        cm->cmsg_type = IP_PKTINFO;
+        cm->cmsg_len = CMSG_LEN(sizeof(struct in_pktinfo));
+        struct in_pktinfo pi = { 0 };
+        inet_pton(AF_INET, "127.0.0.1", &pi.ipi_spec_dst);
+        memcpy(CMSG_DATA(cm), &pi, sizeof pi);
+        if (sendmsg(t, &m, 0) != 1) _exit(4);
+        if (write(ready[1], "r", 1) != 1) _exit(5);
+        if (read(go[0], &c, 1) < 0) _exit(6);
+        _exit(0);
+    }
+    char c;
+    assert_int_equal(read(ready[0], &c, 1), 1);
+    struct sockaddr_storage from;
+    socklen_t fl = sizeof from;
+    assert_int_equal(recvfrom(srv, &c, 1, 0, (struct sockaddr *)&from, &fl), 1);
+    char a[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &((struct sockaddr_in *)&from)->sin_addr, a, sizeof a);
+    assert_string_equal(a, "127.0.0.1");                      /* the spoof works at the IP level */
+    assert_int_equal(ntohs(((struct sockaddr_in *)&from)->sin_port), port);
+    uid_t uid = 12345;
+    errno = 0;
+    assert_int_equal(dns_ident_udp(&from, &uid), -1);
+    assert_int_equal(errno, ENOTUNIQ);
+    assert_int_equal(uid, 12345);
+    assert_int_equal(write(go[1], "g", 1), 1);
+    int st;
+    waitpid(pid, &st, 0);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    assert_int_equal(dns_ident_udp(&from, &uid), 0);          /* the other owner gone: ours */
+    assert_int_equal(uid, 0);
+    close(srv);
+    close(victim);
+}
+
 static void two_owners_are_ambiguous(void **state)
 {
     if (geteuid() != 0) { skip(); return; }
@@ -168,6 +232,7 @@ int main(void)
         cmocka_unit_test(wildcard_and_dual_stack_sockets),
         cmocka_unit_test(other_address_same_port_is_not_the_sender),
         cmocka_unit_test(two_owners_are_ambiguous),
+        cmocka_unit_test(source_address_chosen_with_pktinfo_is_ambiguous),
         cmocka_unit_test(tcp_connection_owner),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -167,6 +167,63 @@ static void udp_ipv4_unconnected(void **state) { (void)state; check_udp(AF_INET,
 static void udp_ipv6_connected(void **state) { (void)state; check_udp(AF_INET6, "::1", 1); }
 static void udp_ipv6_unconnected(void **state) { (void)state; check_udp(AF_INET6, "::1", 0); }
 
+/* No connection has the tuple, but a LISTENING socket holds the client's port (a dev server on
+ * 0.0.0.0:P, a rewritten source port landing on it, a remote client choosing P): the kernel's
+ * lookup falls back to that listener, and its owner must not be taken for the client. */
+static void listener_on_client_port_is_not_the_client(void **state)
+{
+    (void)state;
+    struct sockaddr_storage lst, srv, from;
+    socklen_t ll, sl;
+    int l = bound_server(AF_INET, SOCK_STREAM, "0.0.0.0", &lst, &ll);
+    int s = bound_server(AF_INET, SOCK_STREAM, "127.0.0.1", &srv, &sl);
+    addr_of(AF_INET, "127.0.0.1", &from, &sl);
+    ((struct sockaddr_in *)&from)->sin_port = ((struct sockaddr_in *)&lst)->sin_port;
+    uid_t uid = 4242;
+    uint64_t ino = 4242;
+    errno = 0;
+    assert_int_equal(ps_sockdiag_lookup(IPPROTO_TCP, (struct sockaddr *)&from, (struct sockaddr *)&srv,
+                                        &uid, &ino), -1);
+    assert_int_equal(errno, ENOENT);
+    assert_int_equal(uid, 4242);
+    close(s);
+    close(l);
+}
+
+/* After the client closed first, its socket is in TIME_WAIT: owned by nobody (uid 0, inode 0),
+ * so "not found", never "root". */
+static void time_wait_is_not_found(void **state)
+{
+    (void)state;
+    struct sockaddr_storage srv, peer, me;
+    socklen_t sl, pl = sizeof peer, ml = sizeof me;
+    int s = bound_server(AF_INET, SOCK_STREAM, "127.0.0.1", &srv, &sl);
+    int c = owned_socket(AF_INET, SOCK_STREAM);
+    assert_int_equal(connect(c, (struct sockaddr *)&srv, sl), 0);
+    int a = accept(s, NULL, NULL);
+    assert_true(a >= 0);
+    assert_int_equal(getpeername(a, (struct sockaddr *)&peer, &pl), 0);
+    assert_int_equal(getsockname(a, (struct sockaddr *)&me, &ml), 0);
+    close(c);                                   /* FIN_WAIT2 ... */
+    char b;
+    assert_int_equal(read(a, &b, 1), 0);
+    close(a);                                   /* ... and TIME_WAIT once our FIN is acked */
+    uid_t uid = 4242;
+    uint64_t ino;
+    int r = -1;
+    for (int i = 0; i < 100; i++) {             /* the last ACK is processed asynchronously */
+        errno = 0;
+        r = ps_sockdiag_lookup(IPPROTO_TCP, (struct sockaddr *)&peer, (struct sockaddr *)&me, &uid, &ino);
+        if (r < 0)
+            break;
+        usleep(10000);
+    }
+    assert_int_equal(r, -1);
+    assert_int_equal(errno, ENOENT);
+    assert_int_equal(uid, 4242);
+    close(s);
+}
+
 static void bad_arguments(void **state)
 {
     (void)state;
@@ -194,6 +251,8 @@ int main(void)
         cmocka_unit_test(tcp_ipv4),
         cmocka_unit_test(tcp_ipv6),
         cmocka_unit_test(tcp_mapped),
+        cmocka_unit_test(listener_on_client_port_is_not_the_client),
+        cmocka_unit_test(time_wait_is_not_found),
         cmocka_unit_test(udp_ipv4_connected),
         cmocka_unit_test(udp_ipv4_unconnected),
         cmocka_unit_test(udp_ipv6_connected),
