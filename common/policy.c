@@ -13,13 +13,6 @@ static bool port_in(const struct ps_rule *r, uint16_t port)
     return false;
 }
 
-static bool all_ports(const struct ps_rule *r)
-{
-    for (size_t i = 0; i < r->n_ports; i++)
-        if (r->ports[i].lo <= 1 && r->ports[i].hi == 65535)
-            return true;
-    return false;
-}
 
 /* name is normalised (lower case, no trailing dot). */
 static bool name_match(const struct ps_rule *r, const char *name)
@@ -50,9 +43,65 @@ static void set_where(struct ps_decision *out, const struct ps_rule *r)
         snprintf(out->where, sizeof out->where, "default");
 }
 
+/* Is some port of [lo, hi] left open by the Deny= rules for name?  Binary-specific denies do not
+ * count here (they cannot shut a name for everyone).  *by: a deny that covers part of the range. */
+static bool range_left_open(const struct ps_profile *p, const char *name, unsigned lo, unsigned hi,
+                            const struct ps_rule **by)
+{
+    unsigned x = lo;
+    while (x <= hi) {
+        unsigned next = x;
+        for (size_t i = 0; i < p->n_rules; i++) {
+            const struct ps_rule *r = &p->rules[i];
+            if (r->action != PS_RULE_DENY || r->binary || !name_match(r, name))
+                continue;
+            for (size_t k = 0; k < r->n_ports; k++)
+                if (r->ports[k].lo <= x && r->ports[k].hi >= x && r->ports[k].hi + 1u > next) {
+                    next = r->ports[k].hi + 1u;
+                    if (!*by)
+                        *by = r;
+                }
+        }
+        if (next == x)
+            return true;                   /* port x: allowed by the caller's rule, denied by none */
+        x = next;
+    }
+    return false;
+}
+
+/* The DNS path (any port): a name gets an answer when at least one port is allowed for it and
+ * denied by no Deny= rule, so that policy DNS never resolves a name for which every connection
+ * would be refused (Allow=*.example.com with Deny=secret.example.com:443 shuts secret.example.com
+ * for DNS too: its only allowed port is denied). */
+static void decide_name_any_port(const struct ps_profile *p, const char *name, struct ps_decision *out)
+{
+    const struct ps_rule *allow = NULL, *deny = NULL;
+    for (size_t i = 0; i < p->n_rules && !allow; i++) {
+        const struct ps_rule *r = &p->rules[i];
+        if (r->action != PS_RULE_ALLOW || r->kind == PS_HOST_CIDR || !name_match(r, name))
+            continue;
+        for (size_t k = 0; k < r->n_ports && !allow; k++)
+            if (range_left_open(p, name, r->ports[k].lo, r->ports[k].hi, &deny))
+                allow = r;
+    }
+    if (allow) {
+        out->verdict = PS_ALLOW;
+        out->reason = "allow_rule";
+        set_where(out, allow);
+    } else {
+        out->verdict = PS_DENY;
+        out->reason = deny ? "deny_rule" : "no_matching_rule";
+        set_where(out, deny);
+    }
+    if (out->verdict == PS_DENY && p->mode == PS_MODE_REPORT) {
+        out->verdict = PS_ALLOW;
+        out->would_deny = true;
+    }
+}
+
 /* Shared core: is_addr selects CIDR rules for sa, else name rules for name. */
 static void decide(const struct ps_profile *p, const char *name, const struct sockaddr *sa,
-                   uint16_t port, bool any_port, const char *binary, struct ps_decision *out)
+                   uint16_t port, const char *binary, struct ps_decision *out)
 {
     const struct ps_rule *allow = NULL, *deny = NULL, *binary_miss = NULL;
     for (size_t i = 0; i < p->n_rules; i++) {
@@ -62,19 +111,15 @@ static void decide(const struct ps_profile *p, const char *name, const struct so
         if (!host_ok)
             continue;
         if (r->action == PS_RULE_DENY) {
-            /* Ports: on the any_port (DNS) path a deny shuts the name only when it covers every
-             * port.  binary=: an unknown binary counts as matching, so that a deny never opens
-             * up because the owner could not be found. */
-            bool port_ok = any_port ? all_ports(r) : port_in(r, port);
+            /* binary=: an unknown binary counts as matching, so that a deny never opens up
+             * because the owner could not be found. */
             bool bin_ok = !r->binary || !binary || strcmp(r->binary, binary) == 0;
-            if (any_port && r->binary)
-                bin_ok = false;       /* a binary-specific deny cannot shut a name for everyone */
-            if (port_ok && bin_ok && !deny)
+            if (port_in(r, port) && bin_ok && !deny)
                 deny = r;
         } else {
-            if (!any_port && !port_in(r, port))
+            if (!port_in(r, port))
                 continue;
-            if (r->binary && !any_port && (!binary || strcmp(r->binary, binary) != 0)) {
+            if (r->binary && (!binary || strcmp(r->binary, binary) != 0)) {
                 if (!binary_miss)
                     binary_miss = r;
                 continue;
@@ -149,7 +194,7 @@ void ps_policy_decide(const struct ps_profile *p, const char *host, uint16_t por
         return;
     }
     if (literal_addr(host, &ss) == 0) {
-        decide(p, NULL, (struct sockaddr *)&ss, port, false, binary, out);
+        decide(p, NULL, (struct sockaddr *)&ss, port, binary, out);
         return;
     }
     if (ps_name_normalize(host, norm) < 0) {
@@ -163,7 +208,7 @@ void ps_policy_decide(const struct ps_profile *p, const char *host, uint16_t por
         out->reason = ok ? "inference" : "inference_not_permitted";
         return;
     }
-    decide(p, norm, NULL, port, false, binary, out);
+    decide(p, norm, NULL, port, binary, out);
 }
 
 void ps_policy_name_decide(const struct ps_profile *p, const char *name, struct ps_decision *out)
@@ -183,7 +228,7 @@ void ps_policy_name_decide(const struct ps_profile *p, const char *name, struct 
         out->reason = "inference";
         return;
     }
-    decide(p, norm, NULL, 0, true, NULL, out);
+    decide_name_any_port(p, norm, out);
 }
 
 bool ps_policy_name_allowed(const struct ps_profile *p, const char *name)
@@ -259,7 +304,7 @@ void ps_policy_decide_addr(const struct ps_profile *p, const struct sockaddr *sa
         out->reason = "invalid_port";
         return;
     }
-    decide(p, NULL, sa, port, false, binary, out);
+    decide(p, NULL, sa, port, binary, out);
     const char *why;
     if (!ps_addr_permitted(sa, synthetic, false, p, port, &why)) {
         out->verdict = PS_DENY;

@@ -61,6 +61,35 @@ static bool same(const char *a, const char *b)
 }
 
 /* What an admin could add, or why nothing helps.  Writes the Allow= line (or "") to out. */
+/* The log's strings come from users: a program's path, a host name.  json-c gives back whatever
+ * the JSON escapes stood for, control characters included, and these are printed on root's
+ * terminal.  So every byte outside printable ASCII is shown as \xNN (and a backslash as \\). */
+static const char *shown(const char *s, char *buf, size_t n)
+{
+    if (!s)
+        return "-";
+    size_t o = 0;
+    for (; *s && o + 5 < n; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch >= 0x20 && ch < 0x7f && ch != '\\')
+            buf[o++] = (char)ch;
+        else
+            o += (size_t)snprintf(buf + o, n - o, ch == '\\' ? "\\\\" : "\\x%02x", ch);
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
+/* Can s go into a suggested rule as it is?  Printable ASCII without spaces: anything else would
+ * be a different rule (or several lines) once pasted into a profile. */
+static bool rule_safe(const char *s)
+{
+    for (; s && *s; s++)
+        if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f)
+            return false;
+    return true;
+}
+
 static const char *advice(const struct item *it, char *out, size_t outlen)
 {
     out[0] = '\0';
@@ -94,6 +123,9 @@ static const char *advice(const struct item *it, char *out, size_t outlen)
     bool v6 = strchr(it->host, ':') != NULL;
     /* binary= denials: the rule must name the program that connected */
     bool bin = strncmp(r, "binary_", 7) == 0 && it->binary && *it->binary;
+    if (!rule_safe(it->host) || (bin && !rule_safe(it->binary)))
+        return "the host or the program's path holds spaces or control characters: no rule "
+               "suggested (check what connected)";
     if (it->port)
         snprintf(out, outlen, "Allow=%s%s%s:%u%s%s", v6 ? "[" : "", it->host, v6 ? "]" : "", it->port,
                  bin ? " binary=" : "", bin ? it->binary : "");
@@ -200,19 +232,25 @@ int cmd_denials(const struct ctl_opts *o, int argc, char **argv)
                 first = false;
         if (!first)
             continue;
-        printf("%s (profile %s):\n", items[a].account, items[a].profile ? items[a].profile : "none");
+        char ba[400], bp[400];
+        printf("%s (profile %s):\n", shown(items[a].account, ba, sizeof ba),
+               items[a].profile ? shown(items[a].profile, bp, sizeof bp) : "none");
         for (size_t k = a; k < n; k++) {
             if (!same(items[k].account, items[a].account))
                 continue;
-            char allow[600];
+            char allow[600], b1[1200], b2[400], b3[200], b4[200];
+            allow[0] = '\0';
             const char *why = advice(&items[k], allow, sizeof allow);
             printf("  %4ux %s:%u  %s%s  (%s, last %s)\n", items[k].count,
-                   items[k].host ? items[k].host : "-", items[k].port,
-                   items[k].reason ? items[k].reason : "-",
+                   shown(items[k].host, b1, sizeof b1), items[k].port,
+                   shown(items[k].reason, b2, sizeof b2),
                    items[k].would ? " [Mode=report: let through, would be denied]" : "",
-                   items[k].mode ? items[k].mode : "-", items[k].last ? items[k].last : "-");
+                   shown(items[k].mode, b3, sizeof b3), shown(items[k].last, b4, sizeof b4));
+            if (items[k].binary && !rule_safe(items[k].binary))
+                printf("        # program: %s\n", shown(items[k].binary, b1, sizeof b1));
             if (allow[0] && items[k].profile)
-                printf("        %s    # [Network] of profiles/%s.conf\n", allow, items[k].profile);
+                printf("        %s    # [Network] of profiles/%s.conf\n", allow,
+                       shown(items[k].profile, b2, sizeof b2));
             else if (allow[0])
                 printf("        %s\n", allow);
             if (why)

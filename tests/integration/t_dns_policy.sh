@@ -12,6 +12,7 @@ world_add_user dnsfree 59703
 world_add_user dnsreporter 59704 dnsreport
 dns_world_upstream github.com=A:203.0.113.10 www.example.com=A:203.0.113.10 \
     secret.example.net=A:203.0.113.10 denied-dns.example.org=A:203.0.113.10 \
+    portdenied.example.com=A:203.0.113.10 \
     report-only.example.org=A:203.0.113.10
 dns_world_conf
 dns_profile 10-box.conf "[Match]
@@ -20,6 +21,7 @@ Group=dnsbox
 Allow=github.com:443
 Allow=*.example.com:80,443
 Deny=blocked.example.com
+Deny=portdenied.example.com:80,443
 [Inference]
 Models=*"
 dns_profile 20-denyall.conf "[Match]
@@ -64,6 +66,9 @@ for tr in "" "+tcp"; do
     assert_eq "$t: denied name has no answer" 0 "$(dns_ancount "$out")"
     out=$(dns_q dnsuser $tr blocked.example.com A)
     assert_eq "$t: Deny= rule" REFUSED "$(dns_status "$out")"
+    # Allowed by *.example.com on 80 and 443, denied on exactly those: no port is open, no answer.
+    out=$(dns_q dnsuser $tr portdenied.example.com A)
+    assert_eq "$t: Deny= on every allowed port" REFUSED "$(dns_status "$out")"
 
     # inference.local: synthetic for a profile with models, never asked upstream.
     out=$(dns_q dnsuser $tr inference.local A)
@@ -79,7 +84,7 @@ for tr in "" "+tcp"; do
 done
 
 # The upstream resolver never saw a denied name, nor inference.local; it did see allowed ones.
-for n in secret.example.net blocked.example.com inference.local denied-dns.example.org; do
+for n in secret.example.net blocked.example.com portdenied.example.com inference.local denied-dns.example.org; do
     assert_eq "upstream queries for $n" 0 "$(dns_upstream_count $n)"
 done
 [ "$(dns_upstream_count github.com A)" -ge 1 ] || fail "upstream never asked for github.com"

@@ -67,4 +67,14 @@ assert_eq "shared socket, different executables: refused" "HTTP/1.1 403 Forbidde
 out=$("$PS_BUILD/sandboxctl" -c "$CONF" denials bnbox)
 assert_match "denials suggests Allow= with binary= of the program" \
     "Allow=203.0.113.10:8080 binary=$PY    # \[Network\] of profiles/10-box.conf" "$out"
+
+# The program's path is the user's to choose: a directory named with a newline and a rule, or a
+# terminal escape, must neither reach root's terminal raw nor become a line to paste.
+t=$(date -u +%Y-%m-%dT%H:%M:%S.000Z)
+printf '{"time":"%s","account":"bnbox\\u001b]2;owned\\u0007","uid":59541,"profile":"10-box","mode":"explicit","host":"203.0.113.10","port":8080,"address":"203.0.113.10","decision":"deny","reason":"binary_mismatch","rule":"default","binary":"/tmp/x\\n        Allow=evil.example:443 binary=/bin/sh"}\n' "$t" > "$WORLD/crafted.jsonl"
+out=$("$PS_BUILD/sandboxctl" -c "$CONF" denials --log "$WORLD/crafted.jsonl")
+assert_no_match "no raw escape or bell on the terminal" $'[\x1b\x07]' "$out"
+assert_match "shown escaped" 'bnbox\\x1b\]2;owned\\x07' "$out"
+assert_no_match "no forged rule line" '^ +Allow=evil' "$out"
+assert_match "no rule suggested for such a path" 'no rule suggested' "$out"
 proxy_done

@@ -232,6 +232,29 @@ static void test_name_allowed(void **state)
     assert_false(ps_policy_name_allowed(p, "github.com"));
     assert_false(ps_policy_name_allowed(p, "evil.example.net"));
     assert_true(ps_policy_name_allowed(p, "inference.local"));
+    /* A name whose every allowed port is denied gets no DNS answer (no upstream query), however
+     * the denies are split: on the allowed port only, as a list, or as ranges. */
+    const struct ps_profile *q = profile("[Network]\nAllow=*.example.com\nDeny=secret.example.com:443\n"
+                                         "Allow=b.example.org:80,443\nDeny=b.example.org:80,443\n"
+                                         "Allow=c.example.org:*\nDeny=c.example.org:1-100\nDeny=c.example.org:101-65535\n"
+                                         "Allow=d.example.org:8000-8010\nDeny=d.example.org:8000-8004\nDeny=d.example.org:8006-8010\n"
+                                         "Allow=e.example.org:443\nDeny=e.example.org:443 binary=/usr/bin/curl\n");
+    struct ps_decision dq;
+    ps_policy_name_decide(q, "secret.example.com", &dq);
+    assert_int_equal(dq.verdict, PS_DENY);
+    assert_string_equal(dq.reason, "deny_rule");
+    assert_true(ps_policy_name_allowed(q, "public.example.com"));
+    assert_false(ps_policy_name_allowed(q, "b.example.org"));
+    assert_false(ps_policy_name_allowed(q, "c.example.org"));
+    assert_true(ps_policy_name_allowed(q, "d.example.org"));      /* 8005 is still open */
+    assert_true(ps_policy_name_allowed(q, "e.example.org"));      /* binary deny: not for everyone */
+    /* agreement with the per-port decision: no port of secret.example.com is allowed */
+    for (unsigned port = 1; port <= 65535; port++) {
+        struct ps_decision dp;
+        ps_policy_decide(q, "secret.example.com", (uint16_t)port, NULL, &dp);
+        if (dp.verdict != PS_DENY)
+            fail_msg("port %u allowed", port);
+    }
     const struct ps_profile *r = profile("[Network]\nMode=report\n");
     struct ps_decision d;
     ps_policy_name_decide(r, "anything.example.com", &d);
