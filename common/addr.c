@@ -37,6 +37,15 @@ int ps_cidr_parse(const char *s, struct ps_cidr *out)
         if (prefix > 128)
             return -1;
         out->prefix = (uint8_t)(prefix < 0 ? 128 : prefix);
+        /* An IPv4-mapped network is the IPv4 network: addresses are matched in their IPv4 form
+         * (ps_cidr_contains), so a rule kept as ::ffff:a.b.c.d would never match anything. */
+        static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+        if (out->prefix >= 96 && memcmp(out->addr, mapped, sizeof mapped) == 0) {
+            memmove(out->addr, out->addr + 12, 4);
+            memset(out->addr + 4, 0, 12);
+            out->family = AF_INET;
+            out->prefix = (uint8_t)(out->prefix - 96);
+        }
     } else {
         return -1;
     }

@@ -66,6 +66,7 @@ struct ps_sockaddr {               /* a listen or upstream address, "127.0.0.1:3
  * source port are remembered at once. */
 #define PS_REDIRECT_PORTS 16
 #define PS_MAX_LISTEN 64          /* addresses per *Listen= key */
+#define PS_MAX_RANGED_LISTEN 16   /* TransparentListen=, DNSListen=: each address is 16 ports */
 
 /* ---- sandbox.conf ---- */
 struct ps_global {

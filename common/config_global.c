@@ -42,8 +42,9 @@ static int key_addrs(struct pctx *c, const struct ps_key *k, const char *val, un
         struct ps_sockaddr sa;
         if (ps_parse_sockaddr(w, k->arg == 3 ? 53 : 0, &sa, err, sizeof err) < 0) {
             ps_perr(c, line, "%s=: %s", k->name, err);
-        } else if (*n >= PS_MAX_LISTEN) {
-            ps_perr(c, line, "%s=: too many addresses (at most %d)", k->name, PS_MAX_LISTEN);
+        } else if (*n >= ((k->arg == 1 || k->arg == 2) ? PS_MAX_RANGED_LISTEN : PS_MAX_LISTEN)) {
+            ps_perr(c, line, "%s=: too many addresses (at most %d)", k->name,
+                    (k->arg == 1 || k->arg == 2) ? PS_MAX_RANGED_LISTEN : PS_MAX_LISTEN);
         } else {
             sa.origin = ps_origin_at(c, line);
             *list = ps_xrealloc(*list, *n + 1, sizeof **list);
@@ -74,13 +75,27 @@ static int key_synthetic(struct pctx *c, const struct ps_key *k, const char *val
         ps_perr(c, line, "%s=%s: too small (needs at least 256 addresses)", k->name, val);
         return -1;
     }
-    struct sockaddr_storage first;
+    /* The whole range, not only its first address: 10.0.0.0/7 starts private and ends public,
+     * and every address in it would stand for a name instead of the real host. */
+    struct sockaddr_storage first, last;
     ps_cidr_endpoint(&cidr, false, &first);
+    ps_cidr_endpoint(&cidr, true, &last);
     enum ps_addr_class cl = ps_addr_classify((struct sockaddr *)&first, NULL);
+    enum ps_addr_class cl_last = ps_addr_classify((struct sockaddr *)&last, NULL);
+    if (cl_last != cl && cl_last == PS_ADDR_PUBLIC)
+        cl = cl_last;
+    struct sockaddr_in metadata = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(0xa9fea9feu) };
+    if (ps_cidr_contains(&cidr, (struct sockaddr *)&metadata))
+        cl = PS_ADDR_METADATA;
     if (cl == PS_ADDR_PUBLIC || cl == PS_ADDR_METADATA || cl == PS_ADDR_LOOPBACK ||
         cl == PS_ADDR_MULTICAST || cl == PS_ADDR_UNSPECIFIED) {
         ps_perr(c, line, "%s=%s: must be a private or reserved range that no real host uses "
                 "(%s addresses are not)", k->name, val, ps_addr_class_name(cl));
+        return -1;
+    }
+    if (cl_last != cl) {
+        ps_perr(c, line, "%s=%s: must lie in one address class (it starts %s and ends %s)",
+                k->name, val, ps_addr_class_name(cl), ps_addr_class_name(cl_last));
         return -1;
     }
     c->cfg->global.synthetic_range = cidr;

@@ -24,7 +24,9 @@ static int parse_cidr_host(const char *h, int want_family, struct ps_cidr *out, 
 {
     const char *slash = strchr(h, '/');
     unsigned max = want_family == AF_INET ? 32 : 128;
-    if (ps_cidr_parse(h, out) < 0 || out->family != want_family) {
+    /* [::ffff:a.b.c.d] comes back as the IPv4 network it stands for (ps_cidr_parse) */
+    bool mapped = want_family == AF_INET6 && strchr(h, ':');
+    if (ps_cidr_parse(h, out) < 0 || (out->family != want_family && !(mapped && out->family == AF_INET))) {
         if (slash) {
             char *e;
             long pl = strtol(slash + 1, &e, 10);

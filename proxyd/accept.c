@@ -23,8 +23,8 @@
 #ifndef IP6T_SO_ORIGINAL_DST
 #define IP6T_SO_ORIGINAL_DST 80     /* linux/netfilter_ipv6/ip6_tables.h */
 #endif
-/* PS_MAX_LISTEN addresses per key; a transparent one is PS_REDIRECT_PORTS sockets */
-#define MAX_LISTENERS (PS_MAX_LISTEN + PS_MAX_LISTEN * PS_REDIRECT_PORTS)
+/* PS_MAX_LISTEN explicit addresses; a transparent one is PS_REDIRECT_PORTS sockets */
+#define MAX_LISTENERS (PS_MAX_LISTEN + PS_MAX_RANGED_LISTEN * PS_REDIRECT_PORTS)
 
 struct listener {
     int fd;

@@ -41,10 +41,12 @@
 #define DNS_MAX_PENDING 1024u     /* queries waiting for upstream; beyond that SERVFAIL at once */
 #define DNS_TCP_MAX_CONNS 256u
 #define DNS_TCP_IDLE_MS 10000u    /* RFC 7766 suggests seconds, not minutes */
+#define DNS_TCP_MSG_MS 5000u      /* a message must arrive whole within this of its first byte */
+#define DNS_TCP_MAX_PER_UID 32u   /* connections of one account (or of unidentified peers) */
 #define DNS_TCP_MAX_INFLIGHT 16u  /* per connection; reading pauses beyond it */
 #define DNS_TCP_MAX_OUT 65536u    /* a client that does not read its answers is dropped */
 #define DNS_UDP_BATCH 64          /* datagrams per wake-up, so one busy socket cannot starve others */
-#define DNS_MAX_ADDRS 16          /* DNSListen= addresses */
+#define DNS_MAX_ADDRS PS_MAX_RANGED_LISTEN   /* DNSListen= addresses (config_global.c checks) */
 #define DNS_MAX_PORTS (DNS_MAX_ADDRS * PS_REDIRECT_PORTS)   /* each address is a port range */
 #define DNS_MAX_LISTENERS (DNS_MAX_PORTS * 2)               /* UDP and TCP on each */
 #define INFERENCE_NAME "inference.local"
@@ -54,6 +56,7 @@ struct tcp_conn;
 struct listener {
     int fd;
     int type;                     /* SOCK_DGRAM or SOCK_STREAM */
+    bool paused;                  /* TCP, out of descriptors: off the loop until resume_accept() */
     struct sockaddr_storage addr;
     socklen_t len;
 };
@@ -535,7 +538,12 @@ static void tcp_parse(struct tcp_conn *c)
 /* After anything happened on c: close it, or set what the loop should wait for. */
 static void tcp_settle(struct tcp_conn *c)
 {
+    size_t before = c->in_len;
     if (!c->dead) tcp_parse(c);
+    if (!c->dead && before > 0 && c->in_len == 0) {   /* all messages taken: the idle clock */
+        if (c->idle) pd_timer_cancel(S.d->loop, c->idle);
+        c->idle = pd_timer_add(S.d->loop, DNS_TCP_IDLE_MS, on_tcp_idle, c);
+    }
     /* A client may half-close after its queries (RFC 7766 allows it): answer, then close. */
     if (c->dead || (c->eof && c->inflight == 0 && c->out_len == 0)) { tcp_close(c); return; }
     bool want_read = !c->eof && c->inflight < DNS_TCP_MAX_INFLIGHT && c->in_len < sizeof c->in;
@@ -555,12 +563,54 @@ static void on_tcp_conn(struct pd_loop *l, int fd, uint32_t events, void *arg)
         if (n == 0) c->eof = true;
         if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) { tcp_close(c); return; }
         if (n > 0) {
+            /* The clock of a message starts at its first byte and is not restarted by the next
+             * ones: a client trickling a byte every few seconds cannot hold the connection. */
+            if (c->in_len == 0) {
+                if (c->idle) pd_timer_cancel(l, c->idle);
+                c->idle = pd_timer_add(l, DNS_TCP_MSG_MS, on_tcp_idle, c);
+            }
             c->in_len += (size_t)n;
-            if (c->idle) pd_timer_cancel(l, c->idle);
-            c->idle = pd_timer_add(l, DNS_TCP_IDLE_MS, on_tcp_idle, c);
         }
     }
     tcp_settle(c);
+}
+
+static struct pd_timer *accept_resume;
+static void on_tcp_accept(struct pd_loop *l, int lfd, uint32_t events, void *arg);
+
+/* Out of descriptors: the pending connection stays queued, so a level-triggered listener would be
+ * reported again at once, forever.  Every paused listener goes back on the loop 100 ms later. */
+static void resume_accept(struct pd_loop *l, void *arg)
+{
+    (void)arg;
+    accept_resume = NULL;
+    for (size_t i = 0; i < S.nls; i++)
+        if (S.ls[i].paused) {
+            S.ls[i].paused = false;
+            if (pd_loop_add(l, S.ls[i].fd, EPOLLIN, on_tcp_accept, NULL) < 0)
+                syslog(LOG_ERR, "dns: listener: epoll: %m");
+        }
+}
+
+static void pause_accept(struct pd_loop *l, int lfd)
+{
+    for (size_t i = 0; i < S.nls; i++)
+        if (S.ls[i].fd == lfd && S.ls[i].type == SOCK_STREAM && !S.ls[i].paused) {
+            syslog(LOG_ERR, "dns: accept: %m (pausing this listener for 100 ms)");
+            pd_loop_del(l, lfd);
+            S.ls[i].paused = true;
+        }
+    if (!accept_resume)
+        accept_resume = pd_timer_add(l, 100, resume_accept, NULL);
+}
+
+static unsigned conns_of(int ident_errno, uid_t uid)
+{
+    unsigned n = 0;
+    for (const struct tcp_conn *c = S.conns; c; c = c->next)
+        if ((ident_errno == 0) == (c->ident_errno == 0) && (ident_errno != 0 || c->uid == uid))
+            n++;
+    return n;
 }
 
 static void on_tcp_accept(struct pd_loop *l, int lfd, uint32_t events, void *arg)
@@ -570,7 +620,11 @@ static void on_tcp_accept(struct pd_loop *l, int lfd, uint32_t events, void *arg
         struct sockaddr_storage peer;
         socklen_t plen = sizeof peer;
         int fd = accept4(lfd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) return;
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE)
+                pause_accept(l, lfd);
+            return;
+        }
         if (S.nconns >= DNS_TCP_MAX_CONNS) { close(fd); continue; }
         struct tcp_conn *c = calloc(1, sizeof *c);
         if (!c) { close(fd); continue; }
@@ -579,6 +633,8 @@ static void on_tcp_accept(struct pd_loop *l, int lfd, uint32_t events, void *arg
         c->peerlen = plen;
         /* The client's socket exists for as long as the connection does: identify it once. */
         c->ident_errno = dns_ident_tcp(fd, &peer, &c->orig_dst, &c->uid) == 0 ? 0 : (errno ? errno : ENOENT);
+        /* One account cannot take every connection slot (nor can peers nobody owns). */
+        if (conns_of(c->ident_errno, c->uid) >= DNS_TCP_MAX_PER_UID) { close(fd); free(c); continue; }
         if (pd_loop_add(l, fd, EPOLLIN, on_tcp_conn, c) < 0) { close(fd); free(c); continue; }
         c->idle = pd_timer_add(l, DNS_TCP_IDLE_MS, on_tcp_idle, c);
         c->next = S.conns;
@@ -608,6 +664,7 @@ static int open_listener(const struct ps_sockaddr *a, int type, struct listener 
         goto fail;
     out->fd = fd;
     out->type = type;
+    out->paused = false;
     out->addr = a->ss;
     out->len = a->len;
     return 0;
@@ -747,6 +804,8 @@ int dns_server_reload(struct proxyd *d, const struct ps_config *cfg)
 void dns_server_stop(void)
 {
     if (!S.d) return;
+    if (accept_resume) pd_timer_cancel(S.d->loop, accept_resume);
+    accept_resume = NULL;
     while (S.conns) tcp_close(S.conns);
     close_listeners(S.ls, S.nls);
     S.nls = 0;

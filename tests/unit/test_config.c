@@ -494,6 +494,13 @@ static void test_bad_global_values(void **state)
         { "[Proxy]\nDNSListen=127.0.0.1:0\n", 2, "not a port" },
         { "[Proxy]\nDNSListen=\n", 0, "DNSListen= is empty" },
         { "[Proxy]\nSyntheticRange=8.8.0.0/16\n", 2, "public addresses" },
+        { "[Proxy]\nSyntheticRange=10.0.0.0/7\n", 2, "public addresses" },     /* ends in 11/8 */
+        { "[Proxy]\nSyntheticRange=192.0.0.0/8\n", 2, "public addresses" },
+        { "[Proxy]\nSyntheticRange=169.254.0.0/16\n", 2, "metadata addresses" },
+        { "[Proxy]\nDNSListen=127.0.0.1:3200 127.0.0.2:3200 127.0.0.3:3200 127.0.0.4:3200 127.0.0.5:3200 "
+          "127.0.0.6:3200 127.0.0.7:3200 127.0.0.8:3200 127.0.0.9:3200 127.0.0.10:3200 127.0.0.11:3200 "
+          "127.0.0.12:3200 127.0.0.13:3200 127.0.0.14:3200 127.0.0.15:3200 127.0.0.16:3200 "
+          "127.0.0.17:3200\n", 2, "DNSListen=: too many addresses (at most 16)" },
         { "[Proxy]\nSyntheticRange=10.0.0.0/33\n", 2, "expected a network" },
         { "[Proxy]\nSyntheticRange=10.1.1.0/30\n", 2, "too small" },
         { "[Proxy]\nSyntheticRange=fd00:5::/64\n", 2, "IPv4 network" },

@@ -163,6 +163,13 @@ static void test_ip_and_cidr_rules(void **state)
     assert_true(ALLOWED(p, "[2001:db8::10]", 443));
     assert_true(ALLOWED(p, "::ffff:10.20.0.1", 5432));       /* IPv4-mapped is the IPv4 address */
     assert_false(ALLOWED(p, "2001:db9::1", 443));
+    /* A rule written in the IPv4-mapped form is the IPv4 rule: a Deny= so written must bite. */
+    const struct ps_profile *m = profile("[Network]\nAllow=10.0.0.0/8:5432\nDeny=[::ffff:10.1.2.3]:5432\n"
+                                         "Deny=[::ffff:10.9.0.0/112]:5432\n");
+    assert_false(ALLOWED(m, "10.1.2.3", 5432));
+    assert_false(ALLOWED(m, "::ffff:10.1.2.3", 5432));
+    assert_false(ALLOWED(m, "10.9.7.7", 5432));
+    assert_true(ALLOWED(m, "10.1.2.4", 5432));
     /* a name rule never matches an address, an address rule never a name */
     const struct ps_profile *q = profile("[Network]\nAllow=93.184.216.34\n");
     assert_false(ALLOWED(q, "example.com", 443));
