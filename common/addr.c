@@ -103,6 +103,32 @@ static bool in_cidr(int fam, const uint8_t *a, const struct ps_cidr *c)
     return c && c->family == fam && prefix_match(c->addr, a, c->prefix);
 }
 
+/* This host's addresses: a connection to one of them reaches its local services (§5.3). */
+static struct { int family; uint8_t a[16]; } local_addrs[PS_MAX_LOCAL_ADDRS];
+static size_t n_local;
+
+void ps_addr_set_local(const struct sockaddr_storage *addrs, size_t n)
+{
+    n_local = 0;
+    for (size_t i = 0; i < n && n_local < PS_MAX_LOCAL_ADDRS; i++) {
+        uint8_t a[16];
+        int fam = sa_addr((const struct sockaddr *)&addrs[i], a);
+        if (fam != AF_INET && fam != AF_INET6)
+            continue;
+        local_addrs[n_local].family = fam;
+        memcpy(local_addrs[n_local].a, a, 16);
+        n_local++;
+    }
+}
+
+static bool is_local(int fam, const uint8_t *a)
+{
+    for (size_t i = 0; i < n_local; i++)
+        if (local_addrs[i].family == fam && memcmp(local_addrs[i].a, a, fam == AF_INET ? 4 : 16) == 0)
+            return true;
+    return false;
+}
+
 static enum ps_addr_class classify4(const uint8_t *a, const struct ps_cidr *syn)
 {
     /* Cloud metadata services first: they are link-local, private or even public addresses, and
@@ -112,6 +138,8 @@ static enum ps_addr_class classify4(const uint8_t *a, const struct ps_cidr *syn)
         return PS_ADDR_METADATA;
     if (in_cidr(AF_INET, a, syn))
         return PS_ADDR_SYNTHETIC;
+    if (is_local(AF_INET, a))
+        return PS_ADDR_LOOPBACK;
     if (in4(a, 0, 0, 0, 0, 8))
         return PS_ADDR_UNSPECIFIED;
     if (in4(a, 127, 0, 0, 0, 8))
@@ -156,6 +184,8 @@ static enum ps_addr_class classify6(const uint8_t *a, const struct ps_cidr *syn)
         return PS_ADDR_METADATA;
     if (in_cidr(AF_INET6, a, syn))
         return PS_ADDR_SYNTHETIC;
+    if (is_local(AF_INET6, a))
+        return PS_ADDR_LOOPBACK;
     if (in6(a, "::", 128))
         return PS_ADDR_UNSPECIFIED;
     if (in6(a, "::1", 128))

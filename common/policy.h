@@ -46,6 +46,10 @@ enum ps_addr_class {
  * embeddings are unwrapped and classified by the embedded IPv4).  synthetic: the configured
  * SyntheticRange. */
 enum ps_addr_class ps_addr_classify(const struct sockaddr *sa, const struct ps_cidr *synthetic);
+/* This host's own addresses (proxyd sets them): classified as PS_ADDR_LOOPBACK, after the
+ * metadata addresses.  Replaces the previous set; at most PS_MAX_LOCAL_ADDRS are kept. */
+#define PS_MAX_LOCAL_ADDRS 256
+void ps_addr_set_local(const struct sockaddr_storage *addrs, size_t n);
 const char *ps_addr_class_name(enum ps_addr_class c);
 
 /* May a connection whose destination address is sa be made?  via_name: the address came from

@@ -338,12 +338,11 @@ static void hand_to_inference(struct pd_conn *c)
     c->creg = c->cpark = false;
     struct pd_client who = c->who;           /* the reference moves to inference */
     who.mode = PD_MODE_INFERENCE;
+    who.counted = c->counted;                /* and so does the connection's slot of the cap */
     int fd = c->cfd;
     c->cfd = -1;
     c->who.conf = NULL;
     c->decision = NULL;
-    if (c->counted)
-        pd_account_release(c->who.uid);
     c->counted = false;
     pd_inference_accept(fd, &who);
     pd_conn_free(c);

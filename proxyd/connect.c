@@ -87,7 +87,12 @@ static void start_attempt(struct pd_conn *c)
     memcpy(&dst, &c->cands[c->cand_i], sizeof c->cands[0]);
     set_port(&dst, c->port);
     pd_sockaddr_str((struct sockaddr *)&dst, c->addr_str, sizeof c->addr_str, false);
-    bool via_proxy = use_upstream_proxy(c, &proxy);
+    /* Only public destinations are chained: an address that an IP rule opened in a private or
+     * loopback range means one seen from this host, which the corporate proxy would reach in its
+     * own network instead. */
+    bool via_proxy = ps_addr_classify((const struct sockaddr *)&dst, &c->who.conf->cfg->global.synthetic_range)
+                         == PS_ADDR_PUBLIC && use_upstream_proxy(c, &proxy);
+    c->via_proxy = via_proxy;
     if (via_proxy && proxy.ss_family == AF_UNSPEC) {
         c->addr_str[0] = '\0';
         c->st = CS_RESOLVING;
@@ -255,7 +260,7 @@ void pd_connect_io(struct pd_conn *c, uint32_t ev)
         try_next(c, soerr == ETIMEDOUT ? 504 : 502, "upstream_connect_failed");
         return;
     }
-    if (c->who.conf->cfg->global.upstream_proxy_host) {
+    if (c->via_proxy) {
         /* Write only the CONNECT head; pipelined client bytes stay queued until it succeeds. */
         const char *e = memmem(c->uout.p + c->uout.off, c->uout.len - c->uout.off, "\r\n\r\n", 4);
         size_t hl = e ? (size_t)(e + 4 - (c->uout.p + c->uout.off)) : 0;

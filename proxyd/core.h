@@ -87,6 +87,7 @@ struct pd_conn {
     bool decision_logged;              /* the allow/would_deny line is out */
     pd_addr cands[PD_MAX_CANDIDATES];
     size_t n_cands, cand_i;
+    bool via_proxy;                    /* this attempt goes through UpstreamProxy= */
     struct resolver_query *rq;
     struct pd_timer *timer;
 
@@ -106,6 +107,10 @@ struct pd_conn {
     int64_t bytes_up, bytes_down;
     uint64_t t_start;
 };
+
+/* local_addrs.c: this host's addresses count as loopback in the address classes */
+void pd_local_addrs_start(void);                 /* read now, then every few seconds */
+void pd_local_addrs_refresh(void);
 
 /* accept.c */
 int pd_listeners_open(const struct ps_config *cfg);
@@ -159,7 +164,6 @@ void pd_ident_refresh(struct pd_conn *c);        /* after a reload: the current 
 void pd_ident_flush(void);                        /* after a reload */
 /* The per-account cap (429): false when uid is at its limit. */
 bool pd_account_acquire(uid_t uid);
-void pd_account_release(uid_t uid);
 
 /* binary.c: the executable owning a client socket, for binary= rules */
 enum pd_bin_status { PD_BIN_FOUND = 0, PD_BIN_NOT_FOUND = 1, PD_BIN_AMBIGUOUS = 2 };

@@ -182,16 +182,43 @@ int pd_declog_open(const char *path)
 
 /* The quoted, escaped JSON string of s into out (lim >= 3 bytes; no NUL), cut short so that it
  * fits in lim - 1 with its closing quote; its length.  The one escaper of the decision log. */
+/* Length of the well-formed UTF-8 sequence at q (RFC 3629: no overlong forms, no surrogates,
+ * nothing above U+10FFFF), or 0. */
+static size_t utf8_len(const unsigned char *q)
+{
+    if (q[0] >= 0xc2 && q[0] <= 0xdf)
+        return (q[1] & 0xc0) == 0x80 ? 2 : 0;
+    if (q[0] >= 0xe0 && q[0] <= 0xef) {
+        unsigned lo = q[0] == 0xe0 ? 0xa0 : 0x80, hi = q[0] == 0xed ? 0x9f : 0xbf;
+        return q[1] >= lo && q[1] <= hi && (q[2] & 0xc0) == 0x80 ? 3 : 0;
+    }
+    if (q[0] >= 0xf0 && q[0] <= 0xf4) {
+        unsigned lo = q[0] == 0xf0 ? 0x90 : 0x80, hi = q[0] == 0xf4 ? 0x8f : 0xbf;
+        return q[1] >= lo && q[1] <= hi && (q[2] & 0xc0) == 0x80 && (q[3] & 0xc0) == 0x80 ? 4 : 0;
+    }
+    return 0;
+}
+
+/* Fields can hold what a user chose (a program's path): bytes that are not UTF-8 would make the
+ * line unreadable to strict JSON readers, so each such byte is written as the code point of the
+ * same value (\u0080-\u00ff), and a character is copied whole or not at all when space runs out. */
 static size_t json_quote(char *out, size_t lim, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
     size_t o = 0;
     out[o++] = '"';
     for (const unsigned char *q = (const unsigned char *)s; *q && o + 8 < lim; q++) {
-        if (*q == '"' || *q == '\\') {
+        size_t u = *q >= 0x80 ? utf8_len(q) : 0;
+        if (u) {
+            if (o + u + 8 >= lim)
+                break;
+            memcpy(out + o, q, u);
+            o += u;
+            q += u - 1;
+        } else if (*q == '"' || *q == '\\') {
             out[o++] = '\\';
             out[o++] = (char)*q;
-        } else if (*q < 0x20 || *q == 0x7f) {
+        } else if (*q < 0x20 || *q >= 0x7f) {
             memcpy(out + o, "\\u00", 4);
             out[o + 4] = hex[*q >> 4];
             out[o + 5] = hex[*q & 15];

@@ -82,6 +82,7 @@ static void bad_request(struct pd_conn *c, int status, const char *reason)
 /* Copy the request's host into c->host and decide whether it is a name or an address. */
 static int take_target(struct pd_conn *c, const struct http_request *rq)
 {
+    c->host[0] = '\0';                  /* nothing of an earlier request on this connection */
     if (rq->host.n > PS_MAX_NAME)
         return -1;
     char h[PS_MAX_NAME + 1];
@@ -92,8 +93,10 @@ static int take_target(struct pd_conn *c, const struct http_request *rq)
     struct sockaddr_in *s4 = (struct sockaddr_in *)&c->cands[0];
     struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&c->cands[0];
     if (rq->host_is_v6) {
-        if (inet_pton(AF_INET6, h, &s6->sin6_addr) != 1)
+        if (inet_pton(AF_INET6, h, &s6->sin6_addr) != 1) {
+            snprintf(c->host, sizeof c->host, "%s", h);     /* as asked, for the log and the 400 */
             return -1;
+        }
         s6->sin6_family = AF_INET6;
         s6->sin6_port = htons(c->port);
         c->host_is_name = false;
@@ -119,8 +122,12 @@ static int take_target(struct pd_conn *c, const struct http_request *rq)
         c->host_is_name = false;
         return 0;
     }
-    if (ps_name_normalize(h, c->host) < 0)
+    char norm[PS_MAX_NAME + 1];
+    if (ps_name_normalize(h, norm) < 0) {
+        snprintf(c->host, sizeof c->host, "%s", h);          /* as asked, for the log and the 400 */
         return -1;
+    }
+    memcpy(c->host, norm, sizeof norm);
     c->host_is_name = true;
     return 0;
 }

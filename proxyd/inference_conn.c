@@ -322,6 +322,15 @@ static uint32_t client_events(const struct inf_conn *k)
     return ev;
 }
 
+/* What the connection holds of its account: the conf reference and its slot of the cap. */
+static void release_who(struct inf_conn *k)
+{
+    if (k->who.counted)
+        pd_account_release(k->who.uid);
+    k->who.counted = false;
+    pd_conf_unref(k->who.conf);
+}
+
 static void conn_free(struct inf_conn *k)
 {
     inf_log_close(k);
@@ -337,7 +346,7 @@ static void conn_free(struct inf_conn *k)
     inf_buf_free(&k->out);
     inf_buf_free(&k->body);
     inf_state_unref(k->st);
-    pd_conf_unref(k->who.conf);
+    release_who(k);
     free(k);
 }
 
@@ -477,7 +486,7 @@ void pd_inference_accept(int fd, const struct pd_client *who)
     if (why) {
         inf_log(k, "deny", why, NULL, NULL, NULL, 0, NULL);
         close(fd);
-        pd_conf_unref(k->who.conf);
+        release_who(k);
         free(k);
         return;
     }
@@ -494,7 +503,7 @@ void pd_inference_accept(int fd, const struct pd_client *who)
             SSL_free(k->c.ssl);
         close(fd);
         inf_state_unref(k->st);
-        pd_conf_unref(k->who.conf);
+        release_who(k);
         free(k);
         return;
     }

@@ -141,6 +141,7 @@ static void apply_config(struct ps_config *cfg, const struct pd_secrets *secrets
         syslog(LOG_WARNING, "reload: User= and the explicit/transparent listeners change only on restart");
     pd->conf = nc;
     pd_ident_flush();
+    pd_local_addrs_refresh();
     if (strcmp(og->decision_log ? og->decision_log : "", ng->decision_log ? ng->decision_log : "") != 0)
         pd_declog_open(ng->decision_log);
     if (dns_server_reload(pd, nc->cfg) < 0)
@@ -305,6 +306,7 @@ int main(int argc, char **argv)
     }
     pd_loop_add(pd->loop, sfd, EPOLLIN, on_signal, NULL);
     pd_loop_set_idle(pd->loop, pd_declog_flush);  /* decision records: one write per batch */
+    pd_local_addrs_start();
     const struct ps_config *cfg = pd->conf->cfg;
     pd_declog_open(cfg->global.decision_log);
     if (pd_listeners_open(cfg) < 0)

@@ -52,7 +52,12 @@ struct pd_client {
     struct sockaddr_storage peer;         /* the client's address */
     struct sockaddr_storage orig_dst;     /* transparent: SO_ORIGINAL_DST; explicit: the listener */
     enum pd_mode mode;
+    bool counted;                         /* holds a slot of the per-account cap (ident.c): the
+                                           * holder of this struct releases it */
 };
+
+/* Give back a slot of the per-account connection cap (ident.c; see pd_client.counted). */
+void pd_account_release(uid_t uid);
 
 /* ---- the decision log (DESIGN.md §5.5): one JSON line per decision, to syslog and DecisionLog.
  * Never a secret, token or body. ---- */

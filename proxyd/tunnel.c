@@ -133,8 +133,12 @@ static int pump(int src, int dst, struct pd_dir *d, int64_t *count, struct pd_bu
         goto out;
     for (int rounds = 0; rounds < 8; rounds++) {
         if (d->inpipe == 0 && !d->eof) {
-            if (pipe_open(d) < 0)
-                return -1;
+            if (pipe_open(d) < 0) {
+                /* out of descriptors: this tunnel goes on by copying (the next full read tries a
+                 * pipe again) rather than being cut with its data */
+                d->splice = false;
+                goto out;
+            }
             ssize_t n = splice(src, NULL, d->pipe[1], NULL, d->pipe_size,
                                SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
             if (n == 0) {

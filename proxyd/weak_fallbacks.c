@@ -91,6 +91,8 @@ WEAK void pd_inference_accept(int fd, const struct pd_client *who)
 {
     syslog(LOG_WARNING, "sandbox-proxyd: inference.local not built; closing the connection");
     close(fd);
+    if (who->counted)
+        pd_account_release(who->uid);
     pd_conf_unref(who->conf);
 }
 

@@ -18,7 +18,8 @@ proxy_profile 10-box.conf "[Match]
 User=chbox
 [Network]
 Allow=allowed.test:80,443
-Allow=loop.test:80"
+Allow=loop.test:80
+Allow=127.0.0.1:8898"
 proxy_start
 proxy_nft 59551
 
@@ -35,6 +36,13 @@ code=$(pcurl chbox -o /dev/null -w '%{http_code}' http://loop.test/ 2>/dev/null)
 assert_eq "SSRF refused before the upstream proxy" 403 "$code"
 assert_eq "upstream proxy never saw a denied request" "$n" "$(wc -l < "$UPLOG")"
 assert_no_match "no name ever sent upstream" 'allowed.test|loop.test|denied.test' "$(cat "$UPLOG")"
+# An internal address opened by an IP rule is this host's, reached directly, never asked of the
+# corporate proxy (which would reach its own 127.0.0.1).
+mkdir -p "$WORLD/www8898"; echo "local service" > "$WORLD/www8898/index.html"
+world_bg python3 -m http.server -b 127.0.0.1 8898 -d "$WORLD/www8898" >/dev/null 2>&1
+for _ in $(seq 50); do ss -tln | grep -q '127.0.0.1:8898 ' && break; sleep 0.1; done
+assert_eq "internal address opened by an IP rule: reached directly" "local service" "$(pcurl chbox http://127.0.0.1:8898/)"
+assert_no_match "  ... not through the upstream proxy" '127.0.0.1' "$(cat "$UPLOG")"
 
 # --- slow client: an incomplete head for longer than the head timeout (10 s) ---
 as chbox python3 -c '

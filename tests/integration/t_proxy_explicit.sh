@@ -17,7 +17,7 @@ world_add_user pxreport 59504
 proxy_world allowed.test=A:203.0.113.10 www.allowed.test=A:203.0.113.10 git.test=A:203.0.113.10 \
     denied.test=A:203.0.113.10 loop.test=A:127.0.0.1 ten.test=A:10.1.2.3 \
     meta.test=A:169.254.169.254 mapped.test=AAAA:::ffff:169.254.169.254 \
-    v6only.test=AAAA:2001:db8::10
+    v6only.test=AAAA:2001:db8::10 self.test=A:203.0.113.1
 proxy_profile 10-box.conf "[Match]
 User=pxuser
 [Network]
@@ -32,7 +32,9 @@ Allow=v6only.test:80
 Allow=203.0.113.10:8080
 Allow=203.0.113.10:81
 Allow=203.0.113.10:82
-Allow=inference.local:8443"
+Allow=inference.local:8443
+Allow=self.test:8899
+Allow=203.0.113.0/24:8899"
 proxy_profile 20-denyall.conf "[Match]
 User=pxdeny"
 proxy_profile 30-report.conf "[Match]
@@ -160,6 +162,16 @@ done
 for ip in 169.254.169.254 127.0.0.1 '[::ffff:169.254.169.254]'; do
     code=$(pcurl pxuser -o /dev/null -w '%{http_code}' "http://$ip/" 2>/dev/null)
     assert_eq "IP literal $ip refused" 403 "$code"
+done
+
+# --- this host's own address (the world's 203.0.113.1): a service bound to 0.0.0.0 here must not
+# be reached through proxyd (its connections are not steered), by a name or by a blanket CIDR ---
+world_bg python3 -m http.server -b 0.0.0.0 8899 -d "$WORLD" >/dev/null 2>&1
+for _ in $(seq 50); do ss -tln | grep -q ':8899 ' && break; sleep 0.1; done
+for u in http://self.test:8899/ http://203.0.113.1:8899/; do
+    hdr=$(pcurl pxuser -D - -o /dev/null "$u" 2>&1)
+    assert_match "own address via $u: 403" '^HTTP/1.1 403' "$hdr"
+    assert_match "  ... as loopback" 'X-Sandbox-Deny: address_class_loopback' "$hdr"
 done
 
 # --- attacker's IP with an allowed name (SNI/Host) reaches nothing ---

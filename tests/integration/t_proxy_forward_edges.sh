@@ -74,6 +74,12 @@ assert_match "  ... the decoded body, then close" 'Connection: close'$'\r\n\r\n'
 out=$(printf "GET $O/chunked HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" | raw)
 assert_match "HTTP/1.1 client gets it chunked" 'Transfer-Encoding: chunked' "$out"
 
+# --- a bad host after a good request on the same connection: logged as asked, nothing left over ---
+out=$(printf "GET $O/x HTTP/1.1\r\nHost: x\r\n\r\nGET http://a..b.example/ HTTP/1.1\r\nHost: x\r\n\r\n" | raw)
+assert_match "bad host: 400 after the first answer" 'ok.*HTTP/1.1 400 Bad Request' "$(tr -d '\r\n' <<<"$out")"
+assert_match "  ... logged with the host as asked" '"host":"a..b.example".*"reason":"bad_host"' \
+    "$(proxy_log_last '"reason":"bad_host"')"
+
 # --- a head trickled one byte at a time still completes (a head is parsed at each LF) ---
 out=$(as fwuser timeout 10 python3 -c '
 import socket, sys, time

@@ -201,6 +201,15 @@ static void json_str_escapes(void **state)
     assert_string_equal(out, "null");
     pd_json_str(out, 8, "abcdefghijkl");                  /* truncated but still a string */
     assert_true(out[0] == '"' && out[strlen(out) - 1] == '"');
+    /* UTF-8 is kept; bytes that are not UTF-8 (a stray continuation, a lone lead byte, an overlong
+     * form, a surrogate) become \u00XX, so the record stays valid JSON for strict readers */
+    pd_json_str(out, sizeof out, "/h\xc3\xa9/\xe2\x82\xac");
+    assert_string_equal(out, "\"/h\xc3\xa9/\xe2\x82\xac\"");
+    pd_json_str(out, sizeof out, "/x\x80\xc3/\xc0\xaf\xed\xa0\x80\xff");
+    assert_string_equal(out, "\"/x\\u0080\\u00c3/\\u00c0\\u00af\\u00ed\\u00a0\\u0080\\u00ff\"");
+    /* never cut inside a character */
+    pd_json_str(out, 12, "ab\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac");
+    assert_string_equal(out, "\"ab\"");
 }
 
 int main(void)
