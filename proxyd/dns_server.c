@@ -36,9 +36,16 @@
 #include "proxyd/dns_msg.h"
 #include "proxyd/resolver.h"
 #include "proxyd/synth.h"
+#include "proxyd/uid_quota.h"
 
 #define DNS_SYNTH_TTL 10u         /* short: a synthetic address means nothing outside this host */
 #define DNS_MAX_PENDING 1024u     /* queries waiting for upstream; beyond that SERVFAIL at once */
+#define DNS_MAX_PENDING_PER_UID 256u   /* of those, one account's: a slow zone cannot starve others */
+/* New names one account may give synthetic addresses: the table is shared (65,536 names, reused
+ * after 10 minutes), and a wildcard rule over a zone that answers every name would let one
+ * account fill it for everyone.  A quarter of it per 10 minutes, refilled smoothly. */
+#define DNS_NEW_NAMES_PER_UID 16384u
+#define DNS_NEW_NAMES_WINDOW_MS (10u * 60u * 1000u)
 #define DNS_TCP_MAX_CONNS 256u
 #define DNS_TCP_IDLE_MS 10000u    /* RFC 7766 suggests seconds, not minutes */
 #define DNS_TCP_MSG_MS 5000u      /* a message must arrive whole within this of its first byte */
@@ -165,17 +172,28 @@ static void log_decision(const struct origin *o, const struct pd_client *who, co
     pd_log_decision(&e);
 }
 
-/* Answer an allowed name that exists (or inference.local): A gets a synthetic address. */
+static struct uid_quota *new_names;
+
+/* Answer an allowed name that exists (or inference.local): A gets a synthetic address.  *why is
+ * set when the answer is SERVFAIL for a reason of ours. */
 static int answer_exists(struct origin *o, const struct pending *p, const uint8_t *msg,
-                         char *addrtxt, size_t addrlen)
+                         char *addrtxt, size_t addrlen, const char **why)
 {
     uint8_t out[DNS_HEADER_LEN + 512];
     struct in_addr a;
     size_t n;
     int rcode = DNS_RCODE_NOERROR;
     addrtxt[0] = '\0';
-    if (p->q.qtype == DNS_TYPE_A) {
+    if (!new_names)
+        new_names = uid_quota_new(DNS_NEW_NAMES_PER_UID, DNS_NEW_NAMES_WINDOW_MS);
+    if (p->q.qtype == DNS_TYPE_A && !synth_has_name(S.d->synth, p->name) &&
+        (!new_names || !uid_quota_take(new_names, p->who.uid, pd_now_ms()))) {
+        *why = "synthetic_quota";
+        rcode = DNS_RCODE_SERVFAIL;
+        n = dns_build_answer(&p->q, msg, rcode, NULL, 0, out, sizeof out);
+    } else if (p->q.qtype == DNS_TYPE_A) {
         if (synth_assign(S.d->synth, p->name, &a) < 0) {
+            *why = "synthetic_range_exhausted";
             syslog(LOG_WARNING, "dns: synthetic range exhausted, answering SERVFAIL for %s", p->name);
             rcode = DNS_RCODE_SERVFAIL;
             n = dns_build_answer(&p->q, msg, rcode, NULL, 0, out, sizeof out);
@@ -188,6 +206,14 @@ static int answer_exists(struct origin *o, const struct pending *p, const uint8_
     }
     send_answer(o, out, n);
     return rcode;
+}
+
+static unsigned pending_of(uid_t uid)
+{
+    unsigned n = 0;
+    for (const struct pending *p = S.pend; p; p = p->next)
+        n += p->who.uid == uid;
+    return n;
 }
 
 static void pending_free(struct pending *p)
@@ -207,17 +233,19 @@ static void on_resolved(void *arg, int status, const struct sockaddr_storage *ad
     struct pending *p = arg;
     char addr[INET_ADDRSTRLEN] = "";
     int rcode;
+    const char *why = NULL;
     uint8_t out[DNS_HEADER_LEN + 512];
     (void)addrs; (void)n; (void)ttl;
     p->rq = NULL;
     if (status == 0) {
-        rcode = answer_exists(&p->o, p, p->msg, addr, sizeof addr);
+        rcode = answer_exists(&p->o, p, p->msg, addr, sizeof addr, &why);
     } else {
         rcode = status == RESOLVER_ENOTFOUND ? DNS_RCODE_NXDOMAIN
               : status == RESOLVER_ENODATA ? DNS_RCODE_NOERROR : DNS_RCODE_SERVFAIL;
         send_answer(&p->o, out, dns_build_answer(&p->q, p->msg, rcode, NULL, 0, out, sizeof out));
     }
-    log_decision(&p->o, &p->who, p->name, &p->q, p->decision, p->reason, p->rule, rcode, addr[0] ? addr : NULL);
+    log_decision(&p->o, &p->who, p->name, &p->q, p->decision, why ? why : p->reason, p->rule, rcode,
+                 addr[0] ? addr : NULL);
     struct tcp_conn *c = p->o.conn;
     pending_free(p);
     if (c) tcp_settle(c);
@@ -356,7 +384,8 @@ static void handle_query(const uint8_t *msg, size_t len, struct origin *o, int i
 
     struct pending *p = calloc(1, sizeof *p);
     if (p) p->msg = malloc(len);
-    if (!p || !p->msg || (!inference && S.npend >= DNS_MAX_PENDING)) {
+    if (!p || !p->msg ||
+        (!inference && (S.npend >= DNS_MAX_PENDING || pending_of(who.uid) >= DNS_MAX_PENDING_PER_UID))) {
         if (p) free(p->msg);
         free(p);
         send_answer(o, out, dns_build_answer(&q, msg, DNS_RCODE_SERVFAIL, NULL, 0, out, sizeof out));
@@ -381,8 +410,9 @@ static void handle_query(const uint8_t *msg, size_t len, struct origin *o, int i
 
     if (inference) {                             /* never asked upstream: it exists only here */
         char addr[INET_ADDRSTRLEN];
-        int rcode = answer_exists(o, p, msg, addr, sizeof addr);
-        log_decision(o, &p->who, name, &q, decision, reason, rule, rcode, addr[0] ? addr : NULL);
+        const char *why = NULL;
+        int rcode = answer_exists(o, p, msg, addr, sizeof addr, &why);
+        log_decision(o, &p->who, name, &q, decision, why ? why : reason, rule, rcode, addr[0] ? addr : NULL);
         pending_free(p);
         return;
     }

@@ -90,6 +90,11 @@ static struct synth_entry *find_name(const struct synth *s, const char *name)
     return NULL;
 }
 
+bool synth_has_name(const struct synth *s, const char *name)
+{
+    return find_name(s, name) != NULL;
+}
+
 static struct synth_entry *find_index(const struct synth *s, uint32_t index)
 {
     for (struct synth_entry *e = s->by_index[index & (s->nbuckets - 1)]; e; e = e->by_index_next)
