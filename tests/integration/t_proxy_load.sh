@@ -55,6 +55,10 @@ TPID=$!
 exec 9> "$WORLD/hold3"
 for _ in $(seq 100); do [ -s $SCR/held ] && break; sleep 0.1; done
 assert_eq "5 tunnels at the cap" "opened=5 ok=5 failed=0 statuses=200:5" "$(cat "$WORLD/tunnels2.out")"
+# held tunnels have no idle limit; the kernel's keepalive (from the listener) finds vanished clients
+k=$(ss -tno state established '( sport = :3128 )' | grep -c 'timer:(keepalive')
+[ "$k" -ge 5 ] || fail "accepted sockets without TCP keepalive: $(ss -tno state established '( sport = :3128 )')"
+ok "accepted sockets carry TCP keepalive ($k)"
 hdr=$(pcurl ldbox -D - -o /dev/null http://203.0.113.10:8080/hello 2>&1)
 assert_match "sixth connection: 429" '^HTTP/1.1 429' "$hdr"
 l=$(proxy_log_last '"reason":"too_many_connections"')
