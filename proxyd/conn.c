@@ -37,6 +37,23 @@ bool pd_buf_reserve(struct pd_buf *b, size_t need)
     return true;
 }
 
+/* Is it worth parsing the head pending in b again?  A head can only end, or first break a rule
+ * checked per line, at a LF, so a head trickled in byte by byte must not cost a parse of all of
+ * it per byte.  True for the first bytes of a head (what is not HTTP at all, a TLS ClientHello on
+ * the plain port, is answered at once), when a LF arrived since the last call, and when the head
+ * has reached the size limit (for the parser to reject it).  *scanned: bytes already searched. */
+bool pd_head_has_new_lf(const struct pd_buf *b, size_t *scanned)
+{
+    size_t pending = b->len - b->off;
+    if (*scanned > pending)
+        *scanned = 0;
+    bool first = *scanned == 0;
+    bool found = first || pending >= HTTP_MAX_HEAD ||
+                 memchr(b->p + b->off + *scanned, '\n', pending - *scanned) != NULL;
+    *scanned = pending;
+    return found;
+}
+
 void pd_buf_free(struct pd_buf *b)
 {
     free(b->p);

@@ -134,6 +134,7 @@ void pd_conn_reset(struct pd_conn *c);            /* transparent denial: RST and
 void pd_conn_over_cap(struct pd_conn *c);         /* per-account cap reached: 429 or RST */
 bool pd_buf_reserve(struct pd_buf *b, size_t need);
 void pd_buf_free(struct pd_buf *b);
+bool pd_head_has_new_lf(const struct pd_buf *b, size_t *scanned);  /* worth parsing again? */
 int pd_buf_flush(struct pd_buf *b, int fd);       /* 1 all written, 0 would block, -1 error */
 
 /* explicit.c */

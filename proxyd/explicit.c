@@ -189,30 +189,11 @@ static void build_upstream_request(struct pd_conn *c, const struct http_request 
     appends(b, "Connection: close\r\n\r\n");
 }
 
-/* Is there a LF in the part of the pending head not searched yet?  Also true for the first bytes
- * of a head (what is not HTTP at all, a TLS ClientHello on the plain port, is answered at once)
- * and when the head has reached the size limit, so that the parser rejects it. */
-static bool has_new_lf(struct pd_conn *c)
-{
-    size_t pending = c->in.len - c->in.off;
-    if (c->head_scanned > pending)
-        c->head_scanned = 0;
-    if (pending >= HTTP_MAX_HEAD || c->head_scanned == 0) {
-        c->head_scanned = pending;
-        return true;
-    }
-    bool found = memchr(c->in.p + c->in.off + c->head_scanned, '\n', pending - c->head_scanned) != NULL;
-    c->head_scanned = pending;
-    return found;
-}
-
 bool pd_explicit_read(struct pd_conn *c)
 {
     for (;;) {
-        /* A head can only end, or first break a rule checked per line, at a LF: parsing again
-         * only when one has arrived keeps a client that trickles its head byte by byte from
-         * making every byte cost a parse of everything before it. */
-        if (c->in.len - c->in.off > 0 && has_new_lf(c)) {
+        /* parsed again only when that can change the outcome (pd_head_has_new_lf) */
+        if (c->in.len - c->in.off > 0 && pd_head_has_new_lf(&c->in, &c->head_scanned)) {
             struct http_request *rq = ps_xmalloc(sizeof(*rq));
             struct http_error err;
             enum http_result r = http_parse_request(c->in.p + c->in.off, c->in.len - c->in.off, rq, &err);

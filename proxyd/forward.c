@@ -65,28 +65,12 @@ static int move_request_body(struct pd_conn *c)
     return 0;
 }
 
-/* Is there a LF in the part of the response head not searched yet (or are these its first bytes,
- * or is it at its limit)?  The head is parsed again only then: see has_new_lf() in explicit.c. */
-static bool response_has_new_lf(struct pd_conn *c)
-{
-    size_t pending = c->uin.len - c->uin.off;
-    if (c->resp_scanned > pending)
-        c->resp_scanned = 0;
-    if (pending >= HTTP_MAX_HEAD || c->resp_scanned == 0) {
-        c->resp_scanned = pending;
-        return true;
-    }
-    bool found = memchr(c->uin.p + c->uin.off + c->resp_scanned, '\n', pending - c->resp_scanned) != NULL;
-    c->resp_scanned = pending;
-    return found;
-}
-
 /* Rewrite and queue a response head; 1xx heads are passed on and parsing goes on.  As for the
  * request, the framing fields are written by proxyd from what it parsed, never copied: an origin
  * naming Content-Length in its Connection field must not leave the client without a length. */
 static int take_response_head(struct pd_conn *c)
 {
-    if (c->uin.len == c->uin.off || !response_has_new_lf(c))
+    if (c->uin.len == c->uin.off || !pd_head_has_new_lf(&c->uin, &c->resp_scanned))
         return 0;
     struct http_response *r = ps_xmalloc(sizeof(*r));
     struct http_error err;
