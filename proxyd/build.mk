@@ -36,7 +36,8 @@ CTL_LIBS += $(call pc,json-c)
 
 TEST_OBJS_test_http_parse := $(B)/proxyd/http_parse.o
 TEST_OBJS_test_proxyd_loop := $(B)/proxyd/loop.o
-TEST_OBJS_test_proxyd_declog := $(B)/proxyd/declog.o $(B)/proxyd/loop.o
+TEST_OBJS_test_proxyd_declog := $(B)/proxyd/declog.o $(B)/proxyd/declog_limit.o $(B)/proxyd/uid_quota.o \
+    $(B)/proxyd/loop.o
 TEST_LIBS_test_proxyd_declog := $(call pc,json-c)
 FUZZ_OBJS_fuzz_http := $(B)/proxyd/http_parse.o
 

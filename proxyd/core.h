@@ -188,6 +188,10 @@ struct pd_conf *pd_conf_load(const char *dir, bool print_errors);
 /* declog.c */
 int pd_declog_open(const char *path);            /* (re)open DecisionLog; keeps old on error */
 void pd_declog_flush(void);                      /* write out queued records (loop idle hook) */
+/* declog_limit.c: denials are logged at up to PD_DENY_LOG_BURST per account per 10 s (a flood of
+ * refused queries must not fill the disk); the rest are counted and reported as one record. */
+bool pd_declog_admit(const struct pd_log_entry *e);
+void pd_declog_report_suppressed(bool now);      /* now: do not wait for the 10 s period */
 void pd_json_str(char *out, size_t outlen, const char *s);   /* a JSON string literal */
 
 void pd_sockaddr_str(const struct sockaddr *sa, char *out, size_t outlen, bool with_port);

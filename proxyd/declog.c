@@ -160,6 +160,7 @@ static void file_queue(const char *line, size_t len)
 
 void pd_declog_flush(void)
 {
+    pd_declog_report_suppressed(false);
     file_flush();
     syslog_flush();
 }
@@ -180,8 +181,6 @@ int pd_declog_open(const char *path)
     return 0;
 }
 
-/* The quoted, escaped JSON string of s into out (lim >= 3 bytes; no NUL), cut short so that it
- * fits in lim - 1 with its closing quote; its length.  The one escaper of the decision log. */
 /* Length of the well-formed UTF-8 sequence at q (RFC 3629: no overlong forms, no surrogates,
  * nothing above U+10FFFF), or 0. */
 static size_t utf8_len(const unsigned char *q)
@@ -199,7 +198,9 @@ static size_t utf8_len(const unsigned char *q)
     return 0;
 }
 
-/* Fields can hold what a user chose (a program's path): bytes that are not UTF-8 would make the
+/* The quoted, escaped JSON string of s into out (lim >= 3 bytes; no NUL), cut short so that it
+ * fits in lim - 1 with its closing quote; its length.  The one escaper of the decision log.
+ * Fields can hold what a user chose (a program's path): bytes that are not UTF-8 would make the
  * line unreadable to strict JSON readers, so each such byte is written as the code point of the
  * same value (\u0080-\u00ff), and a character is copied whole or not at all when space runs out. */
 static size_t json_quote(char *out, size_t lim, const char *s)
@@ -316,6 +317,8 @@ static void rec_jstr(struct rec *r, const char *s, size_t field_max)
 
 void pd_log_decision(const struct pd_log_entry *e)
 {
+    if (!pd_declog_admit(e))
+        return;                             /* counted; reported by pd_declog_report_suppressed */
     char line[4096], tbuf[40];
     struct timespec ts;
     struct tm tm;

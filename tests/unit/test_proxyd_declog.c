@@ -212,6 +212,40 @@ static void json_str_escapes(void **state)
     assert_string_equal(out, "\"ab\"");
 }
 
+/* One account's flood of denials is written up to its ceiling (1,000 in a burst), then counted and
+ * reported as one record; another account's denials and any account's allows are unaffected. */
+static void denial_flood_is_capped_and_reported(void **state)
+{
+    (void)state;
+    pd_declog_flush();
+    int before = count_lines();
+    struct pd_client flood = { .uid = 4711, .mode = PD_MODE_DNS }, other = { .uid = 4712, .mode = PD_MODE_DNS };
+    snprintf(flood.user, sizeof flood.user, "flooder");
+    snprintf(other.user, sizeof other.user, "bystander");
+    for (int i = 0; i < 1500; i++) {
+        struct pd_log_entry e = { .who = &flood, .host = "denied.example", .decision = "deny",
+                                  .reason = "no_matching_rule", .rule = "default",
+                                  .bytes_up = -1, .bytes_down = -1, .duration_ms = -1 };
+        pd_log_decision(&e);
+    }
+    struct pd_log_entry d = { .who = &other, .host = "x.example", .decision = "deny", .reason = "no_matching_rule",
+                              .rule = "default", .bytes_up = -1, .bytes_down = -1, .duration_ms = -1 };
+    pd_log_decision(&d);
+    struct pd_log_entry a = { .who = &flood, .host = "ok.example", .decision = "allow", .reason = "allow_rule",
+                              .rule = "f:1", .bytes_up = -1, .bytes_down = -1, .duration_ms = -1 };
+    pd_log_decision(&a);
+    pd_declog_flush();
+    assert_int_equal(count_lines() - before, 1000 + 1 + 1);
+    pd_declog_report_suppressed(true);
+    struct json_object *j = last_record();
+    assert_string_equal(field(j, "decision"), "suppressed");
+    assert_string_equal(field(j, "reason"), "deny_rate_limit");
+    assert_string_equal(field(j, "account"), "flooder");
+    assert_string_equal(field(j, "count"), "500");
+    json_object_put(j);
+    assert_int_equal(count_lines() - before, 1000 + 1 + 1 + 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -221,6 +255,7 @@ int main(void)
         cmocka_unit_test(oversize_record_stays_valid),
         cmocka_unit_test(batched_records_whole_and_in_order),
         cmocka_unit_test(json_str_escapes),
+        cmocka_unit_test(denial_flood_is_capped_and_reported),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
