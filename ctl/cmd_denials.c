@@ -177,6 +177,7 @@ int cmd_denials(const struct ctl_opts *o, int argc, char **argv)
     time_t cutoff = time(NULL) - since_min * 60;
     struct item *items = calloc(MAX_ITEMS, sizeof(*items));
     size_t n = 0;
+    unsigned long long not_logged = 0;     /* over proxyd's denial rate limit (declog_limit.c) */
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;
@@ -186,6 +187,12 @@ int cmd_denials(const struct ctl_opts *o, int argc, char **argv)
             continue;
         const char *dec = jstr(j, "decision");
         const char *acct = jstr(j, "account");
+        if (dec && strcmp(dec, "suppressed") == 0 && (!user || (acct && strcmp(user, acct) == 0)) &&
+            parse_time(jstr(j, "time")) >= cutoff) {
+            not_logged += jint(j, "count") > 0 ? (unsigned long long)jint(j, "count") : 0;
+            json_object_put(j);
+            continue;
+        }
         if (!dec || (strcmp(dec, "deny") != 0 && strcmp(dec, "would_deny") != 0) || !acct ||
             (user && strcmp(user, acct) != 0) || parse_time(jstr(j, "time")) < cutoff) {
             json_object_put(j);
@@ -222,7 +229,7 @@ int cmd_denials(const struct ctl_opts *o, int argc, char **argv)
     }
     free(line);
     fclose(f);
-    if (n == 0)
+    if (n == 0 && not_logged == 0)
         printf("no denials in the last %ld minutes%s%s\n", since_min, user ? " for " : "", user ? user : "");
     /* per account, in first-seen order */
     for (size_t a = 0; a < n; a++) {
@@ -257,6 +264,9 @@ int cmd_denials(const struct ctl_opts *o, int argc, char **argv)
                 printf("        # %s\n", why);
         }
     }
+    if (not_logged)
+        printf("%llu more denials were not logged (proxyd's rate limit for denial records; see "
+               "sandbox-proxyd(8)).\n", not_logged);
     for (size_t k = 0; k < n; k++) {
         free(items[k].account); free(items[k].profile); free(items[k].host);
         free(items[k].reason); free(items[k].mode); free(items[k].last); free(items[k].binary);

@@ -72,7 +72,9 @@ assert_match "denials suggests Allow= with binary= of the program" \
 # terminal escape, must neither reach root's terminal raw nor become a line to paste.
 t=$(date -u +%Y-%m-%dT%H:%M:%S.000Z)
 printf '{"time":"%s","account":"bnbox\\u001b]2;owned\\u0007","uid":59541,"profile":"10-box","mode":"explicit","host":"203.0.113.10","port":8080,"address":"203.0.113.10","decision":"deny","reason":"binary_mismatch","rule":"default","binary":"/tmp/x\\n        Allow=evil.example:443 binary=/bin/sh"}\n' "$t" > "$WORLD/crafted.jsonl"
+printf '{"time":"%s","account":"bnbox","uid":59541,"profile":null,"mode":"dns","host":null,"port":0,"address":null,"decision":"suppressed","reason":"deny_rate_limit","rule":null,"binary":null,"count":500}\n' "$t" >> "$WORLD/crafted.jsonl"
 out=$("$PS_BUILD/sandboxctl" -c "$CONF" denials --log "$WORLD/crafted.jsonl")
+assert_match "denials over proxyd's rate limit are counted" '^500 more denials were not logged' "$out"
 assert_no_match "no raw escape or bell on the terminal" $'[\x1b\x07]' "$out"
 assert_match "shown escaped" 'bnbox\\x1b\]2;owned\\x07' "$out"
 assert_no_match "no forged rule line" '^ +Allow=evil' "$out"
