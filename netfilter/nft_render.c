@@ -214,6 +214,13 @@ static void emit_endpoints(const struct ps_config *cfg, struct lines *l, const c
             if (already_emitted(l, first, needle))
                 continue;
             origin_comment(&e, comment, sizeof comment);
+            /* A DNS datagram carries its sender's UID to proxyd as its mark (SO_RCVMARK): the only
+             * identity of a datagram that does not depend on the sender's socket still existing
+             * when proxyd looks (proxyd/dns_ident.h).  A UID missing from the map gets no mark and
+             * goes on to the plain rule below: proxyd then looks at the socket table. */
+            if (strcmp(kinds[k].proto, "udp") == 0)
+                emit(l, &e.origin, "\t\tmeta skuid @users %s meta mark set meta skuid map @uidmark %s "
+                     "comment \"%s, sender's UID as the mark\"", match, verdict, comment);
             emit(l, &e.origin, "\t\tmeta skuid @users %s %s comment \"%s\"", match, verdict, comment);
         }
     }
@@ -362,6 +369,10 @@ static void render_declarations(struct lines *l, const uint32_t *version)
     emit(l, &no_origin, "\tset users {");
     emit(l, &no_origin, "\t\ttypeof meta skuid");
     emit(l, &no_origin, "\t\tcomment \"sandboxed UIDs (sandboxctl apply, pam_sandbox.so)\"");
+    emit(l, &no_origin, "\t}");
+    emit(l, &no_origin, "\tmap uidmark {");
+    emit(l, &no_origin, "\t\ttypeof meta skuid : meta mark");
+    emit(l, &no_origin, "\t\tcomment \"each of users mapped to itself: DNS datagrams carry it to proxyd\"");
     emit(l, &no_origin, "\t}");
     emit(l, &no_origin, "\tset version {");
     emit(l, &no_origin, "\t\ttype mark");

@@ -28,11 +28,16 @@ static int add_elements(const uid_t *uids, size_t n, char *err, size_t errlen)
 {
     if (n == 0)
         return 0;
-    size_t len = 64 + n * 12;
+    /* users and uidmark (each UID mapped to itself, for the DNS mark) in one transaction */
+    size_t len = 160 + n * 36;
     char *cmd = ps_xmalloc(len);
     size_t off = (size_t)snprintf(cmd, len, "add element inet pam_sandbox users { ");
     for (size_t i = 0; i < n; i++)
         off += (size_t)snprintf(cmd + off, len - off, "%s%u", i ? ", " : "", (unsigned)uids[i]);
+    off += (size_t)snprintf(cmd + off, len - off, " }; add element inet pam_sandbox uidmark { ");
+    for (size_t i = 0; i < n; i++)
+        off += (size_t)snprintf(cmd + off, len - off, "%s%u : %u", i ? ", " : "", (unsigned)uids[i],
+                                (unsigned)uids[i]);
     snprintf(cmd + off, len - off, " }");
     int rc = ps_nft_run(cmd, NULL, err, errlen);
     free(cmd);

@@ -112,7 +112,7 @@ fail:;
     return -1;
 }
 
-int dns_ident_udp(const struct sockaddr_storage *peer, uid_t *uid)
+int dns_ident_udp(const struct sockaddr_storage *peer, uint32_t mark, uid_t *uid)
 {
     struct owners o = { 0 };
     uint16_t port;
@@ -124,6 +124,14 @@ int dns_ident_udp(const struct sockaddr_storage *peer, uid_t *uid)
      * IPv6 ones but still owns the port number. */
     if (dump_udp(AF_INET, port, peer, &o) < 0) return -1;
     if (dump_udp(AF_INET6, port, peer, &o) < 0) return -1;
+    if (mark) {
+        /* The sender's UID, stamped by the ruleset: it holds even when the socket is gone.  Any
+         * socket of another owner on the port is still a conflict: a mark that some other rule
+         * set must not hand out that owner's identity. */
+        if ((o.any && o.any_uid != (uid_t)mark) || o.conflict) { errno = ENOTUNIQ; return -1; }
+        *uid = (uid_t)mark;
+        return 0;
+    }
     if (!o.found) { errno = ENOENT; return -1; }
     if (o.conflict) { errno = ENOTUNIQ; return -1; }
     *uid = o.uid;

@@ -17,17 +17,24 @@
  * the answer only when every socket on that port, whatever its address, belongs to one UID.  Two
  * owners (SO_REUSEADDR sharing, or a socket on another local address, which can send from this
  * one with IP_PKTINFO) mean "ambiguous", and the query is refused.  No privilege is needed.
- * What this cannot see: a socket that sent and was closed before the dump (it shared the port
- * with SO_REUSEADDR, so the other owner must have set that too).  DNS over TCP has no such gap. */
+ * What the socket table cannot show is a socket that sent and was closed before the dump (it
+ * shared the port with SO_REUSEADDR, so the other owner must have set that too).  So when the
+ * ruleset is loaded, a sandboxed account's DNS datagrams also carry its UID as their mark (the
+ * egress chain sets it from meta skuid, through the map uidmark, since nft 1.0.6 refuses to set a
+ * mark from skuid directly), read with SO_RCVMARK: that identity needs no socket at all.  DNS over
+ * TCP has no such gap. */
 #ifndef PD_DNS_IDENT_H
 #define PD_DNS_IDENT_H
 
+#include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
 /* 0 with *uid set; -1 with errno: ENOENT (no such socket), ENOTUNIQ (sockets of more than one
- * owner share the source address), or the netlink error. */
-int dns_ident_udp(const struct sockaddr_storage *peer, uid_t *uid);
+ * owner share the source port), or the netlink error.  mark: the datagram's mark (SO_RCVMARK), 0
+ * for none; the ruleset stamps a sandboxed sender's DNS datagrams with its UID, and then that is
+ * the answer unless a socket of another owner holds the port. */
+int dns_ident_udp(const struct sockaddr_storage *peer, uint32_t mark, uid_t *uid);
 
 /* fd: the accepted TCP connection; peer: its remote address.  orig_dst (may be NULL) receives the
  * pre-NAT destination used for the lookup.  0 with *uid set, or -1 with errno. */

@@ -38,6 +38,10 @@
 #include "proxyd/synth.h"
 #include "proxyd/uid_quota.h"
 
+#ifndef SO_RCVMARK
+#define SO_RCVMARK 75               /* Linux 5.19; glibc 2.36 headers lack it */
+#endif
+
 #define DNS_SYNTH_TTL 10u         /* short: a synthetic address means nothing outside this host */
 #define DNS_MAX_PENDING 1024u     /* queries waiting for upstream; beyond that SERVFAIL at once */
 #define DNS_MAX_PENDING_PER_UID 256u   /* of those, one account's: a slow zone cannot starve others */
@@ -443,8 +447,10 @@ static void on_udp(struct pd_loop *l, int fd, uint32_t events, void *arg)
     (void)l; (void)events; (void)arg;
     for (int i = 0; i < DNS_UDP_BATCH; i++) {
         uint8_t buf[DNS_MAX_QUERY + 1];
-        union { char b[CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(struct in_pktinfo))];
+        union { char b[CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(struct in_pktinfo)) +
+                       CMSG_SPACE(sizeof(uint32_t))];
                 struct cmsghdr align; } cb;
+        uint32_t mark = 0;
         struct origin o;
         memset(&o, 0, sizeof o);
         struct iovec iov = { .iov_base = buf, .iov_len = sizeof buf };
@@ -476,6 +482,9 @@ static void on_udp(struct pd_loop *l, int fd, uint32_t events, void *arg)
                 sin6->sin6_addr = pi.ipi6_addr;
                 o.ifindex = (int)pi.ipi6_ifindex;
                 o.have_local = true;
+            } else if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SO_MARK &&
+                       cm->cmsg_len >= CMSG_LEN(sizeof mark)) {
+                memcpy(&mark, CMSG_DATA(cm), sizeof mark);   /* the sender's UID (nft_render.c) */
             }
         }
         /* A parse first, so that junk costs no netlink round trip. */
@@ -485,7 +494,7 @@ static void on_udp(struct pd_loop *l, int fd, uint32_t events, void *arg)
             continue;
         }
         uid_t uid = (uid_t)-1;
-        int ident_errno = dns_ident_udp(&o.peer, &uid) == 0 ? 0 : (errno ? errno : ENOENT);
+        int ident_errno = dns_ident_udp(&o.peer, mark, &uid) == 0 ? 0 : (errno ? errno : ENOENT);
         handle_query(buf, (size_t)n, &o, ident_errno, uid);
     }
 }
@@ -687,6 +696,9 @@ static int open_listener(const struct ps_sockaddr *a, int type, struct listener 
     if (type == SOCK_DGRAM) {
         if (fam == AF_INET && setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof one) < 0) goto fail;
         if (fam == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof one) < 0) goto fail;
+        /* each datagram's mark: its sender's UID when the ruleset is loaded (dns_ident.h);
+         * a kernel without SO_RCVMARK (before 5.19) leaves identity to the socket table */
+        (void)setsockopt(fd, SOL_SOCKET, SO_RCVMARK, &one, sizeof one);
     }
     if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0) goto fail;
     if (type == SOCK_STREAM && listen(fd, 128) < 0) goto fail;

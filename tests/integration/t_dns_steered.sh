@@ -12,13 +12,17 @@ command -v nft >/dev/null || skip "nft missing"
 [ -x "$PS_BUILD/sandboxctl" ] || skip "sandboxctl not built in $PS_BUILD"
 world_add_user dnsst 59761 dnsbox
 world_add_user dnsstfree 59762
-dns_world_upstream github.com=A:203.0.113.10 secret.example.net=A:203.0.113.10 api.example.com=A:203.0.113.10
+world_add_user dnsstdeny 59763 dnsdeny
+dns_world_upstream github.com=A:203.0.113.10 secret.example.net=A:203.0.113.10 api.example.com=A:203.0.113.10 \
+    quick.example.com=A:203.0.113.10 leak.example.com=A:203.0.113.10
 dns_world_conf "DNSListen=[::1]:$DNS_PORT"
 dns_profile 10-box.conf "[Match]
 Group=dnsbox
 [Network]
 Allow=github.com:443
 Allow=*.example.com:443"
+dns_profile 20-deny.conf "[Match]
+Group=dnsdeny"
 dns_start_proxyd
 "$PS_BUILD/sandboxctl" -c "$CONF" apply > "$WORLD/apply.out" 2>&1 || fail "sandboxctl apply: $(cat "$WORLD/apply.out")"
 nft list set inet pam_sandbox users | grep -qw 59761 || fail "59761 not in the steering set"
@@ -101,6 +105,43 @@ st=$("$PS_BUILD/sandboxctl" -c "$CONF" status 2>&1)
 assert_match "  ... counted by the table (sandboxctl status)" "source port rewritten by conntrack: [1-9]" "$st"
 assert_match "  ... and logged like every rejection (NFLOG)" \
     'prefix="pam_sandbox reject: " uid=-1 proto=17 dst=127\.0\.0\.1' "$(cat "$WORLD/nflog.log")"
+
+# Each steered DNS datagram carries its sender's UID as its mark (the map uidmark), so identity
+# does not depend on the sender's socket still being there when proxyd looks.  Made deterministic
+# by stopping proxyd while the datagrams are sent.  nft lists the map with what apply put in it.
+assert_match "the mark map holds the sandboxed account" '59761 : 0x0000e971' "$(nft list map inet pam_sandbox uidmark)"
+send_and_close() {   # USER PORT NAME: one query from a socket bound to PORT (SO_REUSEADDR), closed at once
+    runuser -u "$1" -- python3 - "$2" "$3" <<'PY'
+import socket, struct, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", int(sys.argv[1])))
+name = b"".join(bytes([len(l)]) + l for l in sys.argv[2].encode().split(b".")) + b"\0"
+s.sendto(struct.pack("!HHHHHH", 7, 0x0100, 1, 0, 0, 0) + name + struct.pack("!HH", 1, 1), ("203.0.113.10", 53))
+s.close()
+PY
+}
+kill -STOP "$DNS_PROXYD_PID"
+send_and_close dnsst 40161 quick.example.com
+kill -CONT "$DNS_PROXYD_PID"
+for _ in $(seq 40); do dns_decisions quick.example.com | grep -q . && break; sleep 0.05; done
+assert_match "sender gone before proxyd looked: still its own query" '"account":"dnsst".*"decision":"allow"' \
+    "$(dns_decisions quick.example.com)"
+# The attack this closes: the allowed account holds a UDP port with SO_REUSEADDR; the deny-all
+# account binds the same port, asks for a name only the other may resolve, and closes before
+# proxyd looks, when the socket table shows only the allowed account on that port.
+runuser -u dnsst -- python3 "$PS_SRC/tests/lib/dns_probe.py" --server 203.0.113.10 --port 53 \
+    --bind-port 40162 --reuseaddr --hold 3 query github.com > "$WORLD/holder.out" &
+holder=$!
+for _ in $(seq 40); do [ -s "$WORLD/holder.out" ] && break; sleep 0.05; done
+kill -STOP "$DNS_PROXYD_PID"
+send_and_close dnsstdeny 40162 leak.example.com
+kill -CONT "$DNS_PROXYD_PID"
+for _ in $(seq 40); do dns_decisions leak.example.com | grep -q . && break; sleep 0.05; done
+assert_match "borrowed port: refused" '"decision":"deny"' "$(dns_decisions leak.example.com)"
+assert_no_match "  ... never under the allowed account" '"account":"dnsst"' "$(dns_decisions leak.example.com)"
+assert_eq "  ... and never asked upstream" 0 "$(dns_upstream_count leak.example.com)"
+wait "$holder"
 
 # Not in the set: not steered, the real resolver answers (and logs it).
 out=$(dig_as dnsstfree @203.0.113.10 secret.example.net A)

@@ -53,16 +53,16 @@ static void owner_of_connected_and_unconnected(void **state)
     int s = udp4("127.0.0.1", 0, false);
     struct sockaddr_storage me = local_of(s);
     uid_t uid = 12345;
-    assert_int_equal(dns_ident_udp(&me, &uid), 0);          /* unconnected */
+    assert_int_equal(dns_ident_udp(&me, 0, &uid), 0);          /* unconnected */
     assert_int_equal(uid, getuid());
     struct sockaddr_storage srv = v4("127.0.0.1", 53);
     assert_int_equal(connect(s, (struct sockaddr *)&srv, sizeof(struct sockaddr_in)), 0);
     uid = 12345;
-    assert_int_equal(dns_ident_udp(&me, &uid), 0);          /* connected elsewhere */
+    assert_int_equal(dns_ident_udp(&me, 0, &uid), 0);          /* connected elsewhere */
     assert_int_equal(uid, getuid());
     close(s);
     errno = 0;
-    assert_int_equal(dns_ident_udp(&me, &uid), -1);         /* gone */
+    assert_int_equal(dns_ident_udp(&me, 0, &uid), -1);         /* gone */
     assert_int_equal(errno, ENOENT);
 }
 
@@ -72,7 +72,7 @@ static void wildcard_and_dual_stack_sockets(void **state)
     struct sockaddr_storage me = local_of(s);
     struct sockaddr_storage as_seen = v4("127.0.0.1", ntohs(((struct sockaddr_in *)&me)->sin_port));
     uid_t uid;
-    assert_int_equal(dns_ident_udp(&as_seen, &uid), 0);
+    assert_int_equal(dns_ident_udp(&as_seen, 0, &uid), 0);
     close(s);
 
     int s6 = socket(AF_INET6, SOCK_DGRAM, 0), zero = 0;
@@ -81,7 +81,7 @@ static void wildcard_and_dual_stack_sockets(void **state)
     assert_int_equal(bind(s6, (struct sockaddr *)&any6, sizeof any6), 0);
     struct sockaddr_storage me6 = local_of(s6);
     as_seen = v4("127.0.0.1", ntohs(((struct sockaddr_in6 *)&me6)->sin6_port));
-    assert_int_equal(dns_ident_udp(&as_seen, &uid), 0);     /* a v4 datagram from a v6 socket */
+    assert_int_equal(dns_ident_udp(&as_seen, 0, &uid), 0);     /* a v4 datagram from a v6 socket */
     assert_int_equal(uid, getuid());
     close(s6);
 }
@@ -94,7 +94,7 @@ static void other_address_same_port_is_not_the_sender(void **state)
     struct sockaddr_storage other = v4("127.0.0.1", ntohs(((struct sockaddr_in *)&me)->sin_port));
     uid_t uid;
     errno = 0;
-    assert_int_equal(dns_ident_udp(&other, &uid), -1);
+    assert_int_equal(dns_ident_udp(&other, 0, &uid), -1);
     assert_int_equal(errno, ENOENT);
     close(s);
 }
@@ -150,17 +150,40 @@ static void source_address_chosen_with_pktinfo_is_ambiguous(void **state)
     assert_int_equal(ntohs(((struct sockaddr_in *)&from)->sin_port), port);
     uid_t uid = 12345;
     errno = 0;
-    assert_int_equal(dns_ident_udp(&from, &uid), -1);
+    assert_int_equal(dns_ident_udp(&from, 0, &uid), -1);
     assert_int_equal(errno, ENOTUNIQ);
     assert_int_equal(uid, 12345);
     assert_int_equal(write(go[1], "g", 1), 1);
     int st;
     waitpid(pid, &st, 0);
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    assert_int_equal(dns_ident_udp(&from, &uid), 0);          /* the other owner gone: ours */
+    assert_int_equal(dns_ident_udp(&from, 0, &uid), 0);          /* the other owner gone: ours */
     assert_int_equal(uid, 0);
     close(srv);
     close(victim);
+}
+
+/* A datagram marked with its sender's UID (the ruleset does it) is that UID's even when no socket
+ * is left on the port (it sent and closed), and never when another owner's socket holds it. */
+static void mark_is_the_sender_unless_another_owner_holds_the_port(void **state)
+{
+    (void)state;
+    int s = udp4("127.0.0.1", 0, false);
+    struct sockaddr_storage me = local_of(s);
+    uid_t uid = 12345;
+    close(s);                                                 /* the sender is gone */
+    assert_int_equal(dns_ident_udp(&me, 0, &uid), -1);        /* unmarked: nobody to ask */
+    assert_int_equal(dns_ident_udp(&me, 59797, &uid), 0);     /* marked: the sender's UID */
+    assert_int_equal(uid, 59797);
+    s = udp4("127.0.0.1", ntohs(((struct sockaddr_in *)&me)->sin_port), false);
+    uid = 12345;
+    errno = 0;
+    assert_int_equal(dns_ident_udp(&me, 59797, &uid), -1);    /* our socket holds the port */
+    assert_int_equal(errno, ENOTUNIQ);
+    assert_int_equal(uid, 12345);
+    assert_int_equal(dns_ident_udp(&me, (uint32_t)getuid(), &uid), 0);   /* consistent: fine */
+    assert_int_equal(uid, getuid());
+    close(s);
 }
 
 static void two_owners_are_ambiguous(void **state)
@@ -190,14 +213,14 @@ static void two_owners_are_ambiguous(void **state)
     struct sockaddr_storage seen = v4("127.0.0.1", port);
     uid_t uid = 12345;
     errno = 0;
-    assert_int_equal(dns_ident_udp(&seen, &uid), -1);
+    assert_int_equal(dns_ident_udp(&seen, 0, &uid), -1);
     assert_int_equal(errno, ENOTUNIQ);
     assert_int_equal(uid, 12345);                             /* nobody's identity handed out */
     assert_int_equal(write(go[1], "g", 1), 1);
     int st;
     waitpid(pid, &st, 0);
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    assert_int_equal(dns_ident_udp(&seen, &uid), 0);          /* alone again: ours */
+    assert_int_equal(dns_ident_udp(&seen, 0, &uid), 0);          /* alone again: ours */
     assert_int_equal(uid, 0);
     close(s);
 }
@@ -233,6 +256,7 @@ int main(void)
         cmocka_unit_test(other_address_same_port_is_not_the_sender),
         cmocka_unit_test(two_owners_are_ambiguous),
         cmocka_unit_test(source_address_chosen_with_pktinfo_is_ambiguous),
+        cmocka_unit_test(mark_is_the_sender_unless_another_owner_holds_the_port),
         cmocka_unit_test(tcp_connection_owner),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
