@@ -15,6 +15,18 @@
 
 static struct pd_timer *refresh_timer;
 
+/* Loopback and link-local addresses are never reached through a name or a public rule anyway;
+ * a host with hundreds of interfaces has one fe80:: address on each. */
+static bool already_closed(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET) {
+        uint32_t a = ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr);
+        return (a >> 24) == 127 || (a >> 16) == 0xa9fe;
+    }
+    const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+    return IN6_IS_ADDR_LOOPBACK(a6) || IN6_IS_ADDR_LINKLOCAL(a6);
+}
+
 void pd_local_addrs_refresh(void)
 {
     struct ifaddrs *ifa;
@@ -29,6 +41,8 @@ void pd_local_addrs_refresh(void)
     for (struct ifaddrs *i = ifa; i; i = i->ifa_next) {
         if (!i->ifa_addr || (i->ifa_addr->sa_family != AF_INET && i->ifa_addr->sa_family != AF_INET6))
             continue;
+        if (already_closed(i->ifa_addr))
+            continue;                     /* room for the ones that matter on a host of many veths */
         if (n == PS_MAX_LOCAL_ADDRS) {
             truncated = true;
             break;

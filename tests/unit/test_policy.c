@@ -359,6 +359,52 @@ static bool permitted(const char *ip, bool via_name, const struct ps_profile *p,
     return ok;
 }
 
+/* This host's own addresses (proxyd reads them from its interfaces) rank as loopback, in every
+ * form that embeds them, and stop doing so when the set changes. */
+static void test_local_addresses_are_loopback(void **state)
+{
+    (void)state;
+    struct sockaddr_storage set[2];
+    memset(set, 0, sizeof set);
+    struct sockaddr_in *a = (struct sockaddr_in *)&set[0];
+    a->sin_family = AF_INET;
+    inet_pton(AF_INET, "93.184.216.34", &a->sin_addr);
+    struct sockaddr_in6 *b = (struct sockaddr_in6 *)&set[1];
+    b->sin6_family = AF_INET6;
+    inet_pton(AF_INET6, "2a00:1450::5", &b->sin6_addr);
+    ps_addr_set_local(set, 2);
+    static const char *const own[] = { "93.184.216.34", "::ffff:93.184.216.34", "64:ff9b::5db8:d822",
+                                       "2a00:1450::5" };
+    for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) {
+        struct sockaddr_storage ss;
+        memset(&ss, 0, sizeof ss);
+        if (strchr(own[i], ':')) {
+            ss.ss_family = AF_INET6;
+            assert_int_equal(inet_pton(AF_INET6, own[i], &((struct sockaddr_in6 *)&ss)->sin6_addr), 1);
+        } else {
+            ss.ss_family = AF_INET;
+            assert_int_equal(inet_pton(AF_INET, own[i], &((struct sockaddr_in *)&ss)->sin_addr), 1);
+        }
+        if (ps_addr_classify((struct sockaddr *)&ss, NULL) != PS_ADDR_LOOPBACK)
+            fail_msg("%s is this host's, not loopback", own[i]);
+    }
+    /* a neighbour stays public; an empty set makes the host's address public again */
+    struct sockaddr_in n = { .sin_family = AF_INET };
+    inet_pton(AF_INET, "93.184.216.35", &n.sin_addr);
+    assert_int_equal(ps_addr_classify((struct sockaddr *)&n, NULL), PS_ADDR_PUBLIC);
+    ps_addr_set_local(NULL, 0);
+    assert_int_equal(ps_addr_classify((struct sockaddr *)&set[0], NULL), PS_ADDR_PUBLIC);
+    /* metadata stays metadata even when assigned to this host (no rule may open it) */
+    struct sockaddr_in md = { .sin_family = AF_INET };
+    inet_pton(AF_INET, "169.254.169.254", &md.sin_addr);
+    struct sockaddr_storage mds;
+    memset(&mds, 0, sizeof mds);
+    memcpy(&mds, &md, sizeof md);
+    ps_addr_set_local(&mds, 1);
+    assert_int_equal(ps_addr_classify((struct sockaddr *)&md, NULL), PS_ADDR_METADATA);
+    ps_addr_set_local(NULL, 0);
+}
+
 static void test_addr_permitted(void **state)
 {
     (void)state;
@@ -468,7 +514,7 @@ int main(void)
         T(test_no_match_is_deny), T(test_allow_names_rule), T(test_deny_over_allow),
         T(test_wildcard_not_apex), T(test_case_and_trailing_dot), T(test_ports),
         T(test_ip_and_cidr_rules), T(test_binary), T(test_report_mode), T(test_inference_name),
-        T(test_name_allowed), T(test_name_normalize), T(test_classify), T(test_addr_permitted),
+        T(test_name_allowed), T(test_name_normalize), T(test_classify), T(test_addr_permitted), T(test_local_addresses_are_loopback),
         T(test_decide_addr), T(test_cidr_helpers), T(test_rule_format_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
