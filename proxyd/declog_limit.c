@@ -23,7 +23,8 @@ struct suppressed {
 static struct uid_quota *quota;
 static struct suppressed tab[TRACKED];
 static unsigned long long others;       /* accounts beyond TRACKED */
-static uint64_t last_report;
+static bool pending;                    /* something counted and not reported yet */
+static uint64_t pending_since;          /* when the first of it was counted */
 
 bool pd_declog_admit(const struct pd_log_entry *e)
 {
@@ -32,8 +33,13 @@ bool pd_declog_admit(const struct pd_log_entry *e)
     if (!quota)
         quota = uid_quota_new(PD_DENY_LOG_BURST, PD_DENY_LOG_WINDOW_MS);
     uid_t uid = e->who ? e->who->uid : (uid_t)-1;
-    if (!quota || uid_quota_take(quota, uid, pd_now_ms()))
+    uint64_t now = pd_now_ms();
+    if (!quota || uid_quota_take(quota, uid, now))
         return true;
+    if (!pending) {
+        pending = true;
+        pending_since = now;
+    }
     for (unsigned i = 0; i < TRACKED; i++)
         if (tab[i].used && tab[i].who.uid == uid) {
             tab[i].count++;
@@ -59,10 +65,10 @@ bool pd_declog_admit(const struct pd_log_entry *e)
 
 void pd_declog_report_suppressed(bool now)
 {
-    uint64_t t = pd_now_ms();
-    if (!now && t - last_report < REPORT_EVERY_MS)
+    /* every REPORT_EVERY_MS from the first denial of a burst that was not written */
+    if (!pending || (!now && pd_now_ms() - pending_since < REPORT_EVERY_MS))
         return;
-    last_report = t;
+    pending = false;
     for (unsigned i = 0; i < TRACKED; i++) {
         if (!tab[i].used)
             continue;
