@@ -235,15 +235,19 @@ static void denial_flood_is_capped_and_reported(void **state)
                               .rule = "f:1", .bytes_up = -1, .bytes_down = -1, .duration_ms = -1 };
     pd_log_decision(&a);
     pd_declog_flush();
-    assert_int_equal(count_lines() - before, 1000 + 1 + 1);
+    /* 1,000 at once, plus what the 100/s refill gave back while the loop ran (a slow machine) */
+    int written = count_lines() - before - 2;
+    assert_true(written >= 1000 && written < 1100);
     pd_declog_report_suppressed(true);
     struct json_object *j = last_record();
     assert_string_equal(field(j, "decision"), "suppressed");
     assert_string_equal(field(j, "reason"), "deny_rate_limit");
     assert_string_equal(field(j, "account"), "flooder");
-    assert_string_equal(field(j, "count"), "500");
+    char want[16];
+    snprintf(want, sizeof want, "%d", 1500 - written);   /* every denial written or counted */
+    assert_string_equal(field(j, "count"), want);
     json_object_put(j);
-    assert_int_equal(count_lines() - before, 1000 + 1 + 1 + 1);
+    assert_int_equal(count_lines() - before, written + 2 + 1);
 }
 
 int main(void)
