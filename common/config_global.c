@@ -84,9 +84,14 @@ static int key_synthetic(struct pctx *c, const struct ps_key *k, const char *val
     enum ps_addr_class cl_last = ps_addr_classify((struct sockaddr *)&last, NULL);
     if (cl_last != cl && cl_last == PS_ADDR_PUBLIC)
         cl = cl_last;
-    struct sockaddr_in metadata = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(0xa9fea9feu) };
-    if (ps_cidr_contains(&cidr, (struct sockaddr *)&metadata))
-        cl = PS_ADDR_METADATA;
+    /* the metadata services of common/addr.c: 169.254.169.254, 169.254.170.2, 100.100.100.200,
+     * 168.63.129.16 */
+    static const uint32_t metadata[] = { 0xa9fea9feu, 0xa9feaa02u, 0x646464c8u, 0xa83f8110u };
+    for (size_t i = 0; i < sizeof metadata / sizeof metadata[0]; i++) {
+        struct sockaddr_in m = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(metadata[i]) };
+        if (ps_cidr_contains(&cidr, (struct sockaddr *)&m))
+            cl = PS_ADDR_METADATA;
+    }
     if (cl == PS_ADDR_PUBLIC || cl == PS_ADDR_METADATA || cl == PS_ADDR_LOOPBACK ||
         cl == PS_ADDR_MULTICAST || cl == PS_ADDR_UNSPECIFIED) {
         ps_perr(c, line, "%s=%s: must be a private or reserved range that no real host uses "
@@ -96,6 +101,23 @@ static int key_synthetic(struct pctx *c, const struct ps_key *k, const char *val
     if (cl_last != cl) {
         ps_perr(c, line, "%s=%s: must lie in one address class (it starts %s and ends %s)",
                 k->name, val, ps_addr_class_name(cl), ps_addr_class_name(cl_last));
+        return -1;
+    }
+    /* Its two ends in one class do not make the middle one (192.0.0.0/2 starts and ends reserved
+     * and holds most of the Internet): the range must lie inside one block that no real host
+     * uses and that nothing else in the address classes carves up. */
+    static const char *const blocks[] = { "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
+                                          "100.64.0.0/10", "198.18.0.0/15", "240.0.0.0/4" };
+    bool inside = false;
+    for (size_t i = 0; i < sizeof blocks / sizeof blocks[0] && !inside; i++) {
+        struct ps_cidr b;
+        ps_cidr_parse(blocks[i], &b);
+        inside = b.prefix <= cidr.prefix && ps_cidr_contains(&b, (struct sockaddr *)&first) &&
+                 ps_cidr_contains(&b, (struct sockaddr *)&last);
+    }
+    if (!inside) {
+        ps_perr(c, line, "%s=%s: must lie inside one of 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, "
+                "100.64.0.0/10, 198.18.0.0/15 or 240.0.0.0/4", k->name, val);
         return -1;
     }
     c->cfg->global.synthetic_range = cidr;

@@ -28,17 +28,27 @@ static int add_elements(const uid_t *uids, size_t n, char *err, size_t errlen)
 {
     if (n == 0)
         return 0;
-    /* users and uidmark (each UID mapped to itself, for the DNS mark) in one transaction */
-    size_t len = 160 + n * 36;
+    /* users and uidmark (each UID mapped to itself, for the DNS mark) in one transaction.  Per
+     * UID at most ", 4294967295" (12) in users and ", 4294967295 : 4294967295" (25) in uidmark. */
+    size_t len = 128 + n * 40, off = 0;
     char *cmd = ps_xmalloc(len);
-    size_t off = (size_t)snprintf(cmd, len, "add element inet pam_sandbox users { ");
-    for (size_t i = 0; i < n; i++)
-        off += (size_t)snprintf(cmd + off, len - off, "%s%u", i ? ", " : "", (unsigned)uids[i]);
-    off += (size_t)snprintf(cmd + off, len - off, " }; add element inet pam_sandbox uidmark { ");
-    for (size_t i = 0; i < n; i++)
-        off += (size_t)snprintf(cmd + off, len - off, "%s%u : %u", i ? ", " : "", (unsigned)uids[i],
-                                (unsigned)uids[i]);
-    snprintf(cmd + off, len - off, " }");
+    int k = snprintf(cmd, len, "add element inet pam_sandbox users { ");
+    for (size_t i = 0; k >= 0 && (size_t)k < len - off && i <= n; i++) {
+        off += (size_t)k;
+        k = i < n ? snprintf(cmd + off, len - off, "%s%u", i ? ", " : "", (unsigned)uids[i])
+                  : snprintf(cmd + off, len - off, " }; add element inet pam_sandbox uidmark { ");
+    }
+    for (size_t i = 0; k >= 0 && (size_t)k < len - off && i <= n; i++) {
+        off += (size_t)k;
+        k = i < n ? snprintf(cmd + off, len - off, "%s%u : %u", i ? ", " : "", (unsigned)uids[i],
+                             (unsigned)uids[i])
+                  : snprintf(cmd + off, len - off, " }");
+    }
+    if (k < 0 || (size_t)k >= len - off) {             /* cannot happen with the sizes above */
+        free(cmd);
+        snprintf(err, errlen, "internal error: nft command too long for %zu UIDs", n);
+        return -1;
+    }
     int rc = ps_nft_run(cmd, NULL, err, errlen);
     free(cmd);
     return rc;

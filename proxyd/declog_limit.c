@@ -25,6 +25,15 @@ static struct suppressed tab[TRACKED];
 static unsigned long long others;       /* accounts beyond TRACKED */
 static bool pending;                    /* something counted and not reported yet */
 static uint64_t pending_since;          /* when the first of it was counted */
+static struct pd_timer *report_timer;   /* the report comes even if nothing else happens */
+
+static void on_report(struct pd_loop *l, void *arg)
+{
+    (void)l;
+    (void)arg;
+    report_timer = NULL;
+    pd_declog_report_suppressed(true);
+}
 
 bool pd_declog_admit(const struct pd_log_entry *e)
 {
@@ -39,6 +48,8 @@ bool pd_declog_admit(const struct pd_log_entry *e)
     if (!pending) {
         pending = true;
         pending_since = now;
+        if (pd && pd->loop && !report_timer)
+            report_timer = pd_timer_add(pd->loop, REPORT_EVERY_MS, on_report, NULL);
     }
     for (unsigned i = 0; i < TRACKED; i++)
         if (tab[i].used && tab[i].who.uid == uid) {

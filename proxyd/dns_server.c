@@ -110,7 +110,8 @@ struct tcp_conn {
     size_t out_len, out_cap;
     unsigned inflight;
     bool dead, eof;
-    struct pd_timer *idle;
+    struct pd_timer *idle;        /* the clock of tcp_clock() */
+    uint64_t msg_start;           /* when the partial message in `in` began to arrive */
     struct tcp_conn *prev, *next;
 };
 
@@ -494,6 +495,10 @@ static void on_udp(struct pd_loop *l, int fd, uint32_t events, void *arg)
             continue;
         }
         uid_t uid = (uid_t)-1;
+        /* Only the ruleset's mark is a UID, and it marks datagrams sent on this host: from any
+         * other source a mark is someone else's (a restored ct mark, policy routing) */
+        if (mark && ps_addr_classify((const struct sockaddr *)&o.peer, NULL) != PS_ADDR_LOOPBACK)
+            mark = 0;
         int ident_errno = dns_ident_udp(&o.peer, mark, &uid) == 0 ? 0 : (errno ? errno : ENOENT);
         handle_query(buf, (size_t)n, &o, ident_errno, uid);
     }
@@ -575,16 +580,33 @@ static void tcp_parse(struct tcp_conn *c)
 }
 
 /* After anything happened on c: close it, or set what the loop should wait for. */
+/* A connection's one clock.  While proxyd owes it answers, none runs (a slow upstream, or the
+ * in-flight limit holding later queries back, is not the client's doing).  Otherwise a message
+ * that has begun must be whole within DNS_TCP_MSG_MS of its first byte (bytes trickled in do not
+ * restart it), and an idle connection is closed after DNS_TCP_IDLE_MS. */
+static void tcp_clock(struct tcp_conn *c)
+{
+    if (c->idle) pd_timer_cancel(S.d->loop, c->idle);
+    c->idle = NULL;
+    if (c->inflight > 0)
+        return;
+    uint64_t ms = DNS_TCP_IDLE_MS;
+    if (c->in_len > 0) {
+        uint64_t age = pd_now_ms() - c->msg_start;
+        ms = age >= DNS_TCP_MSG_MS ? 1 : DNS_TCP_MSG_MS - age;
+    }
+    c->idle = pd_timer_add(S.d->loop, ms, on_tcp_idle, c);
+}
+
 static void tcp_settle(struct tcp_conn *c)
 {
     size_t before = c->in_len;
     if (!c->dead) tcp_parse(c);
-    if (!c->dead && before > 0 && c->in_len == 0) {   /* all messages taken: the idle clock */
-        if (c->idle) pd_timer_cancel(S.d->loop, c->idle);
-        c->idle = pd_timer_add(S.d->loop, DNS_TCP_IDLE_MS, on_tcp_idle, c);
-    }
+    if (c->in_len > 0 && c->in_len < before)
+        c->msg_start = pd_now_ms();               /* messages taken: the next one begins now */
     /* A client may half-close after its queries (RFC 7766 allows it): answer, then close. */
     if (c->dead || (c->eof && c->inflight == 0 && c->out_len == 0)) { tcp_close(c); return; }
+    tcp_clock(c);
     bool want_read = !c->eof && c->inflight < DNS_TCP_MAX_INFLIGHT && c->in_len < sizeof c->in;
     uint32_t ev = (want_read ? EPOLLIN : 0u) | (c->out_len ? EPOLLOUT : 0u);
     pd_loop_mod(S.d->loop, c->fd, ev);
@@ -602,12 +624,8 @@ static void on_tcp_conn(struct pd_loop *l, int fd, uint32_t events, void *arg)
         if (n == 0) c->eof = true;
         if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) { tcp_close(c); return; }
         if (n > 0) {
-            /* The clock of a message starts at its first byte and is not restarted by the next
-             * ones: a client trickling a byte every few seconds cannot hold the connection. */
-            if (c->in_len == 0) {
-                if (c->idle) pd_timer_cancel(l, c->idle);
-                c->idle = pd_timer_add(l, DNS_TCP_MSG_MS, on_tcp_idle, c);
-            }
+            if (c->in_len == 0)
+                c->msg_start = pd_now_ms();           /* a message's clock starts at its first byte */
             c->in_len += (size_t)n;
         }
     }
@@ -625,9 +643,12 @@ static void resume_accept(struct pd_loop *l, void *arg)
     accept_resume = NULL;
     for (size_t i = 0; i < S.nls; i++)
         if (S.ls[i].paused) {
-            S.ls[i].paused = false;
-            if (pd_loop_add(l, S.ls[i].fd, EPOLLIN, on_tcp_accept, NULL) < 0)
-                syslog(LOG_ERR, "dns: listener: epoll: %m");
+            if (pd_loop_add(l, S.ls[i].fd, EPOLLIN, on_tcp_accept, NULL) == 0) {
+                S.ls[i].paused = false;
+            } else if (!accept_resume) {
+                syslog(LOG_ERR, "dns: listener: epoll: %m (retrying in 100 ms)");
+                accept_resume = pd_timer_add(l, 100, resume_accept, NULL);
+            }
         }
 }
 

@@ -497,6 +497,9 @@ static void test_bad_global_values(void **state)
         { "[Proxy]\nSyntheticRange=10.0.0.0/7\n", 2, "public addresses" },     /* ends in 11/8 */
         { "[Proxy]\nSyntheticRange=192.0.0.0/8\n", 2, "public addresses" },
         { "[Proxy]\nSyntheticRange=169.254.0.0/16\n", 2, "metadata addresses" },
+        { "[Proxy]\nSyntheticRange=169.254.170.0/24\n", 2, "metadata addresses" },
+        { "[Proxy]\nSyntheticRange=100.64.0.0/10\n", 2, "metadata addresses" },  /* 100.100.100.200 */
+        { "[Proxy]\nSyntheticRange=192.0.0.0/2\n", 2, "must lie inside one of" }, /* ends reserved, middle public */
         { "[Proxy]\nDNSListen=127.0.0.1:3200 127.0.0.2:3200 127.0.0.3:3200 127.0.0.4:3200 127.0.0.5:3200 "
           "127.0.0.6:3200 127.0.0.7:3200 127.0.0.8:3200 127.0.0.9:3200 127.0.0.10:3200 127.0.0.11:3200 "
           "127.0.0.12:3200 127.0.0.13:3200 127.0.0.14:3200 127.0.0.15:3200 127.0.0.16:3200 "
