@@ -50,6 +50,9 @@ enum ps_addr_class ps_addr_classify(const struct sockaddr *sa, const struct ps_c
  * metadata addresses.  Replaces the previous set; at most PS_MAX_LOCAL_ADDRS are kept. */
 #define PS_MAX_LOCAL_ADDRS 256
 void ps_addr_set_local(const struct sockaddr_storage *addrs, size_t n);
+/* Read this host's addresses from its interfaces into that set (loopback and link-local ones
+ * are left out: they are closed anyway).  0, or -1 (errno) with the previous set kept. */
+int ps_addr_load_local(void);
 const char *ps_addr_class_name(enum ps_addr_class c);
 
 /* May a connection whose destination address is sa be made?  via_name: the address came from

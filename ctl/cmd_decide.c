@@ -85,6 +85,9 @@ int cmd_decide(const struct ctl_opts *o, int argc, char **argv)
         struct ps_decision d;
         struct sockaddr_storage ss;
         bool is_addr = literal(pos[1], &ss) == 0;
+        /* this host's addresses rank as loopback for proxyd (common/addr_local.c): here too */
+        if (is_addr && ps_addr_load_local() < 0)
+            fprintf(stderr, "sandboxctl: getifaddrs: %m (this host's own addresses not known)\n");
         if (is_addr)
             ps_policy_decide_addr(p, (struct sockaddr *)&ss, (uint16_t)port, binary,
                                   &cfg->global.synthetic_range, &d);

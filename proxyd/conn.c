@@ -185,6 +185,9 @@ void pd_conn_update(struct pd_conn *c)
     case CS_REPLY_CLOSE:
         cm = EPOLLOUT;
         break;
+    case CS_DRAIN:
+        cm = PD_EV_READ;
+        break;
     }
     set_fd_mask(c, c->cfd, &c->creg, &c->cmask, &c->cpark, cm);
     set_fd_mask(c, c->ufd, &c->ureg, &c->umask, &c->upark, um);
@@ -207,10 +210,14 @@ static void on_timer(struct pd_loop *l, void *arg)
         }
         break;
     case CS_FWD:
-        /* nothing moved for PD_IDLE_TIMEOUT_MS: an origin that never answers gets the client a
-         * 504; once part of an answer has gone out, the connection can only be cut */
+        /* nothing moved for PD_IDLE_TIMEOUT_MS: a client that stopped sending its body gets a
+         * 408, an origin that never answers a 504; once part of an answer has gone out, the
+         * connection can only be cut */
         if (!c->resp_head_done && c->out.len == c->out.off) {
-            pd_conn_fail(c, 504, "upstream_timeout");
+            if (!c->req_done)
+                pd_conn_fail(c, 408, "request_body_timeout");
+            else
+                pd_conn_fail(c, 504, "upstream_timeout");
             return;
         }
         break;
@@ -307,6 +314,18 @@ void pd_conn_reset(struct pd_conn *c)
     pd_conn_free(c);
 }
 
+/* A final answer is out: send the FIN, then keep reading (and discarding) until the client's own
+ * FIN, for at most PD_LINGER_MS.  Closing at once would make the kernel answer bytes the client
+ * still sends (the rest of a body, or its request, when the answer came first, as a 429 at
+ * accept does) with a reset, which can destroy the answer before the client has read it. */
+void pd_conn_linger(struct pd_conn *c)
+{
+    shutdown(c->cfd, SHUT_WR);
+    c->st = CS_DRAIN;
+    pd_conn_timer(c, PD_LINGER_MS);
+    pd_conn_update(c);
+}
+
 void pd_conn_over_cap(struct pd_conn *c)
 {
     pd_conn_log(c, "deny", "too_many_connections", "default", false);
@@ -338,8 +357,8 @@ void pd_conn_fail(struct pd_conn *c, int status, const char *reason)
     pd_conn_drop_upstream(c);
     if (c->who.mode == PD_MODE_EXPLICIT)
         pd_explicit_reply(c, status, status == 504 ? "Gateway Timeout" : status == 400 ? "Bad Request" :
-                          "Bad Gateway", NULL, status == 400 ? "bad_request" : "upstream_failed",
-                          reason, true);
+                          status == 408 ? "Request Timeout" : "Bad Gateway", NULL,
+                          status == 400 || status == 408 ? "bad_request" : "upstream_failed", reason, true);
     else
         pd_conn_reset(c);
 }
@@ -480,14 +499,22 @@ void pd_conn_io(struct pd_loop *l, int fd, uint32_t ev, void *arg)
         return;
     case CS_REPLY_CLOSE: {
         int r = pd_buf_flush(&c->out, c->cfd);
-        if (r != 0) {
-            /* Unread input makes close() send a reset that can destroy the answer in flight:
-             * drain what is there first. */
-            char junk[4096];
-            for (int i = 0; i < 16 && recv(c->cfd, junk, sizeof junk, MSG_DONTWAIT) > 0; i++)
-                ;
-            shutdown(c->cfd, SHUT_WR);
+        if (r < 0)
             pd_conn_free(c);
+        else if (r > 0)
+            pd_conn_linger(c);
+        return;
+    }
+    case CS_DRAIN: {
+        char junk[4096];
+        for (int i = 0; i < 16; i++) {
+            ssize_t n = recv(c->cfd, junk, sizeof junk, MSG_DONTWAIT);
+            if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+                pd_conn_free(c);           /* the client's FIN (or its reset): done */
+                return;
+            }
+            if (n < 0)
+                return;
         }
         return;
     }

@@ -150,7 +150,8 @@ static void try_next(struct pd_conn *c, int status, const char *why)
     if (c->ufd >= 0) {
         pd_conn_drop_upstream(c);
     }
-    if (++c->cand_i < c->n_cands && !c->who.conf->cfg->global.upstream_proxy_host) {
+    /* through the upstream proxy one attempt stands for all addresses; directly, the next one */
+    if (++c->cand_i < c->n_cands && !c->via_proxy) {
         start_attempt(c);
         return;
     }

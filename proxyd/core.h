@@ -14,6 +14,7 @@
 #define PD_HEAD_TIMEOUT_MS 10000u     /* a request head must arrive within this (slow clients) */
 #define PD_IDLE_TIMEOUT_MS 60000u     /* keep-alive wait for the next request */
 #define PD_CONNECT_TIMEOUT_MS 10000u  /* per upstream address: then 504 */
+#define PD_LINGER_MS 2000u            /* CS_DRAIN at most this long */
 #define PD_MAX_CANDIDATES 8           /* resolved addresses tried in order */
 #define PD_FWD_BUF 16384              /* plain-HTTP forwarding buffer, allocated lazily */
 /* Read interest.  EPOLLRDHUP tells a tunnel that the peer's FIN is in, so a short read is its last
@@ -30,6 +31,7 @@ enum pd_conn_state {
     CS_TUNNEL,             /* splice both ways */
     CS_FWD,                /* explicit absolute-form: request/response forwarding */
     CS_REPLY_CLOSE,        /* writing a final answer, then close */
+    CS_DRAIN,              /* answer written and FIN sent: discarding input until the client's FIN */
 };
 
 /* An IPv4 or IPv6 socket address, without sockaddr_storage's padding (idle tunnels are many). */
@@ -132,6 +134,7 @@ void pd_conn_timer(struct pd_conn *c, uint64_t ms);
 void pd_conn_drop_upstream(struct pd_conn *c);    /* close ufd, keep the client */
 void pd_conn_reset(struct pd_conn *c);            /* transparent denial: RST and free */
 void pd_conn_over_cap(struct pd_conn *c);         /* per-account cap reached: 429 or RST */
+void pd_conn_linger(struct pd_conn *c);           /* after a final answer: FIN, drain, free */
 bool pd_buf_reserve(struct pd_buf *b, size_t need);
 void pd_buf_free(struct pd_buf *b);
 bool pd_head_has_new_lf(const struct pd_buf *b, size_t *scanned);  /* worth parsing again? */

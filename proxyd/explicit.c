@@ -54,12 +54,12 @@ void pd_explicit_reply(struct pd_conn *c, int status, const char *phrase, const 
     c->st = close ? CS_REPLY_CLOSE : CS_READ_HEAD;
     pd_conn_timer(c, PD_HEAD_TIMEOUT_MS);    /* a client that never reads its answer */
     int r = pd_buf_flush(&c->out, c->cfd);
-    if (r < 0 || (r == 1 && close)) {
-        char junk[4096];
-        for (int i = 0; i < 16 && recv(c->cfd, junk, sizeof junk, MSG_DONTWAIT) > 0; i++)
-            ;
-        shutdown(c->cfd, SHUT_WR);
+    if (r < 0) {
         pd_conn_free(c);
+        return;
+    }
+    if (r == 1 && close) {
+        pd_conn_linger(c);
         return;
     }
     pd_conn_update(c);

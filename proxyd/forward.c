@@ -13,6 +13,8 @@
 
 static void append(struct pd_buf *b, const char *p, size_t n)
 {
+    if (n == 0)
+        return;                         /* b->p may be NULL (an idle buffer is freed) */
     pd_buf_reserve(b, n);
     memcpy(b->p + b->len, p, n);
     b->len += n;

@@ -173,6 +173,9 @@ for u in http://self.test:8899/ http://203.0.113.1:8899/; do
     assert_match "own address via $u: 403" '^HTTP/1.1 403' "$hdr"
     assert_match "  ... as loopback" 'X-Sandbox-Deny: address_class_loopback' "$hdr"
 done
+if [ -x "$PS_BUILD/sandboxctl" ]; then
+    assert_match "sandboxctl decide agrees" '^deny' "$("$PS_BUILD/sandboxctl" -c "$CONF" decide pxuser 203.0.113.1 8899 2>&1)"
+fi
 
 # --- attacker's IP with an allowed name (SNI/Host) reaches nothing ---
 code=$(pcurl pxuser -o /dev/null -w '%{http_connect}' --connect-to allowed.test:443:203.0.113.66:443 https://allowed.test/hello 2>/dev/null)

@@ -23,9 +23,16 @@ Allow=203.0.113.10:8090"
 proxy_start -m 4
 O=http://203.0.113.10:8090
 
-# The silent origin takes the whole forwarding timeout (60 s): started first, checked last.
+# The silent origin and the client that stops mid-body take the whole forwarding timeout (60 s):
+# started first, checked last.
 pcurl fwuser --max-time 90 -D - -o /dev/null "$O/silent" > "$WORLD/silent.out" 2>&1 &
 SILENT=$!
+as fwuser timeout 90 python3 -c '
+import socket
+s = socket.create_connection(("127.0.0.1", 3128))
+s.sendall(b"POST '"$O"'/stalled HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nab")
+print(s.recv(4096).decode("latin-1").split("\r\n")[0])' > "$WORLD/stalled.out" 2>&1 &
+STALLED=$!
 
 # raw CLIENT: send stdin as it is, print everything until the connection closes (or 5 s)
 raw() { as fwuser timeout 8 python3 -c '
@@ -92,14 +99,22 @@ assert_eq "trickled head" "HTTP/1.1 200 OK" "$out"
 # --- the per-account cap (-m 4) counts connections from accept ---
 as fwuser python3 -c '
 import socket, sys, time
-idle = [socket.create_connection(("127.0.0.1", 3128)) for _ in range(3)]   # + the silent one = 4
+idle = [socket.create_connection(("127.0.0.1", 3128)) for _ in range(2)]   # + silent + stalled = 4
 time.sleep(0.3)
 s = socket.create_connection(("127.0.0.1", 3128)); s.settimeout(3)
 t = time.time()
 d = s.recv(4096)
 print(d.split(b"\r\n")[0].decode(), "after %.1f s" % (time.time() - t) if time.time() - t < 2 else "late")
+# its request comes after the answer: proxyd drains it instead of answering it with a reset
+s.sendall(b"GET '"$O"'/x HTTP/1.1\r\nHost: x\r\n\r\n")
+try:
+    while s.recv(4096): pass
+    print("then a clean close")
+except ConnectionResetError:
+    print("then a reset")
 ' > "$WORLD/cap.out" 2>&1
 assert_match "5th connection, no request sent: 429 at once" '^HTTP/1.1 429 Too Many Requests after' "$(cat "$WORLD/cap.out")"
+assert_match "  ... its late request drained, no reset" 'then a clean close' "$(cat "$WORLD/cap.out")"
 l=$(proxy_log_last '"reason":"too_many_connections"')
 assert_match "429 logged" '"account":"fwuser".*"decision":"deny"' "$l"
 sleep 0.3
@@ -108,6 +123,10 @@ assert_eq "slots freed when the idle ones close" "ok" "$(pcurl fwuser "$O/x")"
 # --- an origin that never answers: 504 after the forwarding timeout ---
 wait "$SILENT"
 assert_match "silent origin: 504" '^HTTP/1.1 504' "$(cat "$WORLD/silent.out")"
+wait "$STALLED"
+assert_eq "client that stops mid-body: 408" "HTTP/1.1 408 Request Timeout" "$(cat "$WORLD/stalled.out")"
+assert_match "  ... logged as the client's doing" '"reason":"request_body_timeout"' \
+    "$(proxy_log_last '"reason":"request_body_timeout"')"
 l=$(proxy_log_last '"port":8090' '"decision":"error"')
 assert_match "504 logged" '"reason":"upstream_timeout"' "$l"
 kill -0 "$PROXYD_PID" || fail "proxyd died"

@@ -7,6 +7,7 @@ a connection is appended (Python repr, one line per connection, after it closes 
   /bighead    a 20 KiB response head, then a 3-byte body
   /chunked    a chunked body ("hello world")
   /silent     reads the request, never answers, keeps the connection open
+  /stalled    the same (for a client that stops in the middle of its body)
   anything else: 200 "ok" with a Content-Length
 """
 import argparse
@@ -40,7 +41,7 @@ def serve(conn, log, lock):
             elif path.endswith("/chunked"):
                 conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
                              b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
-            elif path.endswith("/silent"):
+            elif path.endswith("/silent") or path.endswith("/stalled"):
                 conn.settimeout(None)          # hold it until the client side goes away
             else:
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
