@@ -43,6 +43,15 @@ static void set_where(struct ps_decision *out, const struct ps_rule *r)
         snprintf(out->where, sizeof out->where, "default");
 }
 
+/* Mode=report: a denial by the rules is let through, to be logged as would_deny. */
+static void report_mode(const struct ps_profile *p, struct ps_decision *out)
+{
+    if (out->verdict == PS_DENY && p->mode == PS_MODE_REPORT) {
+        out->verdict = PS_ALLOW;
+        out->would_deny = true;
+    }
+}
+
 /* Is some port of [lo, hi] left open by the Deny= rules for name?  Binary-specific denies do not
  * count here (they cannot shut a name for everyone).  *by: a deny that covers part of the range. */
 static bool range_left_open(const struct ps_profile *p, const char *name, unsigned lo, unsigned hi,
@@ -93,10 +102,7 @@ static void decide_name_any_port(const struct ps_profile *p, const char *name, s
         out->reason = deny ? "deny_rule" : "no_matching_rule";
         set_where(out, deny);
     }
-    if (out->verdict == PS_DENY && p->mode == PS_MODE_REPORT) {
-        out->verdict = PS_ALLOW;
-        out->would_deny = true;
-    }
+    report_mode(p, out);
 }
 
 /* Shared core: is_addr selects CIDR rules for sa, else name rules for name. */
@@ -142,10 +148,7 @@ static void decide(const struct ps_profile *p, const char *name, const struct so
                                   : "no_matching_rule";
         set_where(out, NULL);
     }
-    if (out->verdict == PS_DENY && p->mode == PS_MODE_REPORT) {
-        out->verdict = PS_ALLOW;
-        out->would_deny = true;
-    }
+    report_mode(p, out);
 }
 
 static void init(struct ps_decision *out)

@@ -204,7 +204,7 @@ static void on_timer(struct pd_loop *l, void *arg)
         return;
     case CS_READ_HEAD:
         if (c->in.len > c->in.off && c->who.mode == PD_MODE_EXPLICIT) {
-            pd_explicit_reply(c, 408, "Request Timeout", NULL, "request_timeout",
+            pd_explicit_reply(c, 408, NULL, "request_timeout",
                               "the request head did not arrive in time", true);
             return;
         }
@@ -330,7 +330,7 @@ void pd_conn_over_cap(struct pd_conn *c)
 {
     pd_conn_log(c, "deny", "too_many_connections", "default", false);
     if (c->who.mode == PD_MODE_EXPLICIT)
-        pd_explicit_reply(c, 429, "Too Many Requests", "too_many_connections",
+        pd_explicit_reply(c, 429, "too_many_connections",
                           "too_many_connections", "per-account connection limit", true);
     else
         pd_conn_reset(c);
@@ -341,7 +341,7 @@ void pd_conn_deny(struct pd_conn *c, const char *reason, const char *rule)
     pd_conn_log(c, "deny", reason, rule, false);
     c->decision = NULL;
     if (c->who.mode == PD_MODE_EXPLICIT)
-        pd_explicit_reply(c, 403, "Forbidden", reason, "policy_denied", rule, true);
+        pd_explicit_reply(c, 403, reason, "policy_denied", rule, true);
     else
         pd_conn_reset(c);
 }
@@ -356,9 +356,8 @@ void pd_conn_fail(struct pd_conn *c, int status, const char *reason)
     c->decision = NULL;
     pd_conn_drop_upstream(c);
     if (c->who.mode == PD_MODE_EXPLICIT)
-        pd_explicit_reply(c, status, status == 504 ? "Gateway Timeout" : status == 400 ? "Bad Request" :
-                          status == 408 ? "Request Timeout" : "Bad Gateway", NULL,
-                          status == 400 || status == 408 ? "bad_request" : "upstream_failed", reason, true);
+        pd_explicit_reply(c, status, NULL, status == 400 || status == 408 ? "bad_request" : "upstream_failed",
+                          reason, true);
     else
         pd_conn_reset(c);
 }
@@ -432,7 +431,7 @@ void pd_conn_decide(struct pd_conn *c)
                 return;
             }
         } else if (c->who.mode == PD_MODE_EXPLICIT) {
-            pd_explicit_reply(c, 400, "Bad Request", NULL, "bad_request",
+            pd_explicit_reply(c, 400, NULL, "bad_request",
                               "inference.local:443 is reached with CONNECT (HTTPS)", true);
             return;
         }

@@ -90,8 +90,10 @@ static void start_attempt(struct pd_conn *c)
     /* Only public destinations are chained: an address that an IP rule opened in a private or
      * loopback range means one seen from this host, which the corporate proxy would reach in its
      * own network instead. */
-    bool via_proxy = ps_addr_classify((const struct sockaddr *)&dst, &c->who.conf->cfg->global.synthetic_range)
-                         == PS_ADDR_PUBLIC && use_upstream_proxy(c, &proxy);
+    const struct ps_global *g = &c->who.conf->cfg->global;
+    bool via_proxy = g->upstream_proxy_host &&         /* classified only when it matters */
+                     ps_addr_classify((const struct sockaddr *)&dst, &g->synthetic_range) == PS_ADDR_PUBLIC &&
+                     use_upstream_proxy(c, &proxy);
     c->via_proxy = via_proxy;
     if (via_proxy && proxy.ss_family == AF_UNSPEC) {
         c->addr_str[0] = '\0';

@@ -144,7 +144,7 @@ int pd_buf_flush(struct pd_buf *b, int fd);       /* 1 all written, 0 would bloc
 /* Read and act on the client's request.  True when c is still there, waiting for more of a head;
  * false when it has been answered, handed on or freed (c must not be used then). */
 bool pd_explicit_read(struct pd_conn *c);
-void pd_explicit_reply(struct pd_conn *c, int status, const char *reason_phrase, const char *deny,
+void pd_explicit_reply(struct pd_conn *c, int status, const char *deny,
                        const char *json_error, const char *detail, bool close);
 void pd_explicit_connected(struct pd_conn *c);
 
@@ -194,7 +194,7 @@ void pd_declog_flush(void);                      /* write out queued records (lo
 /* declog_limit.c: denials are logged at up to PD_DENY_LOG_BURST per account per 10 s (a flood of
  * refused queries must not fill the disk); the rest are counted and reported as one record. */
 bool pd_declog_admit(const struct pd_log_entry *e);
-void pd_declog_report_suppressed(bool now);      /* now: do not wait for the 10 s period */
+void pd_declog_report_suppressed(void);          /* now (a timer calls it 10 s into a burst) */
 void pd_json_str(char *out, size_t outlen, const char *s);   /* a JSON string literal */
 
 void pd_sockaddr_str(const struct sockaddr *sa, char *out, size_t outlen, bool with_port);

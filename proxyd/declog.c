@@ -160,7 +160,6 @@ static void file_queue(const char *line, size_t len)
 
 void pd_declog_flush(void)
 {
-    pd_declog_report_suppressed(false);
     file_flush();
     syslog_flush();
 }

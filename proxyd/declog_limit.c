@@ -24,15 +24,14 @@ static struct uid_quota *quota;
 static struct suppressed tab[TRACKED];
 static unsigned long long others;       /* accounts beyond TRACKED */
 static bool pending;                    /* something counted and not reported yet */
-static uint64_t pending_since;          /* when the first of it was counted */
-static struct pd_timer *report_timer;   /* the report comes even if nothing else happens */
+static struct pd_timer *report_timer;   /* REPORT_EVERY_MS after the first of it */
 
 static void on_report(struct pd_loop *l, void *arg)
 {
     (void)l;
     (void)arg;
     report_timer = NULL;
-    pd_declog_report_suppressed(true);
+    pd_declog_report_suppressed();
 }
 
 bool pd_declog_admit(const struct pd_log_entry *e)
@@ -47,7 +46,6 @@ bool pd_declog_admit(const struct pd_log_entry *e)
         return true;
     if (!pending) {
         pending = true;
-        pending_since = now;
         if (pd && pd->loop && !report_timer)
             report_timer = pd_timer_add(pd->loop, REPORT_EVERY_MS, on_report, NULL);
     }
@@ -74,10 +72,9 @@ bool pd_declog_admit(const struct pd_log_entry *e)
     return false;
 }
 
-void pd_declog_report_suppressed(bool now)
+void pd_declog_report_suppressed(void)
 {
-    /* every REPORT_EVERY_MS from the first denial of a burst that was not written */
-    if (!pending || (!now && pd_now_ms() - pending_since < REPORT_EVERY_MS))
+    if (!pending)
         return;
     pending = false;
     for (unsigned i = 0; i < TRACKED; i++) {

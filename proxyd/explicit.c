@@ -24,9 +24,25 @@ static const char *deny_hint(const char *reason)
     return "ask the administrator for an Allow= rule (sandboxctl denials shows it)";
 }
 
-void pd_explicit_reply(struct pd_conn *c, int status, const char *phrase, const char *deny,
-                       const char *json_error, const char *detail, bool close)
+/* The reason phrase of each status proxyd answers with itself. */
+static const char *status_phrase(int status)
 {
+    static const struct { int st; const char *ph; } phrases[] = {
+        { 400, "Bad Request" }, { 403, "Forbidden" }, { 408, "Request Timeout" },
+        { 414, "URI Too Long" }, { 417, "Expectation Failed" }, { 429, "Too Many Requests" },
+        { 431, "Request Header Fields Too Large" }, { 501, "Not Implemented" },
+        { 502, "Bad Gateway" }, { 504, "Gateway Timeout" }, { 505, "HTTP Version Not Supported" },
+    };
+    for (size_t i = 0; i < sizeof phrases / sizeof phrases[0]; i++)
+        if (phrases[i].st == status)
+            return phrases[i].ph;
+    return status < 500 ? "Bad Request" : "Bad Gateway";
+}
+
+void pd_explicit_reply(struct pd_conn *c, int status, const char *deny, const char *json_error,
+                       const char *detail, bool close)
+{
+    const char *phrase = status_phrase(status);
     char host[600], body[2048], hdr[1024], jdeny[160], jdetail[600], hint[200];
     pd_json_str(host, sizeof host, c->host[0] ? c->host : NULL);
     pd_json_str(jdeny, sizeof jdeny, deny);
@@ -67,16 +83,7 @@ void pd_explicit_reply(struct pd_conn *c, int status, const char *phrase, const 
 
 static void bad_request(struct pd_conn *c, int status, const char *reason)
 {
-    static const struct { int st; const char *ph; } phrases[] = {
-        { 400, "Bad Request" }, { 414, "URI Too Long" }, { 417, "Expectation Failed" },
-        { 431, "Request Header Fields Too Large" }, { 501, "Not Implemented" },
-        { 505, "HTTP Version Not Supported" },
-    };
-    const char *ph = "Bad Request";
-    for (size_t i = 0; i < sizeof phrases / sizeof phrases[0]; i++)
-        if (phrases[i].st == status)
-            ph = phrases[i].ph;
-    pd_explicit_reply(c, status, ph, NULL, "bad_request", reason, true);
+    pd_explicit_reply(c, status, NULL, "bad_request", reason, true);
 }
 
 /* Copy the request's host into c->host and decide whether it is a name or an address. */

@@ -331,7 +331,7 @@ int main(int argc, char **argv)
     syslog(LOG_INFO, "started (config %s)", conf_dir);
     sd_notify_msg("READY=1");
     int rc = pd_loop_run(pd->loop);
-    pd_declog_report_suppressed(true);     /* counts of denials not written are not lost either */
+    pd_declog_report_suppressed();     /* counts of denials not written are not lost either */
     pd_declog_flush();
     sd_notify_msg("STOPPING=1");
     dns_server_stop();

@@ -238,7 +238,7 @@ static void denial_flood_is_capped_and_reported(void **state)
     /* 1,000 at once, plus what the 100/s refill gave back while the loop ran (a slow machine) */
     int written = count_lines() - before - 2;
     assert_true(written >= 1000 && written < 1100);
-    pd_declog_report_suppressed(true);
+    pd_declog_report_suppressed();
     struct json_object *j = last_record();
     assert_string_equal(field(j, "decision"), "suppressed");
     assert_string_equal(field(j, "reason"), "deny_rate_limit");
