@@ -80,6 +80,7 @@ struct ps_global {
     uint16_t upstream_proxy_port;
     char *decision_log;           /* default /var/log/pam_sandbox/decisions.jsonl */
     uint64_t max_request_size;    /* [Inference] MaxRequestSize=, bytes, default 10M */
+    uint64_t half_closed_timeout_ms; /* [Proxy] HalfClosedTimeout=, default 10min */
     uint64_t stream_idle_timeout_ms; /* [Inference] StreamIdleTimeout=, default 120s */
 };
 

@@ -180,7 +180,10 @@ static int key_timeout(struct pctx *c, const struct ps_key *k, const char *val, 
         ps_perr(c, line, "%s=%s: out of range (1s-24h)", k->name, val);
         return -1;
     }
-    c->cfg->global.stream_idle_timeout_ms = v;
+    if (k->arg == 1)
+        c->cfg->global.half_closed_timeout_ms = v;
+    else
+        c->cfg->global.stream_idle_timeout_ms = v;
     return 0;
 }
 
@@ -193,6 +196,7 @@ const struct ps_key ps_global_keys[] = {
     { "Proxy", "SyntheticRange", 0, key_synthetic, 0 },
     { "Proxy", "UpstreamProxy", 0, key_upstream, 0 },
     { "Proxy", "DecisionLog", 0, key_path, 0 },
+    { "Proxy", "HalfClosedTimeout", 0, key_timeout, 1 },
     { "Inference", "MaxRequestSize", 0, key_size, 0 },
     { "Inference", "StreamIdleTimeout", 0, key_timeout, 0 },
 };
@@ -216,6 +220,7 @@ void ps_global_defaults(struct ps_global *g)
     ps_cidr_parse("198.18.0.0/15", &g->synthetic_range);
     g->decision_log = ps_xstrdup("/var/log/pam_sandbox/decisions.jsonl");
     g->max_request_size = 10ull << 20;
+    g->half_closed_timeout_ms = 600000;
     g->stream_idle_timeout_ms = 120000;
 }
 

@@ -56,15 +56,11 @@ static int bind_one(const struct ps_sockaddr *a, enum pd_mode mode, bool announc
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     /* accepted sockets inherit TCP_NODELAY from the listener */
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    /* ... and TCP keepalive: a tunnel has no idle limit (an SSH session through CONNECT may sit
-     * quiet for hours), so a client that vanished (a laptop gone, a host down) is found by the
-     * kernel instead, after 10 minutes of silence and 5 unanswered probes a minute apart, and its
-     * connection and slot of the per-account cap are given back.  No cost per connection. */
-    int idle = 600, intvl = 60, cnt = 5;
-    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+    /* ... and TCP keepalive: a tunnel both sides keep open has no idle limit (an SSH session
+     * through CONNECT may sit quiet for hours), so a client that vanished (a laptop gone, a host
+     * down) is found by the kernel instead, and its connection and slot of the per-account cap
+     * are given back.  No cost per connection. */
+    pd_tcp_keepalive(fd);
     if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0 || listen(fd, 4096) < 0) {
         syslog(LOG_ERR, "listen %s (%s): %m", s, mode == PD_MODE_EXPLICIT ? "explicit" : "transparent");
         close(fd);
@@ -86,6 +82,15 @@ static int bind_one(const struct ps_sockaddr *a, enum pd_mode mode, bool announc
     if (announce)
         syslog(LOG_INFO, "listening on %s (%s)", s, mode == PD_MODE_EXPLICIT ? "explicit" : "transparent");
     return 0;
+}
+
+void pd_tcp_keepalive(int fd)
+{
+    int one = 1, idle = 600, intvl = 60, cnt = 5;
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
 }
 
 int pd_listeners_open(const struct ps_config *cfg)

@@ -209,6 +209,9 @@ static void on_timer(struct pd_loop *l, void *arg)
             return;
         }
         break;
+    case CS_TUNNEL:
+        pd_tunnel_check(c);
+        return;
     case CS_FWD:
         /* nothing moved for PD_IDLE_TIMEOUT_MS: a client that stopped sending its body gets a
          * 408, an origin that never answers a 504; once part of an answer has gone out, the
@@ -269,7 +272,7 @@ void pd_conn_free(struct pd_conn *c)
     if (!c)
         return;
     if (c->decision && c->addr_str[0] && (c->st == CS_TUNNEL || c->st == CS_FWD))
-        pd_conn_log(c, "close", "closed", c->rule, true);
+        pd_conn_log(c, "close", c->close_reason ? c->close_reason : "closed", c->rule, true);
     if (c->rq)
         resolver_cancel(pd->resolver, c->rq);
     if (c->binq)

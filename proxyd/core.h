@@ -108,6 +108,12 @@ struct pd_conn {
     struct pd_dir up, down;            /* client->upstream, upstream->client */
     int64_t bytes_up, bytes_down;
     uint64_t t_start;
+
+    /* tunnel upkeep (tunnel.c, pd_tunnel_check) */
+    bool up_keepalive;                 /* TCP keepalive set on ufd */
+    int64_t bytes_at_check;            /* bytes_up + bytes_down at the last check */
+    uint64_t quiet_ms;                 /* half-closed and silent this long, in whole checks */
+    const char *close_reason;          /* for the close record; NULL: "closed" */
 };
 
 /* local_addrs.c: this host's addresses count as loopback in the address classes */
@@ -116,6 +122,7 @@ void pd_local_addrs_refresh(void);
 
 /* accept.c */
 int pd_listeners_open(const struct ps_config *cfg);
+void pd_tcp_keepalive(int fd);                   /* 10 min idle, then 5 probes a minute apart */
 void pd_listeners_close(void);
 /* "listening on 127.0.0.1:3129-3144 (what)": one log line for a PS_REDIRECT_PORTS range. */
 void pd_log_listen_range(const struct ps_sockaddr *a, const char *what);
@@ -156,6 +163,7 @@ void pd_connect_io(struct pd_conn *c, uint32_t ev);
 void pd_tunnel_start(struct pd_conn *c);
 void pd_pipe_release(struct pd_dir *d);           /* close a direction's pipe, if it has one */
 void pd_tunnel_io(struct pd_conn *c, int fd, uint32_t ev);   /* fd < 0: flush, register */
+void pd_tunnel_check(struct pd_conn *c);          /* the tunnel's timer: keepalive, half-close */
 
 /* forward.c */
 void pd_forward_start(struct pd_conn *c);

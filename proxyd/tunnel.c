@@ -174,10 +174,49 @@ out:
     return 0;
 }
 
+/* Upkeep of a tunnel, on a timer that costs a short tunnel one timer set and cancelled.
+ * - Once it is a check old (a minute), its upstream socket gets the client side's TCP keepalive:
+ *   an origin that vanishes while the client sits quiet would otherwise hold the tunnel and its
+ *   slot of the per-account cap for good.  Short tunnels never pay the system calls.
+ * - A tunnel one side has ended is closed once the other way carries nothing for
+ *   HalfClosedTimeout= (a client that never closes after the server's FIN, a server that never
+ *   answers a half-closed client).  Silence is seen by comparing the byte counters from check to
+ *   check, so moving data costs nothing; a quiet half-closed tunnel goes between the timeout and
+ *   one check later. */
+#define TUNNEL_CHECK_MAX_MS 60000u
+
+static uint64_t check_every(void)
+{
+    uint64_t every = pd->conf->cfg->global.half_closed_timeout_ms / 4;
+    return every > TUNNEL_CHECK_MAX_MS ? TUNNEL_CHECK_MAX_MS : every;   /* >= 250 ms (>= 1s / 4) */
+}
+
+void pd_tunnel_check(struct pd_conn *c)
+{
+    uint64_t every = check_every();
+    if (!c->up_keepalive && c->ufd >= 0) {
+        pd_tcp_keepalive(c->ufd);
+        c->up_keepalive = true;
+    }
+    int64_t moved = c->bytes_up + c->bytes_down;
+    if ((c->up.shut || c->down.shut) && moved == c->bytes_at_check)
+        c->quiet_ms += every;
+    else
+        c->quiet_ms = 0;
+    c->bytes_at_check = moved;
+    if (c->quiet_ms >= pd->conf->cfg->global.half_closed_timeout_ms) {
+        c->close_reason = "half_closed_idle";
+        pd_conn_free(c);
+        return;
+    }
+    pd_conn_timer(c, every);
+}
+
 void pd_tunnel_start(struct pd_conn *c)
 {
     c->st = CS_TUNNEL;
-    pd_conn_timer(c, 0);
+    c->bytes_at_check = c->bytes_up + c->bytes_down;
+    pd_conn_timer(c, check_every());
     pd_buf_free(&c->uin);
     pd_tunnel_io(c, -1, 0);
 }

@@ -263,14 +263,15 @@ static void test_global_example_and_defaults(void **state)
     assert_int_equal(g->synthetic_range.prefix, 15);
     assert_int_equal(g->max_request_size, 10u << 20);
     assert_int_equal(g->stream_idle_timeout_ms, 120000);
+    assert_int_equal(g->half_closed_timeout_ms, 600000);
     assert_string_equal(g->decision_log, "/var/log/pam_sandbox/decisions.jsonl");
     assert_int_equal(parse(PS_FILE_GLOBAL,
                            "[Proxy]\nUser=pam-sandbox\nExplicitListen=127.0.0.1:3128\n"
                            "ExplicitListen=[::1]:3128\nTransparentListen=127.0.0.1:4129\n"
                            "DNSListen=127.0.0.1:3153\nResolver=\nResolver=192.0.2.53 [2001:db8::53]:5353\n"
                            "SyntheticRange=10.99.0.0/16\nUpstreamProxy=proxy.corp.example:8080\n"
-                           "DecisionLog=/tmp/d.jsonl\n[Inference]\nMaxRequestSize=1M\n"
-                           "StreamIdleTimeout=2min\n"), 0);
+                           "DecisionLog=/tmp/d.jsonl\nHalfClosedTimeout=90s\n"
+                           "[Inference]\nMaxRequestSize=1M\nStreamIdleTimeout=3min\n"), 0);
     assert_int_equal(g->n_explicit_listen, 2);
     assert_int_equal(g->explicit_listen[1].ss.ss_family, AF_INET6);
     assert_int_equal(g->n_transparent_listen, 1);          /* the file replaced the default */
@@ -283,7 +284,8 @@ static void test_global_example_and_defaults(void **state)
     assert_int_equal(g->upstream_proxy_port, 8080);
     assert_string_equal(g->decision_log, "/tmp/d.jsonl");
     assert_int_equal(g->max_request_size, 1u << 20);
-    assert_int_equal(g->stream_idle_timeout_ms, 120000);
+    assert_int_equal(g->stream_idle_timeout_ms, 180000);
+    assert_int_equal(g->half_closed_timeout_ms, 90000);   /* each key sets its own field */
 }
 
 static void test_backend_example(void **state)
@@ -514,6 +516,9 @@ static void test_bad_global_values(void **state)
         { "[Inference]\nMaxRequestSize=2G\n", 2, "out of range" },
         { "[Inference]\nStreamIdleTimeout=5d\n", 2, "not a duration" },
         { "[Inference]\nStreamIdleTimeout=0s\n", 2, "out of range" },
+        { "[Proxy]\nHalfClosedTimeout=500ms\n", 2, "out of range" },
+        { "[Proxy]\nHalfClosedTimeout=25h\n", 2, "out of range" },
+        { "[Proxy]\nHalfClosedTimeout=never\n", 2, "not a duration" },
         { "[Network]\nAllow=a.com\n", 1, "unknown section [Network]" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

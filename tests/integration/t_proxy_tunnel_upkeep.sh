@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Upkeep of long-lived tunnels (proxyd/tunnel.c, HalfClosedTimeout= in sandbox.conf(5)): a tunnel
+# that one side has ended is closed once the other way stays silent for HalfClosedTimeout=, in
+# either direction, and logged as such; one whose remaining way keeps moving bytes is not cut; a
+# tunnel that has lived one check gets TCP keepalive on its upstream socket too, so an origin that
+# vanishes is found.  UIDs 59570-59579.
+. "$(dirname "$0")/../lib/world.sh"; world_enter "$@"
+. "$PS_SRC/tests/lib/proxy_world.sh"
+
+world_add_user tuser 59571
+proxy_world
+echo "HalfClosedTimeout=1s" >> "$CONF/sandbox.conf"     # checked every 250 ms
+proxy_profile 10-t.conf "[Match]
+User=tuser
+[Network]
+Allow=203.0.113.10:8091-8093"
+
+# The origin, one behaviour per port; what it saw goes to its output.
+#   8091  reads to the client's EOF, then says nothing and keeps the connection open
+#   8092  reads to the client's EOF, then sends one byte every 0.3 s, ten in all, and closes
+#   8093  says "bye" and shuts its side down at once, then reads, printing when proxyd closes
+ip netns exec dnsup python3 -c '
+import socket, threading, time
+def serve(port, c):
+    t0 = time.monotonic()
+    if port == 8093:
+        c.sendall(b"bye"); c.shutdown(socket.SHUT_WR)
+        while c.recv(4096): pass
+        print("8093 eof after %.2f" % (time.monotonic() - t0), flush=True)
+        return
+    while c.recv(4096): pass
+    if port == 8091:
+        time.sleep(30)
+        return
+    for _ in range(10):
+        time.sleep(0.3); c.sendall(b"x")
+    c.close()
+def listen(port):
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("203.0.113.10", port)); s.listen(16)
+    while True:
+        c, _ = s.accept()
+        threading.Thread(target=serve, args=(port, c), daemon=True).start()
+for p in (8091, 8092, 8093):
+    threading.Thread(target=listen, args=(p,), daemon=True).start()
+print("ready", flush=True)
+time.sleep(600)' > "$WORLD/upkeep-origin.out" 2>&1 &
+WORLD_PIDS+=($!)
+for _ in $(seq 100); do grep -q ready "$WORLD/upkeep-origin.out" 2>/dev/null && break; sleep 0.05; done
+grep -q ready "$WORLD/upkeep-origin.out" || fail "origin did not start: $(cat "$WORLD/upkeep-origin.out")"
+proxy_start
+
+# tunnel PORT HALFCLOSE: CONNECT to the origin's PORT, send "hello" (then half-close when HALFCLOSE
+# is 1), read until EOF; prints what arrived and how long after the CONNECT the EOF came.
+tunnel() { as tuser timeout 20 python3 -c '
+import socket, sys, time
+port, half = int(sys.argv[1]), sys.argv[2] == "1"
+s = socket.create_connection(("127.0.0.1", 3128)); s.settimeout(15)
+t0 = time.monotonic()
+s.sendall(b"CONNECT 203.0.113.10:%d HTTP/1.1\r\nHost: x\r\n\r\n" % port)
+head = b""
+while b"\r\n\r\n" not in head:
+    head += s.recv(1)
+assert head.startswith(b"HTTP/1.1 200"), head
+s.sendall(b"hello")
+if half:
+    s.shutdown(socket.SHUT_WR)
+got = b""
+while True:
+    b = s.recv(4096)
+    if not b: break
+    got += b
+print("%s eof after %.2f" % (got.decode(), time.monotonic() - t0))
+if not half:
+    time.sleep(8)          # the origin ended its way; this client keeps its own open, silent
+' "$@"; }
+
+# --- client half-closed, origin silent: cut after HalfClosedTimeout= ---
+out=$(tunnel 8091 1)
+t=$(sed -n 's/.*eof after \([0-9.]*\)$/\1/p' <<<"$out")
+[ -n "$t" ] || fail "no EOF through the silent half-closed tunnel: $out"
+awk -v t="$t" 'BEGIN { exit !(t >= 0.9 && t < 4) }' ||
+    fail "half-closed silent tunnel ended after ${t}s, not between HalfClosedTimeout=1s and 4s"
+ok "client half-closed, origin silent: tunnel closed after ${t}s"
+l=$(proxy_log_last '"port":8091,' '"decision":"close"')
+assert_match "  ... close record says why" '"reason":"half_closed_idle"' "$l"
+assert_match "  ... with its bytes" '"bytes_up":5,"bytes_down":0' "$l"
+
+# --- client half-closed, origin trickling for 3 s: not cut; upstream keepalive on meanwhile ---
+tunnel 8092 1 > "$WORLD/trickle.out" &
+TRICKLE=$!
+sleep 1.5
+ka=$(ss -tnoH '( dport = :8092 )')
+assert_match "a tunnel a check old has TCP keepalive upstream" 'timer:\(keepalive' "$ka"
+wait "$TRICKLE"
+out=$(cat "$WORLD/trickle.out")
+assert_match "half-closed tunnel with data moving is not cut" '^xxxxxxxxxx eof after ' "$out"
+t=$(sed -n 's/.*eof after \([0-9.]*\)$/\1/p' <<<"$out")
+awk -v t="$t" 'BEGIN { exit !(t >= 2.8) }' || fail "trickling tunnel ended after ${t}s"
+l=$(proxy_log_last '"port":8092,' '"decision":"close"')
+assert_match "  ... and closes as usual" '"reason":"closed"' "$l"
+
+# --- origin half-closed, client silent and open: cut too, and the origin sees it go ---
+out=$(tunnel 8093 0)
+assert_match "origin's bytes and FIN reached the client" '^bye eof after ' "$out"
+for _ in $(seq 60); do grep -q "8093 eof" "$WORLD/upkeep-origin.out" && break; sleep 0.1; done
+t=$(sed -n 's/^8093 eof after \([0-9.]*\)$/\1/p' "$WORLD/upkeep-origin.out")
+[ -n "$t" ] || fail "the origin never saw the tunnel close: $(cat "$WORLD/upkeep-origin.out")"
+awk -v t="$t" 'BEGIN { exit !(t >= 0.9 && t < 4) }' ||
+    fail "origin half-closed, client silent: tunnel ended after ${t}s (the client stays 8 s)"
+ok "origin half-closed, client silent: tunnel closed after ${t}s"
+l=$(proxy_log_last '"port":8093,' '"decision":"close"')
+assert_match "  ... logged" '"reason":"half_closed_idle"' "$l"
+
+kill -0 "$PROXYD_PID" || fail "proxyd died"
+proxy_done
