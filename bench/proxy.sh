@@ -93,6 +93,7 @@ rss_kib() {
 declare -A R     # R[peer.metric] = figure, or "error (...)"
 declare -A NOTE  # NOTE[peer] = why a peer has no figures
 declare -A PID ARGS
+declare -A SYSLOG_SEEN  # per proxyd build: decision records that reached syslog, of those in its file
 
 # load PEER ARGS...: run tunload as the bench account with this peer's server/CONNECT arguments.
 load() { local peer=$1; shift; # shellcheck disable=SC2086
@@ -272,6 +273,15 @@ if [ -n "${PID[proxyd]:-}" ] && [ -f "$WORLD/proxyd/decisions.jsonl" ]; then
     PROXYD_DECISIONS="$(grep -c '"decision":"allow"' "$WORLD/proxyd/decisions.jsonl") allow, $(grep -c '"decision":"deny"' "$WORLD/proxyd/decisions.jsonl") deny, $(grep -c '"decision":"close"' "$WORLD/proxyd/decisions.jsonl") close records"
     log "proxyd decision log: $PROXYD_DECISIONS; first: $(head -n 1 "$WORLD/proxyd/decisions.jsonl")"
 fi
+# ...and that it paid for sending each of them to syslog (DESIGN §5.5) rather than dropping some:
+# a logger that sheds records when the syslog daemon lags would look faster than one that keeps up.
+for peer in proxyd proxyd_b; do
+    [ -n "${PID[$peer]:-}" ] && [ -f "$WORLD/$peer/decisions.jsonl" ] || continue
+    in_file=$(grep -c '"decision":' "$WORLD/$peer/decisions.jsonl")
+    in_syslog=$(grep -c "sandbox-proxyd\[${PID[$peer]}\]: {.*\"decision\":" "$SYSLOG")
+    SYSLOG_SEEN[$peer]="$in_syslog of $in_file decision records reached syslog"
+    log "$peer: ${SYSLOG_SEEN[$peer]}"
+done
 declare -A PLOG=([haproxy]=haproxy/haproxy.log [squid]=squid/cache.log [tinyproxy]=tinyproxy/tinyproxy.out [proxyd]=proxyd/proxyd.log [proxyd_b]=proxyd_b/proxyd.log)
 for peer in "${!PID[@]}"; do
     if ! kill -0 "${PID[$peer]}" 2>/dev/null; then
@@ -374,7 +384,8 @@ echo "Baseline RSS before the idle test (KiB): haproxy $(cell haproxy rss0), squ
      "tinyproxy $(cell tinyproxy rss0), sandbox-proxyd $(cell proxyd rss0)."
 echo "Processes/threads of each proxy while the $IDLE_TUNNELS idle tunnels were open: haproxy $(cell haproxy shape)," \
      "squid $(cell squid shape), tinyproxy $(cell tinyproxy shape), sandbox-proxyd $(cell proxyd shape)."
-[ -n "${PROXYD_DECISIONS:-}" ] && echo "sandbox-proxyd's decision log for the run: $PROXYD_DECISIONS."
+[ -n "${PROXYD_DECISIONS:-}" ] && echo "sandbox-proxyd's decision log for the run: $PROXYD_DECISIONS; ${SYSLOG_SEEN[proxyd]:-syslog not checked}."
+[ -n "${SYSLOG_SEEN[proxyd_b]:-}" ] && echo "proxyd_b: ${SYSLOG_SEEN[proxyd_b]}."
 if [ -n "${PID[proxyd_b]:-}${R[proxyd_b.ka]:-}${R[proxyd_b.new]:-}" ]; then
     echo "A/B: proxyd_b is $PS_BUILD_B, proxyd is $PS_BUILD (proxyd ÷ proxyd_b):"
     for m in ka new bulk10 bulk1g idle cpu_ka cpu_new cpu_bulk10 cpu_bulk1g; do

@@ -82,6 +82,10 @@ _world_dev() {
     mount -t tmpfs -o mode=1777 tmpfs "$d/shm"
     ln -s /proc/self/fd "$d/fd"; ln -s fd/0 "$d/stdin"; ln -s fd/1 "$d/stdout"; ln -s fd/2 "$d/stderr"
     SYSLOG="$WORLD/syslog"; : > "$SYSLOG"
+    # The queue of a datagram socket such as /dev/log: the kernel's default is 10 messages, and a
+    # Debian host with systemd runs with 512 (systemd's sysctl.d/50-default.conf).  This world is
+    # its own network namespace, so this sets only its own value, before the socket is made.
+    sysctl -q -w net.unix.max_dgram_qlen=512 >/dev/null
     [ -x "$PS_BUILD/tests/syslog_catcher" ] || { echo "world: $PS_BUILD/tests/syslog_catcher not built (make all)" >&2; exit 1; }
     "$PS_BUILD/tests/syslog_catcher" "$d/log" "$SYSLOG" & WORLD_PIDS+=($!)
     for _ in $(seq 50); do [ -S "$d/log" ] && break; sleep 0.05; done
