@@ -191,6 +191,15 @@ static uint64_t check_every(void)
     return every > TUNNEL_CHECK_MAX_MS ? TUNNEL_CHECK_MAX_MS : every;   /* >= 250 ms (>= 1s / 4) */
 }
 
+/* Bytes handed to the kernel for the far side so far: read, minus what still waits in our pipes
+ * and buffers.  A slow reader draining what proxyd holds is progress too; cutting then would lose
+ * those bytes (what the kernel already holds is still delivered after close()). */
+static int64_t delivered(const struct pd_conn *c)
+{
+    return c->bytes_up + c->bytes_down - (int64_t)c->up.inpipe - (int64_t)c->down.inpipe -
+           (int64_t)(c->out.len - c->out.off) - (int64_t)(c->uout.len - c->uout.off);
+}
+
 void pd_tunnel_check(struct pd_conn *c)
 {
     uint64_t every = check_every();
@@ -198,7 +207,7 @@ void pd_tunnel_check(struct pd_conn *c)
         pd_tcp_keepalive(c->ufd);
         c->up_keepalive = true;
     }
-    int64_t moved = c->bytes_up + c->bytes_down;
+    int64_t moved = delivered(c);
     if ((c->up.shut || c->down.shut) && moved == c->bytes_at_check)
         c->quiet_ms += every;
     else
@@ -215,7 +224,7 @@ void pd_tunnel_check(struct pd_conn *c)
 void pd_tunnel_start(struct pd_conn *c)
 {
     c->st = CS_TUNNEL;
-    c->bytes_at_check = c->bytes_up + c->bytes_down;
+    c->bytes_at_check = delivered(c);
     pd_conn_timer(c, check_every());
     pd_buf_free(&c->uin);
     pd_tunnel_io(c, -1, 0);

@@ -13,12 +13,13 @@ echo "HalfClosedTimeout=1s" >> "$CONF/sandbox.conf"     # checked every 250 ms
 proxy_profile 10-t.conf "[Match]
 User=tuser
 [Network]
-Allow=203.0.113.10:8091-8093"
+Allow=203.0.113.10:8091-8094"
 
 # The origin, one behaviour per port; what it saw goes to its output.
 #   8091  reads to the client's EOF, then says nothing and keeps the connection open
 #   8092  reads to the client's EOF, then sends one byte every 0.3 s, ten in all, and closes
 #   8093  says "bye" and shuts its side down at once, then reads, printing when proxyd closes
+#   8094  reads to the client's EOF, sends 1 MiB at once, then says nothing and keeps it open
 ip netns exec dnsup python3 -c '
 import socket, threading, time
 def serve(port, c):
@@ -29,7 +30,9 @@ def serve(port, c):
         print("8093 eof after %.2f" % (time.monotonic() - t0), flush=True)
         return
     while c.recv(4096): pass
-    if port == 8091:
+    if port == 8094:
+        c.sendall(b"y" * (1 << 20))
+    if port in (8091, 8094):
         time.sleep(30)
         return
     for _ in range(10):
@@ -41,7 +44,7 @@ def listen(port):
     while True:
         c, _ = s.accept()
         threading.Thread(target=serve, args=(port, c), daemon=True).start()
-for p in (8091, 8092, 8093):
+for p in (8091, 8092, 8093, 8094):
     threading.Thread(target=listen, args=(p,), daemon=True).start()
 print("ready", flush=True)
 time.sleep(600)' > "$WORLD/upkeep-origin.out" 2>&1 &
@@ -111,6 +114,32 @@ awk -v t="$t" 'BEGIN { exit !(t >= 0.9 && t < 4) }' ||
 ok "origin half-closed, client silent: tunnel closed after ${t}s"
 l=$(proxy_log_last '"port":8093,' '"decision":"close"')
 assert_match "  ... logged" '"reason":"half_closed_idle"' "$l"
+
+# --- client half-closed and reading slowly what proxyd still holds: nothing is cut off ---
+# The origin's 1 MiB is all read by proxyd long before this client (32 KiB receive buffer,
+# ~160 KiB/s) has it: what drains from proxyd's pipe is progress, so the tunnel ends only once
+# everything is out and the way has then been silent for HalfClosedTimeout=.  Send buffers are
+# capped at 64 KiB in this world (its own namespace) so that the bytes wait in proxyd, not in the
+# kernel, which would deliver them after close() anyway.
+sysctl -q -w net.ipv4.tcp_wmem="4096 16384 65536"
+out=$(as tuser timeout 30 python3 -c '
+import socket, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
+s.connect(("127.0.0.1", 3128)); s.settimeout(15)
+s.sendall(b"CONNECT 203.0.113.10:8094 HTTP/1.1\r\nHost: x\r\n\r\n")
+head = b""
+while b"\r\n\r\n" not in head:
+    head += s.recv(1)
+s.sendall(b"hello"); s.shutdown(socket.SHUT_WR)
+n = 0
+while True:
+    b = s.recv(16384)
+    if not b: break
+    n += len(b); time.sleep(0.1)
+print(n)')
+assert_eq "slow reader of a half-closed tunnel gets every byte" "$((1 << 20))" "$out"
+l=$(proxy_log_last '"port":8094,' '"decision":"close"')
+assert_match "  ... then the silent tunnel is closed" '"reason":"half_closed_idle"' "$l"
 
 kill -0 "$PROXYD_PID" || fail "proxyd died"
 proxy_done
