@@ -67,7 +67,13 @@ static X509 *make_ca_cert(EVP_PKEY *key)
     if (add_ext(cert, NID_basic_constraints, "critical,CA:TRUE,pathlen:0") < 0 ||
         add_ext(cert, NID_key_usage, "critical,keyCertSign,cRLSign") < 0 ||
         add_ext(cert, NID_subject_key_identifier, "hash") < 0 ||
-        add_ext(cert, NID_name_constraints, "critical,permitted;DNS:" "inference.local") < 0)
+        /* Only inference.local, and only as a TLS server name.  A name type that a constraint
+         * does not mention is unconstrained (RFC 5280 4.2.1.10): without the exclusions a leaf for
+         * any IP address would verify, so a stolen key could impersonate every IP-literal HTTPS
+         * endpoint to the sessions that trust this CA.  The EKU keeps it to server certificates. */
+        add_ext(cert, NID_name_constraints, "critical,permitted;DNS:inference.local,"
+                                            "excluded;IP:0.0.0.0/0.0.0.0,excluded;IP:::/::") < 0 ||
+        add_ext(cert, NID_ext_key_usage, "serverAuth") < 0)
         goto fail;
     if (!X509_sign(cert, key, EVP_sha256()))
         goto fail;

@@ -111,7 +111,7 @@ struct pd_conn {
 
     /* tunnel upkeep (tunnel.c, pd_tunnel_check) */
     bool up_keepalive;                 /* TCP keepalive set on ufd */
-    int64_t bytes_at_check;            /* bytes_up + bytes_down at the last check */
+    int64_t bytes_at_check;            /* bytes delivered (tunnel.c) at the last check */
     uint64_t quiet_ms;                 /* half-closed and silent this long, in whole checks */
     const char *close_reason;          /* for the close record; NULL: "closed" */
 };
@@ -203,7 +203,6 @@ void pd_declog_flush(void);                      /* write out queued records (lo
  * refused queries must not fill the disk); the rest are counted and reported as one record. */
 bool pd_declog_admit(const struct pd_log_entry *e);
 void pd_declog_report_suppressed(void);          /* now (a timer calls it 10 s into a burst) */
-void pd_json_str(char *out, size_t outlen, const char *s);   /* a JSON string literal */
 
 void pd_sockaddr_str(const struct sockaddr *sa, char *out, size_t outlen, bool with_port);
 

@@ -253,11 +253,15 @@ static void connect_fresh(struct inf_up *u)
     u->n_addrs = u->next_addr = 0;
     struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&u->addrs[0];
     struct sockaddr_in *s4 = (struct sockaddr_in *)&u->addrs[0];
-    if (inet_pton(AF_INET, be->url_host, &s4->sin_addr) == 1) {
+    /* localhost is this host (RFC 6761), never a question for DNS: the resolver asks only the
+     * configured servers, and whatever one of them answered would get the API key, in clear text
+     * for an http:// backend (the only kind of http:// host allowed besides addresses). */
+    const char *host = strcmp(be->url_host, "localhost") == 0 ? "127.0.0.1" : be->url_host;
+    if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
         s4->sin_family = AF_INET;
         u->n_addrs = 1;
         connect_next(u);
-    } else if (inet_pton(AF_INET6, be->url_host, &s6->sin6_addr) == 1) {
+    } else if (inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) {
         s6->sin6_family = AF_INET6;
         u->n_addrs = 1;
         connect_next(u);

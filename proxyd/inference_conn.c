@@ -23,6 +23,10 @@
 #define BODY_IDLE_MS 30000
 #define CLOSING_MS 5000
 #define OUT_HIGH 1048576u             /* stop reading the backend while this much is queued */
+/* Stop taking pipelined requests while this much of the answers is unread: requests answered here
+ * (GET /v1/models, an unknown model) would otherwise queue answers without bound for a client that
+ * sends and never reads, and one account could exhaust the daemon's memory. */
+#define OUT_PIPELINE_MAX 65536u
 
 static void on_io(struct pd_loop *l, int fd, uint32_t events, void *arg)
 {
@@ -234,7 +238,7 @@ static bool process_input(struct inf_conn *k)
     bool progress = false;
     for (;;) {
         if (k->phase == INF_PH_HEAD) {
-            if (!inf_buf_used(&k->in))
+            if (!inf_buf_used(&k->in) || inf_buf_used(&k->out) > OUT_PIPELINE_MAX)
                 return progress;
             struct http_error err = { 0 };
             enum http_result r = http_parse_request(inf_buf_data(&k->in), inf_buf_used(&k->in), &k->req, &err);
@@ -266,6 +270,8 @@ static bool want_client_input(const struct inf_conn *k)
 {
     if (k->phase != INF_PH_HEAD && k->phase != INF_PH_BODY)
         return false;
+    if (k->phase == INF_PH_HEAD && inf_buf_used(&k->out) > OUT_PIPELINE_MAX)
+        return false;                /* the client reads its answers first */
     /* Bounded: a head, or the body still missing plus one read. */
     uint64_t cap = HTTP_MAX_HEAD + 16384;
     return inf_buf_used(&k->in) < cap;

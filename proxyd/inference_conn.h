@@ -16,6 +16,8 @@
 /* ---- proxyd/inference_tls.c: state built from one config snapshot ---- */
 struct inf_key {
     char *backend;                /* ps_backend.name */
+    char *url;                    /* ... and the definition it was loaded for: */
+    char *key_file;               /* URL= and APIKeyFile= (NULL: none) */
     char *value;                  /* the secret; never logged, wiped on free */
 };
 
@@ -44,7 +46,10 @@ struct inf_state *inf_state_ref(struct inf_state *s);
 void inf_state_unref(struct inf_state *s);
 /* Re-issue the leaf when it is close to expiry (a daemon may run for months without reload). */
 void inf_state_refresh_leaf(struct inf_state *s);
-const char *inf_state_key(const struct inf_state *s, const char *backend);
+/* The key loaded for backend be (NULL: it has none).  *ok is false when this state was loaded for
+ * another definition of be: a reload changed its URL= or APIKeyFile= but the new key could not be
+ * loaded, so the state in force still holds the old one, which must not go to the new URL. */
+const char *inf_state_key(const struct inf_state *s, const struct ps_backend *be, bool *ok);
 
 /* ---- proxyd/inference_io.c: byte buffers and a socket that may carry TLS ---- */
 struct inf_buf {

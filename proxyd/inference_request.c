@@ -6,22 +6,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <json-c/json.h>
 #include <openssl/crypto.h>
 #include "common/util.h"
 #include "proxyd/inference_conn.h"
 
-/* JSON string literal of s (quotes included), or "null". */
+/* JSON string literal of s (quotes included), or "null": the decision log's own escaper, which
+ * shortens a long value without cutting an escape in half (a model name of control characters
+ * is six times longer escaped, and a truncated "\u00" made the whole record unparseable). */
 static void json_str(char *out, size_t cap, const char *s)
 {
-    if (!s) {
-        snprintf(out, cap, "null");
-        return;
-    }
-    json_object *o = json_object_new_string(s);
-    snprintf(out, cap, "%s", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-                                                                    JSON_C_TO_STRING_NOSLASHESCAPE));
-    json_object_put(o);
+    pd_json_str(out, cap, s);
 }
 
 /* The rule an inference record names: where the profile's models come from. */
@@ -159,7 +153,17 @@ void inf_request_handle(struct inf_conn *k)
                   !inf_body_client_wants_usage(b);
     size_t blen = 0;
     char *body = inf_body_rewrite(b, mm->upstream, inject, &blen);
-    const char *key = inf_state_key(k->st, be->name);
+    bool key_ok;
+    const char *key = inf_state_key(k->st, be, &key_ok);
+    if (!key_ok) {
+        free(body);
+        inf_body_free(b);
+        api_error(k, 503, "api_error", NULL,
+                  "the backend's credentials are not loaded for its current configuration; "
+                  "tell the administrator", NULL);
+        inf_log(k, "deny", "backend_key_unavailable", model, NULL, be->name, 503, NULL);
+        return;
+    }
     size_t rlen = 0;
     char *req = body ? inf_upstream_request(be, k->ep, k->hdrs, k->anthropic_version, key, body, blen, &rlen)
                      : NULL;

@@ -52,7 +52,8 @@ static bool is_final(const char *name, const char *data, size_t dl)
 static void forward_event(struct inf_up *u, const char *ev, size_t n)
 {
     /* A backend quoting the admin's key back: stop the stream here rather than pass it on. */
-    const char *key = inf_state_key(u->k->st, u->be->name);
+    bool key_ok;
+    const char *key = inf_state_key(u->k->st, u->be, &key_ok);
     if (key && memmem(ev, n, key, strlen(key))) {
         u->cut = "backend_echoed_key";
         return;
@@ -128,7 +129,8 @@ static void end_stream(struct inf_up *u, const char *cut)
 static void end_buffered(struct inf_up *u, const char *cut)
 {
     struct inf_conn *k = u->k;
-    const char *key = inf_state_key(k->st, u->be->name);
+    bool key_ok;
+    const char *key = inf_state_key(k->st, u->be, &key_ok);
     int status = u->status;
     const char *reason = "ok";
     const char *withhold = NULL;

@@ -220,6 +220,8 @@ struct inf_state *inf_state_load(const struct ps_config *cfg, const struct pd_se
         s->keys = ps_xrealloc(s->keys, s->n_keys + 1, sizeof *s->keys);
         struct inf_key *k = &s->keys[s->n_keys];
         k->backend = ps_xstrdup(b->name);
+        k->url = ps_xstrdup(b->url);
+        k->key_file = b->api_key_file ? ps_xstrdup(b->api_key_file) : NULL;
         k->value = NULL;
         s->n_keys++;
         if (b->api_key_file && read_key_file(sec, b->api_key_file, &k->value, err, errlen) < 0)
@@ -248,6 +250,8 @@ void inf_state_unref(struct inf_state *s)
     EVP_PKEY_free(s->ca_key);
     for (size_t i = 0; i < s->n_keys; i++) {
         free(s->keys[i].backend);
+        free(s->keys[i].url);
+        free(s->keys[i].key_file);
         if (s->keys[i].value) {
             OPENSSL_cleanse(s->keys[i].value, strlen(s->keys[i].value));
             free(s->keys[i].value);
@@ -263,10 +267,18 @@ void inf_state_refresh_leaf(struct inf_state *s)
         issue_leaf(s);
 }
 
-const char *inf_state_key(const struct inf_state *s, const char *backend)
+static bool same(const char *a, const char *b)
 {
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+const char *inf_state_key(const struct inf_state *s, const struct ps_backend *be, bool *ok)
+{
+    *ok = false;
     for (size_t i = 0; i < s->n_keys; i++)
-        if (strcmp(s->keys[i].backend, backend) == 0)
-            return s->keys[i].value;
+        if (strcmp(s->keys[i].backend, be->name) == 0) {
+            *ok = same(s->keys[i].url, be->url) && same(s->keys[i].key_file, be->api_key_file);
+            return *ok ? s->keys[i].value : NULL;
+        }
     return NULL;
 }

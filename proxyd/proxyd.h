@@ -75,6 +75,8 @@ struct pd_log_entry {
     const char *extra_json;               /* already-encoded extra members ("\"model\":\"x\""), or NULL */
 };
 void pd_log_decision(const struct pd_log_entry *e);
+/* The JSON string literal of s (or null) for extra_json: valid JSON however short outlen is. */
+void pd_json_str(char *out, size_t outlen, const char *s);
 
 /* ---- daemon state ---- */
 struct synth;                              /* proxyd/synth.h: synthetic address <-> name */

@@ -50,6 +50,22 @@ assert_eq "CA key owner" root "$(stat -c %U "$CONF/ca/inference-ca.key")"
 assert_match "CA name constraint is critical and permits only inference.local" \
     "Name Constraints: critical.*Permitted:.*DNS:inference.local" \
     "$(openssl x509 -in "$CONF/ca/inference-ca.pem" -noout -text | tr -s ' \n' ' ')"
+# What the CA's key signs verifies only as a TLS server certificate for inference.local: not for
+# an IP address (a name type a constraint leaves out is unconstrained), nor any other name, nor
+# for client authentication.  The leaves below are signed with the CA key itself, as a thief would.
+leaf() {   # leaf SAN EKU PURPOSE: "OK" or the verify error
+    local d="$WORLD/leaf"; mkdir -p "$d"
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=x" -keyout "$d/k" -out "$d/csr" 2>/dev/null
+    printf 'subjectAltName=%s\nextendedKeyUsage=%s\n' "$1" "$2" > "$d/ext"
+    openssl x509 -req -in "$d/csr" -CA "$CONF/ca/inference-ca.pem" -CAkey "$CONF/ca/inference-ca.key" \
+        -set_serial 7 -days 1 -extfile "$d/ext" -out "$d/pem" 2>/dev/null || fail "signing a test leaf"
+    openssl verify -CAfile "$CONF/ca/inference-ca.pem" -purpose "$3" "$d/pem" 2>&1 | grep -o 'OK$\|error [0-9]* at [0-9] depth lookup: .*' | head -n 1
+}
+assert_eq "CA: a leaf for inference.local verifies" "OK" "$(leaf DNS:inference.local serverAuth sslserver)"
+assert_match "CA: a leaf for an IPv4 address does not" "excluded subtree violation" "$(leaf IP:93.184.216.34 serverAuth sslserver)"
+assert_match "CA: nor one for an IPv6 address" "excluded subtree violation" "$(leaf IP:2001:db8::1 serverAuth sslserver)"
+assert_match "CA: nor one for another name" "permitted subtree violation" "$(leaf DNS:example.com serverAuth sslserver)"
+assert_match "CA: nor a client certificate" "unsuitable certificate purpose" "$(leaf DNS:inference.local clientAuth sslclient)"
 sys_n=$(grep -c 'BEGIN CERTIFICATE' /etc/ssl/certs/ca-certificates.crt)
 assert_eq "bundle = system CAs + ours" $((sys_n + 1)) "$(grep -c 'BEGIN CERTIFICATE' "$CONF/ca/bundle.pem")"
 out=$("$PS_BUILD/sandboxctl" -c "$CONF" ca init 2>&1); rc=$?

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# inference.local against a hostile account and a half-failed reload (DESIGN.md §5.4): answers to
+# pipelined requests that are never read do not pile up in proxyd; a backend written as
+# http://localhost is this host, never a question for DNS; a reload that changes a backend's URL
+# but cannot load its new key answers 503 instead of sending the old key to the new URL; a model
+# name of control characters leaves a decision record that still parses.  UIDs 59580-59589.
+. "$(dirname "$0")/../lib/world.sh"; world_enter "$@"
+. "$PS_SRC/tests/lib/inference_world.sh"
+command -v jq >/dev/null || skip "jq missing"
+
+world_add_user infh 59581 infhgrp
+inference_world
+# A backend on this host, by name: the fake backend on the world's own loopback.
+printf '[Backend]\nURL=http://localhost:8001/v1\nAPI=openai\nAPIKeyFile=%s\nModels=loc=gpt-4o-mini\n' \
+    "$CONF/secrets/openai.key" > "$CONF/inference.d/local.conf"
+chmod 644 "$CONF/inference.d/local.conf"
+python3 "$PS_SRC/tests/lib/inference_fake_backend.py" --listen 127.0.0.1:8001 --record "$INF_REC" \
+    --key "$INF_KEY" > "$WORLD/backend-local.out" 2>&1 &
+WORLD_PIDS+=($!)
+for _ in $(seq 100); do grep -q listening "$WORLD/backend-local.out" && break; sleep 0.05; done
+proxy_profile 10-h.conf "[Match]
+Group=infhgrp
+[Inference]
+Models=fast loc"
+"$PS_BUILD/sandboxctl" -c "$CONF" check >/dev/null || { "$PS_BUILD/sandboxctl" -c "$CONF" check; fail "config"; }
+proxy_start
+
+# --- http://localhost: reached on loopback, never resolved ---
+r=$(inf_req infh --req '{"path":"/v1/chat/completions","body":{"model":"loc","messages":[]}}')
+assert_eq "http://localhost backend answers" 200 "$(jq -r '.responses[0].status' <<<"$r")"
+assert_eq "  ... and no resolver was asked for localhost" 0 "$(dns_upstream_count localhost)"
+
+# --- a client that pipelines requests and never reads the answers ---
+rss() { awk '/^VmRSS/ { print $2 }' "/proc/$PROXYD_PID/status"; }
+before=$(rss)
+sent=$(as infh timeout 20 python3 -c '
+import os, socket, ssl, sys, threading, time
+s = socket.create_connection(("127.0.0.1", 3128))
+s.sendall(b"CONNECT inference.local:443 HTTP/1.1\r\nHost: inference.local:443\r\n\r\n")
+head = b""
+while b"\r\n\r\n" not in head:
+    head += s.recv(1)
+ctx = ssl.create_default_context(cafile=sys.argv[1])
+t = ctx.wrap_socket(s, server_hostname="inference.local")
+req = b"GET /v1/models HTTP/1.1\r\nHost: inference.local\r\n\r\n" * 256
+sent = [0]
+def flood():
+    while True:
+        t.sendall(req); sent[0] += len(req)
+threading.Thread(target=flood, daemon=True).start()
+time.sleep(4)
+print(sent[0], flush=True)
+os._exit(0)' "$CONF/ca/inference-ca.pem")
+after=$(rss)
+[ -n "$sent" ] || fail "the flooding client did not run"
+[ "$sent" -lt $((24 << 20)) ] || fail "proxyd kept taking pipelined requests nobody read: $sent bytes in 4 s"
+ok "pipelined requests stop being taken while their answers are unread ($sent bytes sent in 4 s)"
+[ $((after - before)) -lt $((32 << 10)) ] || fail "proxyd grew by $((after - before)) KiB under the flood"
+ok "  ... and proxyd's memory stays bounded (+$((after - before)) KiB)"
+r=$(inf_req infh --req '{"method":"GET","path":"/v1/models"}')
+assert_eq "the next client is served" 200 "$(jq -r '.responses[0].status' <<<"$r")"
+
+# --- a model name of control characters: the decision record stays one JSON object ---
+ctl=$(printf '\\u0001%.0s' $(seq 200))
+r=$(inf_req infh --req '{"path":"/v1/chat/completions","body":{"model":"'"$ctl"'","messages":[]}}')
+assert_match "unknown model refused" '^40[34]$' "$(jq -r '.responses[0].status' <<<"$r")"
+sleep 0.2
+bad=$(python3 -c '
+import json, sys
+for line in open(sys.argv[1], encoding="utf-8", errors="replace"):
+    try:
+        json.loads(line)
+    except ValueError:
+        print(line[:400])' "$WORLD/decisions.jsonl")
+[ -z "$bad" ] || fail "decision records that do not parse: $(head -c 400 <<<"$bad")"
+ok "every decision record parses, the control-character model's included"
+
+# --- a reload that moves a backend but cannot load its new key ---
+# sandboxctl check only checks the key file's mode; proxyd refuses a key with a space in it, keeps
+# the keys it had, and must then not send the old key to the backend's new address.
+printf 'Bearer sk-new key\n' > "$CONF/secrets/new.key"; chmod 600 "$CONF/secrets/new.key"
+printf '[Backend]\nURL=http://203.0.113.66:80/v1\nAPI=openai\nAPIKeyFile=%s\nModels=fast=gpt-4o-mini\n' \
+    "$CONF/secrets/new.key" > "$CONF/inference.d/openai.conf"
+: > "$SYSLOG"
+kill -HUP "$PROXYD_PID"
+for _ in $(seq 50); do grep -q 'reloaded configuration' "$SYSLOG" && break; sleep 0.1; done
+assert_match "reload took the new configuration" 'reloaded configuration' "$(cat "$SYSLOG")"
+r=$(inf_req infh --req '{"path":"/v1/chat/completions","body":{"model":"fast","messages":[]}}')
+assert_eq "a moved backend without its new key: 503" 503 "$(jq -r '.responses[0].status' <<<"$r")"
+l=$(proxy_log_last '"mode":"inference"' '"model":"fast"' '"status":503')
+assert_match "  ... logged as such" '"reason":"backend_key_unavailable"' "$l"
+sleep 0.3
+assert_eq "  ... and the new address got no request" 0 "$(grep -c '"path"' "$ATTACKER_LOG")"
+r=$(inf_req infh --req '{"path":"/v1/chat/completions","body":{"model":"loc","messages":[]}}')
+assert_eq "an unchanged backend still works" 200 "$(jq -r '.responses[0].status' <<<"$r")"
+inf_secrets_absent "$ATTACKER_LOG"
+
+kill -0 "$PROXYD_PID" || fail "proxyd died"
+proxy_done
