@@ -191,27 +191,41 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Names in a directory ending in suffix (NULL: every file), sorted bytewise; hidden ones skipped. */
-static char **list_dir(int fd, const char *suffix, size_t *n)
+/* Names in a directory ending in suffix (NULL: every file), sorted bytewise; hidden ones skipped.
+ * A directory that cannot be listed whole is an error, reported on path: read as empty, profiles/
+ * would mean "nobody is sandboxed", and a caller short of descriptors (su inherits the rlimits of
+ * whoever runs it) could pick that outcome for itself. */
+static char **list_dir(int fd, const char *suffix, const char *path, size_t *n, bool *failed,
+                       struct ps_diags *d)
 {
     char **v = NULL;
     size_t cnt = 0, cap = 0;
+    *n = 0;
+    *failed = false;
     int dup = fcntl(fd, F_DUPFD_CLOEXEC, 0);
     DIR *dir = dup >= 0 ? fdopendir(dup) : NULL;
     if (!dir) {
+        ps_diags_add(d, path, 0, "cannot list directory: %s", strerror(errno));
         if (dup >= 0)
             close(dup);
-        *n = 0;
+        *failed = true;
         return NULL;
     }
     struct dirent *e;
-    while ((e = readdir(dir))) {
+    for (;;) {
+        errno = 0;
+        if (!(e = readdir(dir)))
+            break;
         size_t l = strlen(e->d_name), sl = suffix ? strlen(suffix) : 0;
         if (e->d_name[0] == '.')
             continue;
         if (suffix && (l <= sl || strcmp(e->d_name + l - sl, suffix) != 0))
             continue;
         *(char **)ps_vec_push(&v, &cnt, &cap, sizeof *v) = ps_xstrdup(e->d_name);
+    }
+    if (errno) {
+        ps_diags_add(d, path, 0, "cannot list directory: %s", strerror(errno));
+        *failed = true;
     }
     closedir(dir);
     if (cnt)
@@ -232,7 +246,9 @@ static unsigned load_dir(struct ps_config *cfg, int dfd, const char *sub, enum p
         return missing ? 0 : 1;
     }
     size_t n;
-    char **names = list_dir(fd, ".conf", &n);
+    bool failed;
+    char **names = list_dir(fd, ".conf", path, &n, &failed, d);
+    errors += failed;
     for (size_t i = 0; i < n; i++) {
         char *fpath = join(path, names[i]), *buf;
         size_t len;
@@ -265,7 +281,9 @@ static unsigned check_ca(struct ps_config *cfg, int dfd, unsigned flags, struct 
         return missing ? 0 : 1;
     }
     size_t n;
-    char **names = list_dir(fd, NULL, &n);
+    bool failed;
+    char **names = list_dir(fd, NULL, path, &n, &failed, d);
+    errors += failed;
     for (size_t i = 0; i < n; i++) {
         size_t l = strlen(names[i]);
         bool key = l > 4 && strcmp(names[i] + l - 4, ".key") == 0;

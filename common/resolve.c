@@ -11,6 +11,33 @@
 #include "common/util.h"
 
 #define MAX_GIDS ((int)(sizeof ((struct ps_identity *)0)->gids / sizeof(gid_t)))
+#define GROUP_BUF_MAX (64u << 20)
+
+/* The name of group gid into *name (NULL when NSS knows no such group).  -1 with errno when NSS
+ * cannot say: a group with thousands of members needs more than any fixed buffer (ERANGE), and
+ * sssd or LDAP can fail (EAGAIN, EIO).  A name left out then would be a Group= match missed, and
+ * the account would log in unconfined; the callers refuse instead. */
+static int group_name(gid_t gid, char **name)
+{
+    *name = NULL;
+    for (size_t len = 16384; len <= GROUP_BUF_MAX; len *= 2) {
+        char *buf = ps_xmalloc(len);
+        struct group gr, *res = NULL;
+        int rc = getgrgid_r(gid, &gr, buf, len, &res);
+        if (rc == 0 && res)
+            *name = ps_xstrdup(res->gr_name);
+        free(buf);
+        if (rc == ERANGE)
+            continue;
+        if (rc != 0 && rc != ENOENT && rc != ESRCH) {
+            errno = rc;
+            return -1;
+        }
+        return 0;
+    }
+    errno = E2BIG;
+    return -1;
+}
 
 static int fill_groups(const struct passwd *pw, struct ps_identity *id)
 {
@@ -27,13 +54,11 @@ static int fill_groups(const struct passwd *pw, struct ps_identity *id)
     for (int i = 0; i < n; i++)
         if (gids[i] != pw->pw_gid && id->n_gids < MAX_GIDS)
             id->gids[id->n_gids++] = gids[i];
-    for (int i = 0; i < id->n_gids; i++) {
-        struct group gr, *res = NULL;
-        char buf[16384];
+    for (int i = 0; i < id->n_gids; i++)
         id->group_names[i] = NULL;
-        if (getgrgid_r(id->gids[i], &gr, buf, sizeof buf, &res) == 0 && res)
-            id->group_names[i] = ps_xstrdup(res->gr_name);
-    }
+    for (int i = 0; i < id->n_gids; i++)
+        if (group_name(id->gids[i], &id->group_names[i]) < 0)
+            return -1;                       /* from_passwd frees the names found so far */
     return 0;
 }
 

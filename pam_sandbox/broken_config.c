@@ -145,8 +145,13 @@ static const char *salvage_profiles(struct ps_config *scratch, const char *confd
     char **names = NULL;
     size_t n = 0;
     struct dirent *e;
-    bool oom = false;
-    while ((e = readdir(dir))) {
+    bool oom = false;                   /* or the listing broke off: the directory is unusable */
+    for (;;) {
+        errno = 0;
+        if (!(e = readdir(dir))) {
+            oom = errno != 0;
+            break;
+        }
         size_t l = strlen(e->d_name);
         if (e->d_name[0] == '.' || l <= 5 || strcmp(e->d_name + l - 5, ".conf") != 0)
             continue;

@@ -74,6 +74,15 @@ assert_match "bob is not sandboxed" "not sandboxed" "$out"
 run ctl explain root
 assert_match "root (UID 0) is never matched" "profile: none: root has UID 0, which is never sandboxed" "$out"
 
+# A group with thousands of members does not fit NSS's usual 16 KiB buffer (ERANGE): the member
+# must still be matched by Group=, never left unconfined for want of the group's name.
+members=$(seq -f 'm%05g' 3000 | paste -sd, -)
+sed -i "s/^\(ps-sandboxed:[^:]*:[0-9]*:.*\)\$/\1,$members/" /etc/group
+[ "$(grep '^ps-sandboxed:' /etc/group | wc -c)" -gt 20000 ] || fail "could not grow ps-sandboxed"
+run ctl explain ps-alice
+assert_match "member of a 3,000-member group still matched by Group=" \
+    "matched by $DEV:3: Group=ps-sandboxed \(supplementary\)" "$out"
+
 run ctl explain ps-nosuchuser
 assert_eq "explain of an unknown user rc" 1 "$rc"
 

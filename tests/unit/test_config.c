@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <seccomp.h>
 #include <linux/capability.h>
@@ -783,6 +785,39 @@ static void test_load_collects_errors_across_files(void **state)
     assert_int_equal(diags.v[0].line, 2);
 }
 
+/* A loader short of descriptors (su runs with its caller's RLIMIT_NOFILE) must fail, never read
+ * profiles/ as empty: that would mean "nobody is sandboxed".  Each limit from 3 up is tried in a
+ * child: 0 = loaded whole, 1 = refused with a diagnostic, 2 = loaded with profiles missing. */
+static void test_load_short_of_descriptors(void **state)
+{
+    (void)state;
+    NEED_ROOT();
+    bool refused = false, whole = false;
+    for (rlim_t lim = 3; lim < 32; lim++) {
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            for (int fd = 3; fd < 1024; fd++)
+                close(fd);
+            struct rlimit rl = { lim, lim };
+            if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+                _exit(3);
+            struct ps_config *c = load();
+            _exit(c ? (c->n_profiles == 2 ? 0 : 2) : diags.n > 0 ? 1 : 2);
+        }
+        int st;
+        assert_int_equal(waitpid(pid, &st, 0), pid);
+        assert_true(WIFEXITED(st));
+        if (WEXITSTATUS(st) == 2)
+            fail_msg("RLIMIT_NOFILE=%lu: the configuration loaded with profiles missing", (unsigned long)lim);
+        assert_int_not_equal(WEXITSTATUS(st), 3);
+        refused |= WEXITSTATUS(st) == 1;
+        whole |= WEXITSTATUS(st) == 0;
+    }
+    assert_true(refused);                  /* the short limits were really tried */
+    assert_true(whole);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -818,6 +853,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_load_bad_dirs, load_setup, load_teardown),
         cmocka_unit_test_setup_teardown(test_load_secret_files, load_setup, load_teardown),
         cmocka_unit_test_setup_teardown(test_load_collects_errors_across_files, load_setup, load_teardown),
+        cmocka_unit_test_setup_teardown(test_load_short_of_descriptors, load_setup, load_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
