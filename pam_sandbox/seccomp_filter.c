@@ -27,6 +27,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
 #include "pam_sandbox/sandbox.h"
 
 /* Denied with EPERM unless AllowSyscalls= lifts them (§4.2; the reasons are in pam_sandbox(8)). */
@@ -37,6 +38,22 @@ static const char *const default_denied[] = {
     "mount", "umount2", "pivot_root", "fsopen", "fsconfig", "fsmount", "fspick", "move_mount",
     "open_tree", "mount_setattr", "setns",
     "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
+    /* request_key("dns_resolver", name): the kernel runs its upcall as root, and root's lookups
+     * are not steered, so the name would be resolved outside policy DNS (and read back) */
+    "request_key",
+};
+
+/* Multicast group membership: the IGMP/MLD reports that joining and leaving make the kernel send
+ * carry group and source addresses the user chose, and have no socket owner that nftables could
+ * match (DESIGN §9.9): a covert channel off the host.  setsockopt() options, per level. */
+static const unsigned mcast_ip_opts[] = {
+    35, 36, 37, 38, 39, 40, 41,          /* IP_ADD_MEMBERSHIP .. IP_MSFILTER */
+    42, 43, 44, 45, 46, 47, 48,          /* MCAST_JOIN_GROUP .. MCAST_MSFILTER */
+};
+static const unsigned mcast_ipv6_opts[] = {
+    20, 21,                              /* IPV6_ADD_MEMBERSHIP, IPV6_DROP_MEMBERSHIP */
+    27, 28,                              /* IPV6_JOIN_ANYCAST, IPV6_LEAVE_ANYCAST (solicited-node MLD) */
+    42, 43, 44, 45, 46, 47, 48,          /* MCAST_* */
 };
 
 struct builder {
@@ -162,6 +179,21 @@ static int syscall_rules(struct builder *b, scmp_filter_ctx ctx)
             if ((rc = seccomp_rule_add(ctx, eperm, ioc, 1,
                                        SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, cmds[i]))) < 0)
                 return fail(b, "ioctl rule", ioc, rc);
+    }
+    /* Multicast joins (see mcast_ip_opts).  The kernel reads level and option as ints: the upper
+     * halves are masked off, as for ioctl(). */
+    const int sso = SCMP_SYS(setsockopt);
+    if (!lifted(b, sso) && !denied_whole(b, sso)) {
+        const struct { unsigned level; const unsigned *opts; size_t n; } lv[] = {
+            { IPPROTO_IP, mcast_ip_opts, sizeof mcast_ip_opts / sizeof *mcast_ip_opts },
+            { IPPROTO_IPV6, mcast_ipv6_opts, sizeof mcast_ipv6_opts / sizeof *mcast_ipv6_opts },
+        };
+        for (size_t l = 0; l < 2; l++)
+            for (size_t i = 0; i < lv[l].n; i++)
+                if ((rc = seccomp_rule_add(ctx, eperm, sso, 2,
+                                           SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, lv[l].level),
+                                           SCMP_A2(SCMP_CMP_MASKED_EQ, 0xffffffffu, lv[l].opts[i]))) < 0)
+                    return fail(b, "setsockopt rule", sso, rc);
     }
     /* DenySyscalls=.  clone3 is already ENOSYS in the first filter; an EPERM here would take
      * precedence and break glibc's fallback to clone(). */

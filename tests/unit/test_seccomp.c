@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <netinet/in.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -159,6 +160,18 @@ static void test_default_denials_eperm(void **state)
         /* the kernel truncates the command to 32 bits: the filter must too */
         { "ioctl(TIOCSTI|1<<32)", CALL(SYS_ioctl, -1, (1L << 32) | TIOCSTI, 0, 0, 0) },
         { "ioctl(TIOCLINUX)", CALL(SYS_ioctl, -1, TIOCLINUX, 0, 0, 0) },
+        { "request_key", CALL(SYS_request_key, 0, 0, 0, 0, 0) },
+        /* multicast joins: reports the kernel sends with no socket owner (EBADF if they pass) */
+        { "setsockopt(IP_ADD_MEMBERSHIP)", CALL(SYS_setsockopt, -1, IPPROTO_IP, IP_ADD_MEMBERSHIP, 0, 0) },
+        { "setsockopt(IP_ADD_SOURCE_MEMBERSHIP)", CALL(SYS_setsockopt, -1, IPPROTO_IP, IP_ADD_SOURCE_MEMBERSHIP, 0, 0) },
+        { "setsockopt(IP_MSFILTER)", CALL(SYS_setsockopt, -1, IPPROTO_IP, IP_MSFILTER, 0, 0) },
+        { "setsockopt(MCAST_JOIN_SOURCE_GROUP, v4)", CALL(SYS_setsockopt, -1, IPPROTO_IP, MCAST_JOIN_SOURCE_GROUP, 0, 0) },
+        { "setsockopt(IPV6_ADD_MEMBERSHIP)", CALL(SYS_setsockopt, -1, IPPROTO_IPV6, IPV6_ADD_MEMBERSHIP, 0, 0) },
+        { "setsockopt(IPV6_JOIN_ANYCAST)", CALL(SYS_setsockopt, -1, IPPROTO_IPV6, IPV6_JOIN_ANYCAST, 0, 0) },
+        { "setsockopt(MCAST_JOIN_GROUP, v6)", CALL(SYS_setsockopt, -1, IPPROTO_IPV6, MCAST_JOIN_GROUP, 0, 0) },
+        { "setsockopt(MCAST_MSFILTER, v6)", CALL(SYS_setsockopt, -1, IPPROTO_IPV6, MCAST_MSFILTER, 0, 0) },
+        /* the kernel reads level and option as ints: garbage above them must not slip past */
+        { "setsockopt(IP_ADD_MEMBERSHIP|1<<32)", CALL(SYS_setsockopt, -1, (1L << 32) | IPPROTO_IP, (1L << 32) | IP_ADD_MEMBERSHIP, 0, 0) },
         /* invalid extra flag bits: EINVAL if it reaches the kernel */
         { "unshare(CLONE_NEWUSER)", CALL(SYS_unshare, CLONE_NEWUSER | 0x2, 0, 0, 0, 0) },
     };
@@ -294,6 +307,11 @@ static void test_allowed_reach_kernel(void **state)
         { "capset(NULL)", CALL(SYS_capset, 0, 0, 0, 0, 0), EFAULT },
         { "keyctl(KEYCTL_READ)", CALL(SYS_keyctl, 11, -1, 0, 0, 0), ENOKEY },
         { "unshare(CLONE_FILES)", CALL(SYS_unshare, CLONE_FILES, 0, 0, 0, 0), 0 },
+        /* other socket options, and the same numbers at other levels, reach the kernel */
+        { "setsockopt(IP_TOS)", CALL(SYS_setsockopt, -1, IPPROTO_IP, IP_TOS, 0, 0), EBADF },
+        { "setsockopt(IP_MULTICAST_TTL)", CALL(SYS_setsockopt, -1, IPPROTO_IP, IP_MULTICAST_TTL, 0, 0), EBADF },
+        { "setsockopt(SOL_SOCKET, 35)", CALL(SYS_setsockopt, -1, SOL_SOCKET, 35, 0, 0), EBADF },
+        { "setsockopt(TCP, 42)", CALL(SYS_setsockopt, -1, IPPROTO_TCP, 42, 0, 0), EBADF },
     };
     for (size_t i = 0; i < sizeof t / sizeof *t; i++) {
         int got = run(p, do_call, &t[i].c);
