@@ -85,6 +85,33 @@ static uid_t *matching_uids(const struct ps_config *cfg, size_t *n)
     return uids;
 }
 
+/* The UIDs logins added since boot that are not in uids[] yet: after the table was flushed
+ * (Debian's nftables.service does so on stop, start and reload), sessions of accounts that NSS does
+ * not list or that no longer match a profile must be steered again.  Root and proxyd's account are
+ * never in the record (the login refused them); if proxyd's account changed since, it is skipped. */
+static int add_recorded(const struct ps_config *cfg, uid_t **uids, size_t *n, size_t *added,
+                        char *err, size_t errlen)
+{
+    uid_t *rec;
+    size_t nrec, cap = *n;
+    *added = 0;
+    if (ps_nft_recorded_uids(&rec, &nrec, err, errlen) < 0)
+        return -1;
+    struct passwd *proxy = getpwnam(cfg->global.proxy_user);
+    for (size_t i = 0; i < nrec; i++) {
+        bool dup = rec[i] == 0 || (proxy && rec[i] == proxy->pw_uid);
+        for (size_t j = 0; j < *n && !dup; j++)
+            dup = (*uids)[j] == rec[i];
+        if (dup)
+            continue;
+        *(uid_t *)ps_vec_push(uids, n, &cap, sizeof **uids) = rec[i];
+        (*added)++;
+        printf("  uid %u: steered by a session since boot\n", (unsigned)rec[i]);
+    }
+    free(rec);
+    return 0;
+}
+
 /* 1 signalled, 0 not running, -1 error (message printed). */
 static int reload_proxyd(const char *pidfile)
 {
@@ -163,11 +190,17 @@ int cmd_apply(const struct ctl_opts *o, int argc, char **argv)
     uid_t *uids = matching_uids(cfg, &n);
     char err[512];
     int rc = 0;
+    size_t n_matching = n, n_recorded = 0;
+    if (add_recorded(cfg, &uids, &n, &n_recorded, err, sizeof err) < 0) {
+        fprintf(stderr, "sandboxctl: %s\n", err);
+        rc = 1;
+    }
     if (ps_nft_add_uids(cfg, uids, n, err, sizeof err) < 0) {
         fprintf(stderr, "sandboxctl: %s\n", err);
         rc = 1;
     } else {
-        printf("%zu account%s in the set of sandboxed UIDs\n", n, n == 1 ? "" : "s");
+        printf("%zu account%s in the set of sandboxed UIDs (%zu matching a profile now, %zu more "
+               "from sessions since boot)\n", n, n == 1 ? "" : "s", n_matching, n_recorded);
     }
     free(uids);
     int r = reload_proxyd(pidfile);

@@ -36,6 +36,10 @@ int ps_nft_flush(char *err, size_t errlen);
 /* The version element the table carries for cfg (a hash of the rendered rules). 0 or -1 + diags. */
 int ps_nft_config_version(const struct ps_config *cfg, uint32_t *version, struct ps_diags *diags);
 
+/* The UIDs logins have added since boot (ps_nft_ensure_uid records each), for sandboxctl apply to
+ * add again after the table was flushed.  0 (none recorded: *n == 0), or -1 with err. */
+int ps_nft_recorded_uids(uid_t **uids, size_t *n, char *err, size_t errlen);
+
 /* Add uids to the set in one transaction (sandboxctl apply).  Refuses uid 0 and proxyd's account
  * (their traffic is never steered).  0, or -1 with a message in err. */
 int ps_nft_add_uids(const struct ps_config *cfg, const uid_t *uids, size_t n, char *err, size_t errlen);

@@ -1,8 +1,13 @@
 /* Adding accounts to the set of sandboxed UIDs: at login (pam_sandbox.so, still root and before
  * its seccomp filter, which denies netlink-netfilter) and from sandboxctl apply. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/util.h"
 #include "netfilter/nft.h"
@@ -71,6 +76,66 @@ int ps_nft_add_uids(const struct ps_config *cfg, const uid_t *uids, size_t n, ch
     return 0;
 }
 
+/* Every UID a login adds is also recorded here (tmpfs: a reboot ends its sessions too).  Debian's
+ * nftables.service flushes the whole ruleset when it stops, starts or reloads, and the table goes
+ * with it; apply can list only the accounts NSS enumerates (not sssd's by default) and adds only
+ * those that match a profile now.  Running sessions of the others would stay unsteered, so apply
+ * re-adds every recorded UID as well. */
+#define STEERED_DIR "/run/pam_sandbox/steered"
+
+static int record_uid(uid_t uid, char *err, size_t errlen)
+{
+    char path[64];
+    snprintf(path, sizeof path, STEERED_DIR "/%u", (unsigned)uid);
+    if ((mkdir("/run/pam_sandbox", 0755) < 0 && errno != EEXIST) ||
+        (mkdir(STEERED_DIR, 0700) < 0 && errno != EEXIST)) {
+        snprintf(err, errlen, "cannot record uid %u for sandboxctl apply: mkdir %s: %s",
+                 (unsigned)uid, STEERED_DIR, strerror(errno));
+        return -1;
+    }
+    int fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot record uid %u for sandboxctl apply: %s: %s", (unsigned)uid,
+                 path, strerror(errno));
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
+int ps_nft_recorded_uids(uid_t **uids, size_t *n, char *err, size_t errlen)
+{
+    *uids = NULL;
+    *n = 0;
+    DIR *d = opendir(STEERED_DIR);
+    if (!d) {
+        if (errno == ENOENT)
+            return 0;
+        snprintf(err, errlen, "%s: %s", STEERED_DIR, strerror(errno));
+        return -1;
+    }
+    size_t cap = 0;
+    struct dirent *e;
+    for (;;) {
+        errno = 0;
+        if (!(e = readdir(d)))
+            break;
+        char *end;
+        errno = 0;
+        unsigned long v = strtoul(e->d_name, &end, 10);
+        if (e->d_name[0] < '1' || e->d_name[0] > '9' || *end || errno || v >= (uid_t)-1)
+            continue;                                  /* ".", "..", anything not ours */
+        *(uid_t *)ps_vec_push(uids, n, &cap, sizeof **uids) = (uid_t)v;
+    }
+    int e2 = errno;
+    closedir(d);
+    if (e2) {
+        snprintf(err, errlen, "%s: %s", STEERED_DIR, strerror(e2));
+        return -1;
+    }
+    return 0;
+}
+
 int ps_nft_ensure_uid(const struct ps_config *cfg, uid_t uid, char *err, size_t errlen)
 {
     struct ps_diags d = { 0 };
@@ -106,5 +171,5 @@ int ps_nft_ensure_uid(const struct ps_config *cfg, uid_t uid, char *err, size_t 
                  (unsigned)uid, why);
         return -1;
     }
-    return 0;
+    return record_uid(uid, err, errlen);
 }

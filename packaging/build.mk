@@ -56,6 +56,11 @@ install-units:
 	  sed 's|/usr/sbin/sandbox|$(SBINDIR)/sandbox|g' $$u > $(B)/packaging/$$n; \
 	  echo "install $$u -> $(DESTDIR)$(UNITDIR)/$$n"; \
 	  $(INSTALL_DAT) $(B)/packaging/$$n $(DESTDIR)$(UNITDIR)/$$n; done
+	$(INSTALL_DIR) $(DESTDIR)$(UNITDIR)/nftables.service.d
+	@sed 's|/usr/sbin/sandbox|$(SBINDIR)/sandbox|g' packaging/nftables.service.d/pam-sandbox.conf \
+	  > $(B)/packaging/nftables-pam-sandbox.conf
+	@echo "install packaging/nftables.service.d/pam-sandbox.conf -> $(DESTDIR)$(UNITDIR)/nftables.service.d/"
+	@$(INSTALL_DAT) $(B)/packaging/nftables-pam-sandbox.conf $(DESTDIR)$(UNITDIR)/nftables.service.d/pam-sandbox.conf
 
 install-pamconfig:
 	$(INSTALL_DIR) $(DESTDIR)$(PREFIX)/share/pam-configs

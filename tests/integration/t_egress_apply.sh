@@ -164,6 +164,17 @@ nft delete set inet pam_sandbox version
 "${CTL[@]}" apply >/dev/null || fail "apply after removing the conflicting set"
 assert_match "the UIDs survived all of it" '59351, 59353' "$(nft list set inet pam_sandbox users)"
 
+# --- the whole ruleset flushed under running sessions (Debian's nftables.service does that on
+# stop, start and reload): apply brings back every UID a login added, also late's, which matches
+# no profile and so would not be found by listing the accounts ---
+assert_eq "logins recorded their UIDs" "59351 59353" "$(ls /run/pam_sandbox/steered | sort -n | xargs)"
+nft flush ruleset
+out=$("${CTL[@]}" apply 2>&1) || fail "apply after a flushed ruleset: $out"
+assert_match "apply says where the extra UID comes from" 'uid 59353: steered by a session since boot' "$out"
+assert_match "both UIDs steered again" '59351, 59353' "$(nft list set inet pam_sandbox users)"
+r=$(as late udp 203.0.113.10 9999)
+assert_match "late's traffic is steered again" '^error EPERM' "$r"
+
 # --- proxyd's account does not exist (yet): steering still loads, without an exemption ---
 sed -i 's/^User=.*/User=no-such-proxy-user/' "$CONF/sandbox.conf"
 out=$("${CTL[@]}" apply 2>&1) || fail "apply with a missing proxyd account: $out"

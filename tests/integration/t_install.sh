@@ -48,6 +48,15 @@ done
 # The module is a loadable PAM module exporting the session hooks.
 assert_match "units name the installed programs" 'ExecStart=/usr/sbin/sandbox-proxyd' \
     "$(cat "$D/lib/systemd/system/sandbox-proxyd.service")"
+# Debian's nftables.service flushes the whole ruleset on stop, start and reload: its drop-in
+# loads table inet pam_sandbox again right after each, and the ruleset unit is not stopped with it.
+assert_node /lib/systemd/system/nftables.service.d/pam-sandbox.conf -rw-r--r--
+dropin=$(cat "$D/lib/systemd/system/nftables.service.d/pam-sandbox.conf")
+for k in ExecStartPost ExecReload ExecStopPost; do
+    assert_match "nftables drop-in: $k re-applies" "^$k=-/usr/sbin/sandboxctl apply\$" "$(grep "^$k=" <<<"$dropin")"
+done
+assert_no_match "the ruleset unit does not stop with nftables" '^PartOf=' \
+    "$(cat "$D/lib/systemd/system/pam-sandbox-ruleset.service")"
 assert_match "module exports pam_sm_open_session" 'pam_sm_open_session' \
     "$(nm -D --defined-only "$D$MODDIR/pam_sandbox.so")"
 # The pam-auth-update profile must not restrict itself to interactive sessions (DESIGN §9.5).
@@ -131,6 +140,8 @@ make -s -C "$PS_SRC" "${SANARG[@]}" B="$PS_BUILD" DESTDIR="$D" PREFIX=/usr/local
 assert_node /usr/local/sbin/sandboxctl -rwxr-xr-x
 assert_match "units follow SBINDIR" 'ExecStart=/usr/local/sbin/sandbox-proxyd' \
     "$(cat "$D/lib/systemd/system/sandbox-proxyd.service")"
+assert_match "the nftables drop-in follows SBINDIR" 'ExecStopPost=-/usr/local/sbin/sandboxctl apply' \
+    "$(cat "$D/lib/systemd/system/nftables.service.d/pam-sandbox.conf")"
 assert_node /usr/local/share/pam-configs/pam_sandbox -rw-r--r--
 assert_node /etc/pam_sandbox drwxr-xr-x
 
