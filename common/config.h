@@ -138,6 +138,7 @@ struct ps_profile {
     unsigned allow_netlink;                 /* PS_NETLINK_* mask, default AUDIT */
     int *deny_syscalls;  size_t n_deny_syscalls;   /* native syscall numbers (libseccomp) */
     int *allow_syscalls; size_t n_allow_syscalls;
+    unsigned allow_clone3_line;   /* where AllowSyscalls= named clone3 (checked at the end) */
 
     struct ps_rule *rules; size_t n_rules;  /* in file order */
     enum ps_policy_mode mode;               /* default enforce */

@@ -178,6 +178,8 @@ static int key_syscalls(struct pctx *c, const struct ps_key *k, const char *val,
         else if (too_many(c, *n, k->name, line) == 0) {
             *list = ps_xrealloc(*list, *n + 1, sizeof **list);
             (*list)[(*n)++] = nr;
+            if (!deny && nr == SCMP_SYS(clone3))
+                c->p->allow_clone3_line = line;
         }
         free(w);
     }
@@ -308,6 +310,18 @@ void ps_profile_finish(struct pctx *c)
     if (p->n_match_groups == 0 && p->n_match_users == 0)
         ps_perr(c, c->match_line, "no Group= or User= in [Match]: this profile would match no "
                 "account");
+    /* clone3's flags are in memory the filter cannot read: lifting its ENOSYS allows new user
+     * namespaces through it, which is what lifting clone and unshare means, and nothing less. */
+    bool clone3 = false, clone = false, unshare = false;
+    for (size_t j = 0; j < p->n_allow_syscalls; j++) {
+        clone3 |= p->allow_syscalls[j] == SCMP_SYS(clone3);
+        clone |= p->allow_syscalls[j] == SCMP_SYS(clone);
+        unshare |= p->allow_syscalls[j] == SCMP_SYS(unshare);
+    }
+    if (clone3 && !(clone && unshare))
+        ps_perr(c, p->allow_clone3_line, "AllowSyscalls=clone3 would allow new user namespaces "
+                "(the filter cannot see clone3's flags) while clone and unshare still deny them; "
+                "lift all three, or none (programs fall back to clone when clone3 fails)");
     for (size_t i = 0; i < p->n_deny_syscalls; i++)
         for (size_t j = 0; j < p->n_allow_syscalls; j++)
             if (p->deny_syscalls[i] == p->allow_syscalls[j]) {

@@ -448,6 +448,11 @@ static void test_bad_syscall_and_netlink(void **state)
     assert_int_equal(parse(PS_FILE_PROFILE, "[Match]\nUser=u\n[Seccomp]\nDenySyscalls=ptrace\n"
                                             "AllowSyscalls=ptrace\n"), -1);
     expect_diag(0, "both DenySyscalls= and AllowSyscalls=");
+    /* clone3 alone would allow user namespaces that clone and unshare still deny */
+    bad_profile_line("[Seccomp]", "AllowSyscalls=clone3", "would allow new user namespaces");
+    ps_diags_free(&diags);
+    assert_int_equal(parse(PS_FILE_PROFILE, "[Match]\nUser=u\n[Seccomp]\nAllowSyscalls=clone3\n"
+                                            "AllowSyscalls=clone unshare\n"), 0);
 }
 static void test_bad_no_match(void **state)
 {
