@@ -169,7 +169,11 @@ static int redirect_port(const struct ps_config *cfg, const struct ps_sockaddr *
     return port;
 }
 
-/* "ip daddr 127.0.0.1 tcp dport 3128" for one endpoint; the match of "this is proxyd". */
+/* "ip daddr 127.0.0.1 fib daddr type local tcp dport 3128" for one endpoint; the match of "this
+ * is proxyd".  Always with "this host": an ExplicitListen= address that is not (yet, or no longer)
+ * one of the host's own, written for UpstreamProxy= by mistake or moved away with a DHCP lease,
+ * would otherwise be exempted as written and every sandboxed account would reach that remote
+ * port directly, proxyd never asked. */
 static void endpoint_match(const struct endpoint *e, const char *proto, char *buf, size_t n)
 {
     char ports[24];
@@ -178,8 +182,8 @@ static void endpoint_match(const struct endpoint *e, const char *proto, char *bu
         snprintf(buf, n, "meta nfproto %s fib daddr type local %s dport %s",
                  e->family == AF_INET ? "ipv4" : "ipv6", proto, ports);
     else
-        snprintf(buf, n, "%s daddr %s %s dport %s", e->family == AF_INET ? "ip" : "ip6", e->addr,
-                 proto, ports);
+        snprintf(buf, n, "%s daddr %s fib daddr type local %s dport %s",
+                 e->family == AF_INET ? "ip" : "ip6", e->addr, proto, ports);
 }
 
 /* Does a line of l from index first on already contain needle?  An address listed twice must not

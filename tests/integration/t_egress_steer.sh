@@ -134,6 +134,17 @@ r=$(as pam-sandbox udp 203.0.113.10 9999)
 assert_match "proxyd's account's UDP/9999 gets its answer" '^reply dns-ok' "$r"
 assert_eq "upstream saw both connections of proxyd's account" $((n + 2)) "$(upstream_lines)"
 
+# --- an ExplicitListen= address that is not this host's (the corporate proxy written there by
+# mistake, a lease that moved) exempts nothing: sbx's connection to it is still redirected ---
+echo "ExplicitListen=203.0.113.10:80" >> "$CONF/sandbox.conf"
+out=$("$PS_BUILD/sandboxctl" -c "$CONF" apply 2>&1) || fail "apply with a remote ExplicitListen=: $out"
+n=$(upstream_lines)
+r=$(as sbx tcp 203.0.113.10 80)
+assert_match "sbx to a remote ExplicitListen= address: answered by the transparent listener" '^connected ok' "$r"
+assert_eq "  ... and nothing reached that address directly" "$n" "$(upstream_lines)"
+sed -i '/^ExplicitListen=203.0.113.10:80$/d' "$CONF/sandbox.conf"
+"$PS_BUILD/sandboxctl" -c "$CONF" apply >/dev/null 2>&1 || fail "apply after removing it"
+
 # --- fail closed: with nothing on the transparent port, sbx's TCP is refused at once ---
 kill "$PROXY_PID"; wait "$PROXY_PID" 2>/dev/null
 for _ in $(seq 50); do ss -ltn | grep -q ':3129 ' || break; sleep 0.05; done

@@ -109,11 +109,11 @@ static void both_families_steered(void **state)
      * source port */
     assert_has(t, "meta skuid @users meta nfproto ipv4 meta l4proto tcp redirect to :3129-3144 ");
     assert_has(t, "meta skuid @users meta nfproto ipv6 meta l4proto tcp redirect to :3129-3144 ");
-    assert_has(t, "meta skuid @users ip daddr 127\\.0\\.0\\.1 tcp dport 3129-3144 accept");
-    assert_has(t, "meta skuid @users ip6 daddr ::1 tcp dport 3129-3144 accept");
-    assert_has(t, "meta skuid @users ip6 daddr ::1 tcp dport 3129-3144 return");
-    assert_has(t, "meta skuid @users ip6 daddr ::1 udp dport 3153-3168 accept");
-    assert_has(t, "meta skuid @users ip6 daddr ::1 tcp dport 3128 return");
+    assert_has(t, "meta skuid @users ip daddr 127\\.0\\.0\\.1 fib daddr type local tcp dport 3129-3144 accept");
+    assert_has(t, "meta skuid @users ip6 daddr ::1 fib daddr type local tcp dport 3129-3144 accept");
+    assert_has(t, "meta skuid @users ip6 daddr ::1 fib daddr type local tcp dport 3129-3144 return");
+    assert_has(t, "meta skuid @users ip6 daddr ::1 fib daddr type local udp dport 3153-3168 accept");
+    assert_has(t, "meta skuid @users ip6 daddr ::1 fib daddr type local tcp dport 3128 return");
     /* Rejections: TCP reset, UDP port-unreachable, the rest dropped. */
     assert_has(t, "meta l4proto tcp .*reject with tcp reset$");
     assert_has(t, "meta l4proto udp .*reject with icmpx port-unreachable$");
@@ -160,11 +160,11 @@ static void remapped_flows_refused(void **state)
     const char *chain = strstr(t, "chain remapped {");
     assert_non_null(chain);
     assert_has(t, "^\t\ttype filter hook input priority filter; policy accept;$");
-    assert_has(t, "^\t\tct status dnat ct status snat ip daddr 127\\.0\\.0\\.1 tcp dport 3129-3144 "
+    assert_has(t, "^\t\tct status dnat ct status snat ip daddr 127\\.0\\.0\\.1 fib daddr type local tcp dport 3129-3144 "
                   "jump refuse_remapped ");
-    assert_has(t, "^\t\tct status dnat ct status snat ip6 daddr ::1 tcp dport 3129-3144 jump refuse_remapped ");
-    assert_has(t, "^\t\tct status dnat ct status snat ip daddr 127\\.0\\.0\\.1 udp dport 3153-3168 jump refuse_remapped ");
-    assert_has(t, "^\t\tct status dnat ct status snat ip6 daddr ::1 tcp dport 3153-3168 jump refuse_remapped ");
+    assert_has(t, "^\t\tct status dnat ct status snat ip6 daddr ::1 fib daddr type local tcp dport 3129-3144 jump refuse_remapped ");
+    assert_has(t, "^\t\tct status dnat ct status snat ip daddr 127\\.0\\.0\\.1 fib daddr type local udp dport 3153-3168 jump refuse_remapped ");
+    assert_has(t, "^\t\tct status dnat ct status snat ip6 daddr ::1 fib daddr type local tcp dport 3153-3168 jump refuse_remapped ");
     /* the refusal: logged (rate-limited) like every rejection, counted, TCP reset / port-unreachable */
     const char *refuse = strstr(t, "chain refuse_remapped {");
     assert_non_null(refuse);
@@ -224,7 +224,10 @@ static void wildcard_and_missing_family(void **state)
     char *t = render("[Proxy]\nUser=" PROXY "\nExplicitListen=203.0.113.1:3128\n"
                      "TransparentListen=0.0.0.0:3129\nDNSListen=127.0.0.1:3153\n");
     assert_has(t, "meta skuid @users meta nfproto ipv4 fib daddr type local tcp dport 3129-3144 accept");
-    assert_has(t, "meta skuid @users ip daddr 203\\.0\\.113\\.1 tcp dport 3128 accept");
+    /* a listen address taken as written only while it is one of this host's: a remote one (a
+     * mistake, a moved lease) would otherwise be exempted and reached directly */
+    assert_has(t, "meta skuid @users ip daddr 203\\.0\\.113\\.1 fib daddr type local tcp dport 3128 accept");
+    assert_lacks(t, "daddr 203\\.0\\.113\\.1 tcp");
     assert_has(t, "meta nfproto ipv4 meta l4proto tcp redirect to :3129-3144 ");
     /* No IPv6 listener: IPv6 is not redirected anywhere, so the reject rules get it. */
     assert_lacks(t, "meta nfproto ipv6 meta l4proto tcp redirect");
