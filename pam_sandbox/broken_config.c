@@ -59,10 +59,26 @@ static char *read_all(int fd, size_t *len)
     return b;
 }
 
-/* Blank every line outside a [Match] section, keeping the newlines so FILE:LINE stays true. */
-static void keep_match_sections(char *buf, size_t len)
+/* Does the line s..e set User= or Group=?  (Outside [Match] that is an error the loader reports,
+ * but the admin meant an account by it.) */
+static bool names_accounts(const char *s, const char *e)
 {
-    bool in_match = false;
+    const char *eq = memchr(s, '=', (size_t)(e - s));
+    if (!eq)
+        return false;
+    const char *k = eq;
+    while (k > s && (k[-1] == ' ' || k[-1] == '\t'))
+        k--;
+    return (k - s == 4 && memcmp(s, "User", 4) == 0) || (k - s == 5 && memcmp(s, "Group", 5) == 0);
+}
+
+/* Blank every line outside a [Match] section, keeping the newlines so FILE:LINE stays true.
+ * false when a line outside [Match] names accounts (User=, Group= before any section or in
+ * another one): whom the admin meant cannot be told, and dropping the line would leave that
+ * account unconfined. */
+static bool keep_match_sections(char *buf, size_t len)
+{
+    bool in_match = false, stray = false;
     size_t i = 0;
     while (i < len) {
         size_t e = i;
@@ -81,10 +97,13 @@ static void keep_match_sections(char *buf, size_t len)
                 continue;
             }
         }
-        if (!in_match)
+        if (!in_match) {
+            stray |= names_accounts(buf + s, buf + e);
             memset(buf + i, ' ', e - i);
+        }
         i = e + 1;
     }
+    return !stray;
 }
 
 /* Add what can be learnt from one profile file to scratch.  false: nothing can be learnt. */
@@ -103,8 +122,7 @@ static bool salvage_file(struct ps_config *scratch, int dfd, const char *dir, co
     struct ps_diags d = { 0 };
     bool ok = ps_config_parse_buffer(scratch, PS_FILE_PROFILE, path, buf, len, &d) == 0;
     ps_diags_free(&d);
-    if (!ok) {
-        keep_match_sections(buf, len);
+    if (!ok && keep_match_sections(buf, len)) {
         struct ps_diags d2 = { 0 };
         ok = ps_config_parse_buffer(scratch, PS_FILE_PROFILE, path, buf, len, &d2) == 0;
         ps_diags_free(&d2);

@@ -60,6 +60,21 @@ runs root || fail "root locked out by a broken [Match]"
 ok "root still logs in"
 rm "$CONF/profiles/30-badmatch.conf"
 
+# User= or Group= outside [Match] is an error, but the admin meant an account by it: the file
+# cannot say whom it is for, rather than quietly not matching that account
+mod_profile 35-stray <<'EOP'
+[Match]
+Group=ps-bgrp
+[Limits]
+LimitNPROC=256
+User=ps-bfree
+EOP
+mark
+runs ps-bfree && fail "ps-bfree got a session although 35-stray.conf names it outside [Match]"
+assert_match "stray User= outside [Match]: cannot tell" "cannot tell whom $CONF/profiles/35-stray.conf matches" "$(since)"
+runs root || fail "root locked out by a stray User="
+rm "$CONF/profiles/35-stray.conf"
+
 # a profile file others may write is not trusted to say whom it matches
 mod_profile 40-loose <<'EOP'
 [Match]
