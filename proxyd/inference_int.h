@@ -73,7 +73,7 @@ struct inf_usage {
 
 struct inf_body;                          /* a parsed request body */
 enum inf_body_err { INF_BODY_OK = 0, INF_BODY_NOT_JSON, INF_BODY_NOT_OBJECT, INF_BODY_NO_MODEL,
-                    INF_BODY_BAD_FIELD };
+                    INF_BODY_BAD_FIELD, INF_BODY_TOO_COMPLEX };
 /* Parse a request body: a JSON object with a string "model" (at most 256 bytes). */
 enum inf_body_err inf_body_parse(const char *buf, size_t len, struct inf_body **out);
 const char *inf_body_model(const struct inf_body *b);

@@ -99,6 +99,20 @@ void inf_request_handle(struct inf_conn *k)
         inf_log(k, "allow", "models_list", NULL, NULL, NULL, 200, NULL);
         return;
     }
+    char msg[512];
+    /* The rate limit comes before the body is parsed: parsing a large body is the costly part of
+     * a request here, and one that is refused later (unknown model, bad JSON) cost it all the same. */
+    unsigned wait = inf_rate_take(inf_daemon_rate(), k->who.uid, p->requests_per_minute, pd_now_ms());
+    if (wait) {
+        char hdr[64];
+        snprintf(hdr, sizeof hdr, "Retry-After: %u\r\n", wait);
+        snprintf(msg, sizeof msg, "Rate limit reached: %u requests per minute for this account; "
+                 "retry after %u s", p->requests_per_minute, wait);
+        api_error(k, 429, k->api == PS_API_ANTHROPIC ? "rate_limit_error" : "requests",
+                  "rate_limit_exceeded", msg, hdr);
+        inf_log(k, "deny", "rate_limited", NULL, NULL, NULL, 429, NULL);
+        return;
+    }
     struct inf_body *b = NULL;
     enum inf_body_err be_err = inf_body_parse(inf_buf_data(&k->body), inf_buf_used(&k->body), &b);
     if (be_err != INF_BODY_OK) {
@@ -111,7 +125,6 @@ void inf_request_handle(struct inf_conn *k)
     snprintf(model, sizeof model, "%s", inf_body_model(b));
     const struct ps_backend *be;
     const struct ps_model_map *mm;
-    char msg[512];
     switch (inf_route(cfg, p, k->api, model, &be, &mm)) {
     case INF_ROUTE_OK:
         break;
@@ -131,18 +144,6 @@ void inf_request_handle(struct inf_conn *k)
         api_error(k, 404, k->api == PS_API_ANTHROPIC ? "not_found_error" : "invalid_request_error",
                   "model_not_found", msg, NULL);
         inf_log(k, "deny", "model_not_found", model, NULL, NULL, 404, NULL);
-        inf_body_free(b);
-        return;
-    }
-    unsigned wait = inf_rate_take(inf_daemon_rate(), k->who.uid, p->requests_per_minute, pd_now_ms());
-    if (wait) {
-        char hdr[64];
-        snprintf(hdr, sizeof hdr, "Retry-After: %u\r\n", wait);
-        snprintf(msg, sizeof msg, "Rate limit reached: %u requests per minute for this account; "
-                 "retry after %u s", p->requests_per_minute, wait);
-        api_error(k, 429, k->api == PS_API_ANTHROPIC ? "rate_limit_error" : "requests",
-                  "rate_limit_exceeded", msg, hdr);
-        inf_log(k, "deny", "rate_limited", model, NULL, be->name, 429, NULL);
         inf_body_free(b);
         return;
     }

@@ -402,6 +402,42 @@ static void upstream_request_strips_and_adds(void **state)
     free(r);
 }
 
+/* A body of a million-odd tiny values is refused before json-c allocates an object for each; long
+ * strings (and separators inside them) cost nothing, and a big token array still passes. */
+static void body_value_count_bounded(void **state)
+{
+    (void)state;
+    size_t n = 1000001, len = 0;
+    char *in = malloc(64 + 2 * n);
+    assert_non_null(in);
+    len += (size_t)sprintf(in, "{\"model\":\"m\",\"x\":[");
+    for (size_t i = 0; i < n; i++) {
+        in[len++] = '0';
+        in[len++] = i + 1 < n ? ',' : ']';
+    }
+    in[len++] = '}';
+    struct inf_body *b = NULL;
+    assert_int_equal(inf_body_parse(in, len, &b), INF_BODY_TOO_COMPLEX);
+    assert_null(b);
+    /* 300,000 tokens, OpenAI's largest embeddings input, is fine */
+    len = (size_t)sprintf(in, "{\"model\":\"m\",\"input\":[");
+    for (size_t i = 0; i < 300000; i++) {
+        in[len++] = '7';
+        in[len++] = i + 1 < 300000 ? ',' : ']';
+    }
+    in[len++] = '}';
+    assert_int_equal(inf_body_parse(in, len, &b), INF_BODY_OK);
+    inf_body_free(b);
+    /* separators inside a string are not values, escaped quotes do not end it */
+    len = (size_t)sprintf(in, "{\"model\":\"m\",\"content\":\"\\\"");
+    for (size_t i = 0; i < n; i++)
+        in[len++] = i % 2 ? ',' : '[';
+    len += (size_t)sprintf(in + len, "\"}");
+    assert_int_equal(inf_body_parse(in, len, &b), INF_BODY_OK);
+    inf_body_free(b);
+    free(in);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -415,6 +451,7 @@ int main(void)
         cmocka_unit_test(usage_in_each_shape),
         cmocka_unit_test(error_shapes),
         cmocka_unit_test(rate_limit_bucket),
+        cmocka_unit_test(body_value_count_bounded),
         cmocka_unit_test(upstream_request_strips_and_adds),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
