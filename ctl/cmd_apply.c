@@ -44,7 +44,7 @@ static struct account *all_accounts(size_t *n)
 }
 
 /* UIDs of the accounts that match a profile, without root and proxyd's account (announced). */
-static uid_t *matching_uids(const struct ps_config *cfg, size_t *n)
+static uid_t *matching_uids(const struct ps_config *cfg, size_t *n, size_t *failed)
 {
     size_t na, cap = 0;
     struct account *acc = all_accounts(&na);
@@ -57,8 +57,14 @@ static uid_t *matching_uids(const struct ps_config *cfg, size_t *n)
                 "as it, so sandboxed TCP is refused until it exists\n", cfg->global.proxy_user);
     struct ps_identity *id = ps_xcalloc(1, sizeof *id);
     for (size_t i = 0; i < na; i++) {
-        if (ps_identity_lookup(acc[i].name, id) < 0)
+        if (ps_identity_lookup(acc[i].name, id) < 0) {
+            /* cannot tell whether it is sandboxed: its logins are refused until it can be told,
+             * but its running sessions stay as steered as the record of logins makes them */
+            fprintf(stderr, "sandboxctl: %s (uid %u): account lookup failed (%s): not added\n",
+                    acc[i].name, (unsigned)acc[i].uid, strerror(errno));
+            (*failed)++;
             continue;
+        }
         char why[512];
         const struct ps_profile *p = ps_resolve_profile(cfg, id, why, sizeof why);
         if (p && (id->uid == 0 || id->uid == proxy_uid))
@@ -187,10 +193,13 @@ int cmd_apply(const struct ctl_opts *o, int argc, char **argv)
     printf("table inet pam_sandbox loaded (version 0x%08x)\n", version);
 
     size_t n;
-    uid_t *uids = matching_uids(cfg, &n);
+    size_t lookups_failed = 0;
+    uid_t *uids = matching_uids(cfg, &n, &lookups_failed);
     char err[512];
     int rc = 0;
     size_t n_matching = n, n_recorded = 0;
+    if (lookups_failed)
+        rc = 1;
     if (add_recorded(cfg, &uids, &n, &n_recorded, err, sizeof err) < 0) {
         fprintf(stderr, "sandboxctl: %s\n", err);
         rc = 1;

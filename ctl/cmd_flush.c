@@ -19,6 +19,12 @@ int cmd_flush(const struct ctl_opts *o, int argc, char **argv)
         fprintf(stderr, "sandboxctl: cannot remove table inet pam_sandbox: %s\n", err);
         return 1;
     }
+    /* the record of UIDs steered since boot goes too: the next apply starts from the accounts
+     * that match a profile, as an emptied set should (a flush by nftables.service keeps it) */
+    if (ps_nft_forget_recorded(err, sizeof err) < 0) {
+        fprintf(stderr, "sandboxctl: table removed, but the record of steered UIDs stays: %s\n", err);
+        return 1;
+    }
     if (r == 0) {
         printf("table inet pam_sandbox was not loaded: nothing removed (sandboxed logins are "
                "refused until 'sandboxctl apply')\n");

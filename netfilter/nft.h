@@ -39,6 +39,8 @@ int ps_nft_config_version(const struct ps_config *cfg, uint32_t *version, struct
 /* The UIDs logins have added since boot (ps_nft_ensure_uid records each), for sandboxctl apply to
  * add again after the table was flushed.  0 (none recorded: *n == 0), or -1 with err. */
 int ps_nft_recorded_uids(uid_t **uids, size_t *n, char *err, size_t errlen);
+/* Forget them (sandboxctl flush: the admin empties the set on purpose).  0, or -1 with err. */
+int ps_nft_forget_recorded(char *err, size_t errlen);
 
 /* Add uids to the set in one transaction (sandboxctl apply).  Refuses uid 0 and proxyd's account
  * (their traffic is never steered).  0, or -1 with a message in err. */

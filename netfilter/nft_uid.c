@@ -131,6 +131,9 @@ int ps_nft_recorded_uids(uid_t **uids, size_t *n, char *err, size_t errlen)
     closedir(d);
     if (e2) {
         snprintf(err, errlen, "%s: %s", STEERED_DIR, strerror(e2));
+        free(*uids);
+        *uids = NULL;
+        *n = 0;
         return -1;
     }
     return 0;
@@ -166,10 +169,34 @@ int ps_nft_ensure_uid(const struct ps_config *cfg, uid_t uid, char *err, size_t 
             snprintf(err, errlen, "cannot read nftables: %s", why);
         return -1;
     }
+    /* recorded first: a flush between the two (nftables.service restarting) must find the
+     * record when its apply runs, or this session would start unsteered */
+    if (record_uid(uid, err, errlen) < 0)
+        return -1;
     if (add_elements(&uid, 1, why, sizeof why) < 0) {
         snprintf(err, errlen, "cannot add uid %u to set users of table inet pam_sandbox: %s",
                  (unsigned)uid, why);
         return -1;
     }
-    return record_uid(uid, err, errlen);
+    return 0;
+}
+
+int ps_nft_forget_recorded(char *err, size_t errlen)
+{
+    DIR *d = opendir(STEERED_DIR);
+    if (!d) {
+        if (errno == ENOENT)
+            return 0;
+        snprintf(err, errlen, "%s: %s", STEERED_DIR, strerror(errno));
+        return -1;
+    }
+    int rc = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.' && unlinkat(dirfd(d), e->d_name, 0) < 0 && rc == 0) {
+            snprintf(err, errlen, "%s/%s: %s", STEERED_DIR, e->d_name, strerror(errno));
+            rc = -1;
+        }
+    closedir(d);
+    return rc;
 }

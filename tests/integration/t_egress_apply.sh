@@ -200,6 +200,8 @@ write_conf 127.0.0.1:3129
 "${CTL[@]}" flush >/dev/null || fail "flush"
 nft list table inet pam_sandbox >/dev/null 2>&1 && fail "table still there after flush"
 ok "flush removed the table"
+assert_eq "flush forgets the UIDs steered since boot (apply would add them back)" "" \
+    "$(ls -A /run/pam_sandbox/steered 2>/dev/null)"
 out=$("${ENSURE[@]}" 59351 2>&1) && fail "ensure_uid succeeded after flush"
 assert_match "after flush, logins are refused" 'not loaded' "$out"
 out=$("${CTL[@]}" flush) || fail "flush of an absent table"

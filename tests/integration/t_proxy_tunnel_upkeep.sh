@@ -92,8 +92,11 @@ assert_match "  ... with its bytes" '"bytes_up":5,"bytes_down":0' "$l"
 # --- client half-closed, origin trickling for 3 s: not cut; upstream keepalive on meanwhile ---
 tunnel 8092 1 > "$WORLD/trickle.out" &
 TRICKLE=$!
-sleep 1.5
-ka=$(ss -tnoH '( dport = :8092 )')
+for _ in $(seq 50); do                      # the tunnel lives 3 s; its first check is at 250 ms
+    ka=$(ss -tnoH '( dport = :8092 )')
+    [[ $ka =~ timer:\(keepalive ]] && break
+    sleep 0.05
+done
 assert_match "a tunnel a check old has TCP keepalive upstream" 'timer:\(keepalive' "$ka"
 wait "$TRICKLE"
 out=$(cat "$WORLD/trickle.out")
