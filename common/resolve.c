@@ -75,11 +75,12 @@ static int from_passwd(struct passwd *res, int rc, struct ps_identity *id)
     }
     strcpy(id->name, res->pw_name);
     id->uid = res->pw_uid;
-    /* UID 0 is never sandboxed (ps_resolve_profile), so its groups decide nothing: not looking
-     * them up keeps a failing sssd or LDAP from locking root out along with everyone else. */
-    if (id->uid == 0)
-        return 0;
     if (fill_groups(res, id) < 0) {
+        /* UID 0 is never sandboxed (ps_resolve_profile), so its groups decide nothing: what
+         * could be found is kept, and a failing sssd or LDAP does not lock root out with
+         * everyone else. */
+        if (id->uid == 0)
+            return 0;
         int e = errno;
         ps_identity_free(id);
         errno = e;
