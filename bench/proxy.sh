@@ -396,6 +396,21 @@ fi
 for f in "${FAILED[@]}"; do echo "- stray failure: $f"; done
 echo "Each round (keep-alive | new):"
 for peer in "${active[@]}"; do echo "- $peer: ${RND[$peer.ka]:-—} | ${RND[$peer.new]:-—}"; done
+# The targets' ratios round by round: each round measures the two peers seconds apart, so a slow
+# stretch of the machine hits both; the spread shows how far one run's median can be trusted.
+paired() {   # METRIC PEER: proxyd ÷ PEER per round, and their median
+    local a b
+    read -ra a <<<"${VALS[proxyd.$1]:-}"; read -ra b <<<"${VALS[$2.$1]:-}"
+    [ ${#a[@]} -gt 0 ] && [ ${#a[@]} = ${#b[@]} ] || return 0
+    local r=() i
+    for i in "${!a[@]}"; do
+        [[ ${a[$i]} =~ ^[0-9.]+$ && ${b[$i]} =~ ^[0-9.]+$ ]] || return 0
+        r+=("$(awk -v x="${a[$i]}" -v y="${b[$i]}" 'BEGIN{ printf "%.2f", (y > 0 ? x / y : 0) }')")
+    done
+    echo "- $1, proxyd ÷ $2: ${r[*]} (median $(median "${r[@]}")×)"
+}
+pr=$(paired new squid; paired ka haproxy; paired bulk10 haproxy)
+[ -n "$pr" ] && { echo "The targets' ratios in each round (two peers measured seconds apart):"; echo "$pr"; }
 for peer in $BENCH_PEERS; do
     [ -n "${NOTE[$peer]:-}" ] && echo "- **$peer**: ${NOTE[$peer]}"
 done
