@@ -39,6 +39,24 @@ static int group_name(gid_t gid, char **name)
     return -1;
 }
 
+/* The GID of group name, for a Group= match by number: /etc/group may give one GID several
+ * names, and getgrgid() returns only the first.  true when found; an error only loses this extra
+ * match, never one by name. */
+static bool group_gid(const char *name, gid_t *gid)
+{
+    for (size_t len = 16384; len <= GROUP_BUF_MAX; len *= 2) {
+        char *buf = ps_xmalloc(len);
+        struct group gr, *res = NULL;
+        int rc = getgrnam_r(name, &gr, buf, len, &res);
+        if (rc == 0 && res)
+            *gid = res->gr_gid;
+        free(buf);
+        if (rc != ERANGE)
+            return rc == 0 && res;
+    }
+    return false;
+}
+
 static int fill_groups(const struct passwd *pw, struct ps_identity *id)
 {
     gid_t gids[MAX_GIDS];
@@ -134,15 +152,19 @@ const struct ps_profile *ps_resolve_profile(const struct ps_config *cfg, const s
                              p->match_user_origins ? p->match_user_origins[u].line : 0, id->name);
                 return p;
             }
-        for (size_t g = 0; g < p->n_match_groups; g++)
+        for (size_t g = 0; g < p->n_match_groups; g++) {
+            gid_t want = 0;
+            bool by_gid = group_gid(p->match_groups[g], &want);
             for (int k = 0; k < id->n_gids && k < MAX_GIDS; k++)
-                if (id->group_names[k] && strcmp(p->match_groups[g], id->group_names[k]) == 0) {
+                if ((id->group_names[k] && strcmp(p->match_groups[g], id->group_names[k]) == 0) ||
+                    (by_gid && id->gids[k] == want)) {
                     if (why)
                         snprintf(why, whylen, "%s:%u: Group=%s (%s)", p->file,
                                  p->match_group_origins ? p->match_group_origins[g].line : 0,
                                  p->match_groups[g], k == 0 ? "primary" : "supplementary");
                     return p;
                 }
+        }
     }
     if (why)
         snprintf(why, whylen, "no profile matches user %s", id->name);

@@ -15,6 +15,17 @@ int cmd_check(const struct ctl_opts *o, int argc, char **argv)
     struct ps_config *cfg = ps_config_load(o->confdir, &d);
     ps_diags_print(&d, stdout);
     int rc = cfg && d.n == 0 ? 0 : 1;
+    /* Valid, but worth knowing: with NoNewPrivileges=no a set-user-ID program (sudo, su) runs with
+     * euid 0, whose sockets nftables never steers and which owns root's files, bounding set or not. */
+    for (size_t i = 0; cfg && i < cfg->n_profiles; i++) {
+        const struct ps_profile *p = &cfg->profiles[i];
+        if (!p->no_new_privs)
+            printf("%s:%u: warning: NoNewPrivileges=no: set-user-ID programs run as root, and "
+                   "root's connections are not steered and root's files are theirs; only for "
+                   "accounts trusted with sudo\n",
+                   p->no_new_privs_origin.file ? p->no_new_privs_origin.file : p->file,
+                   p->no_new_privs_origin.line);
+    }
     if (rc == 0)
         printf("%s: configuration OK (%zu profile%s, %zu inference backend%s)\n", o->confdir,
                cfg->n_profiles, cfg->n_profiles == 1 ? "" : "s", cfg->n_backends,

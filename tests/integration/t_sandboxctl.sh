@@ -45,6 +45,8 @@ Group=ps-report
 [Network]
 Allow=github.com
 Mode=report
+[Process]
+NoNewPrivileges=no
 EOC
 chmod 644 "$CONF"/profiles/*.conf
 
@@ -52,6 +54,9 @@ chmod 644 "$CONF"/profiles/*.conf
 run ctl check
 assert_eq "check rc on a valid config" 0 "$rc"
 assert_match "check says OK" "configuration OK \(3 profiles" "$out"
+assert_match "check warns about NoNewPrivileges=no with its place" \
+    "30-report.conf:7: warning: NoNewPrivileges=no: set-user-ID programs run as root" "$out"
+assert_eq "only there" 1 "$(grep -c 'warning:' <<<"$out")"
 
 # ---- explain ----
 run ctl explain ps-alice
@@ -73,6 +78,17 @@ assert_match "bob is not sandboxed" "not sandboxed" "$out"
 
 run ctl explain root
 assert_match "root (UID 0) is never matched" "profile: none: root has UID 0, which is never sandboxed" "$out"
+
+# Group= names a group by one of its names: a second name for the same GID in /etc/group (which
+# getgrgid() never returns) matches too, by number.
+rgid=$(getent group ps-report | cut -d: -f3)
+echo "ps-report-alias:x:$rgid:" >> /etc/group
+printf '[Match]\nGroup=ps-report-alias\n' > "$CONF/profiles/05-alias.conf"
+chmod 644 "$CONF/profiles/05-alias.conf"
+run ctl explain ps-rep
+assert_match "a second name of the same GID matches" "# profile: 05-alias " "$out"
+rm "$CONF/profiles/05-alias.conf"
+sed -i '/^ps-report-alias:/d' /etc/group
 
 # A group with thousands of members does not fit NSS's usual 16 KiB buffer (ERANGE): the member
 # must still be matched by Group=, never left unconfined for want of the group's name.
