@@ -231,6 +231,8 @@ void doc_check_dns_sockets(struct doctor *d)
           "systemctl mask --now systemd-resolved (or remove \"resolve\" from nsswitch and make the "
           "socket unreachable for sandboxed accounts)" },
         { "/run/nscd/socket", "nscd's socket", "stop and disable nscd (or disable its hosts cache)" },
+        { "/run/avahi-daemon/socket", "avahi's socket (mDNS names and services)",
+          "systemctl mask --now avahi-daemon.service avahi-daemon.socket" },
     };
     for (size_t i = 0; i < sizeof socks / sizeof socks[0]; i++) {
         char full[4096];
@@ -243,6 +245,16 @@ void doc_check_dns_sockets(struct doctor *d)
                     "through it bypass policy DNS (a denied name leaks, nftables cannot see it); "
                     "fix: %s", socks[i].what, socks[i].fix);
     }
+    /* systemd-resolved also answers over D-Bus (resolvectl query), and its bus policy lets any
+     * account ask: closing its varlink socket does not close that door. */
+    char rs[4096], bus[4096];
+    struct stat st;
+    if (lstat(doc_path(d, "/run/systemd/resolve/io.systemd.Resolve", rs, sizeof rs), &st) == 0 &&
+        S_ISSOCK(st.st_mode) &&
+        lstat(doc_path(d, "/run/dbus/system_bus_socket", bus, sizeof bus), &st) == 0 && S_ISSOCK(st.st_mode))
+        doc_finding(d, "/run/systemd/resolve/io.systemd.Resolve", 0, "systemd-resolved is running, "
+                    "and any account can ask it for names over D-Bus (resolvectl query), past policy "
+                    "DNS; fix: systemctl mask --now systemd-resolved");
 }
 
 /* ---- ICMP echo sockets (net.ipv4.ping_group_range; per network namespace, read live) ---- */

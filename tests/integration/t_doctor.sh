@@ -182,7 +182,15 @@ assert_clean "nscd socket not reachable by others"
 rm /run/nscd/socket
 mksock /run/systemd/resolve/io.systemd.Resolve
 assert_finding "resolved socket" "^/run/systemd/resolve/io.systemd.Resolve: systemd-resolved's varlink socket is reachable" "$OUT"
-rm /run/systemd/resolve/io.systemd.Resolve
+# closing the varlink socket leaves resolved's D-Bus API, open to every account by its bus policy
+chmod 600 /run/systemd/resolve/io.systemd.Resolve
+assert_clean "resolved without a system bus"
+mkdir -p /run/dbus; mksock /run/dbus/system_bus_socket
+assert_finding "resolved over D-Bus" "^/run/systemd/resolve/io.systemd.Resolve: systemd-resolved is running, and any account can ask it for names over D-Bus" "$OUT"
+rm /run/systemd/resolve/io.systemd.Resolve /run/dbus/system_bus_socket
+mkdir -p /run/avahi-daemon; mksock /run/avahi-daemon/socket
+assert_finding "avahi socket" "^/run/avahi-daemon/socket: avahi's socket \(mDNS names and services\) is reachable" "$OUT"
+rm /run/avahi-daemon/socket
 assert_clean "sockets removed"
 
 # ping_group_range (this network namespace's own): Debian's systemd default covers every group.
