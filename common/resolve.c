@@ -13,19 +13,21 @@
 #define MAX_GIDS ((int)(sizeof ((struct ps_identity *)0)->gids / sizeof(gid_t)))
 #define GROUP_BUF_MAX (64u << 20)
 
-/* The name of group gid into *name (NULL when NSS knows no such group).  -1 with errno when NSS
- * cannot say: a group with thousands of members needs more than any fixed buffer (ERANGE), and
- * sssd or LDAP can fail (EAGAIN, EIO).  A name left out then would be a Group= match missed, and
- * the account would log in unconfined; the callers refuse instead. */
-static int group_name(gid_t gid, char **name)
+/* One group from NSS, by name (when name is set) or by gid: 1 found (*name_out, *gid_out filled),
+ * 0 no such group, -1 with errno when NSS cannot say.  A group with thousands of members needs
+ * more than any fixed buffer (ERANGE: the buffer grows), and sssd or LDAP can fail (EAGAIN, EIO). */
+static int group_lookup(const char *name, gid_t gid, char **name_out, gid_t *gid_out)
 {
-    *name = NULL;
     for (size_t len = 16384; len <= GROUP_BUF_MAX; len *= 2) {
         char *buf = ps_xmalloc(len);
         struct group gr, *res = NULL;
-        int rc = getgrgid_r(gid, &gr, buf, len, &res);
-        if (rc == 0 && res)
-            *name = ps_xstrdup(res->gr_name);
+        int rc = name ? getgrnam_r(name, &gr, buf, len, &res) : getgrgid_r(gid, &gr, buf, len, &res);
+        if (rc == 0 && res) {
+            if (name_out)
+                *name_out = ps_xstrdup(res->gr_name);
+            if (gid_out)
+                *gid_out = res->gr_gid;
+        }
         free(buf);
         if (rc == ERANGE)
             continue;
@@ -33,10 +35,19 @@ static int group_name(gid_t gid, char **name)
             errno = rc;
             return -1;
         }
-        return 0;
+        return rc == 0 && res ? 1 : 0;
     }
     errno = E2BIG;
     return -1;
+}
+
+/* The name of group gid into *name (NULL when NSS knows no such group), or -1 when NSS cannot
+ * say: a name left out would be a Group= match missed and the account unconfined, so the callers
+ * refuse instead. */
+static int group_name(gid_t gid, char **name)
+{
+    *name = NULL;
+    return group_lookup(NULL, gid, name, NULL) < 0 ? -1 : 0;
 }
 
 /* The GID of group name, for a Group= match by number: /etc/group may give one GID several
@@ -44,17 +55,7 @@ static int group_name(gid_t gid, char **name)
  * match, never one by name. */
 static bool group_gid(const char *name, gid_t *gid)
 {
-    for (size_t len = 16384; len <= GROUP_BUF_MAX; len *= 2) {
-        char *buf = ps_xmalloc(len);
-        struct group gr, *res = NULL;
-        int rc = getgrnam_r(name, &gr, buf, len, &res);
-        if (rc == 0 && res)
-            *gid = res->gr_gid;
-        free(buf);
-        if (rc != ERANGE)
-            return rc == 0 && res;
-    }
-    return false;
+    return group_lookup(name, 0, NULL, gid) == 1;
 }
 
 static int fill_groups(const struct passwd *pw, struct ps_identity *id)

@@ -103,17 +103,26 @@ static int record_uid(uid_t uid, char *err, size_t errlen)
     return 0;
 }
 
+/* The record's directory: 1 open in *d, 0 none yet, -1 with err. */
+static int open_record(DIR **d, char *err, size_t errlen)
+{
+    *d = opendir(STEERED_DIR);
+    if (*d)
+        return 1;
+    if (errno == ENOENT)
+        return 0;
+    snprintf(err, errlen, "%s: %s", STEERED_DIR, strerror(errno));
+    return -1;
+}
+
 int ps_nft_recorded_uids(uid_t **uids, size_t *n, char *err, size_t errlen)
 {
     *uids = NULL;
     *n = 0;
-    DIR *d = opendir(STEERED_DIR);
-    if (!d) {
-        if (errno == ENOENT)
-            return 0;
-        snprintf(err, errlen, "%s: %s", STEERED_DIR, strerror(errno));
-        return -1;
-    }
+    DIR *d;
+    int o = open_record(&d, err, errlen);
+    if (o <= 0)
+        return o;
     size_t cap = 0;
     struct dirent *e;
     for (;;) {
@@ -183,13 +192,10 @@ int ps_nft_ensure_uid(const struct ps_config *cfg, uid_t uid, char *err, size_t 
 
 int ps_nft_forget_recorded(char *err, size_t errlen)
 {
-    DIR *d = opendir(STEERED_DIR);
-    if (!d) {
-        if (errno == ENOENT)
-            return 0;
-        snprintf(err, errlen, "%s: %s", STEERED_DIR, strerror(errno));
-        return -1;
-    }
+    DIR *d;
+    int o = open_record(&d, err, errlen);
+    if (o <= 0)
+        return o;
     int rc = 0;
     struct dirent *e;
     while ((e = readdir(d)))
