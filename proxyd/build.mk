@@ -9,7 +9,7 @@ PROXYD_LIBS += $(call pc,libcares) $(call pc,openssl) $(call pc,json-c)
 
 # Fragments of the other proxyd parts (proxyd/dns.mk, proxyd/inference.mk, ...).
 -include $(filter-out proxyd/build.mk,$(sort $(wildcard proxyd/*.mk)))
-PROXYD_LIBS += $(PD_DNS_LIBS)
+PROXYD_LIBS += $(PD_DNS_LIBS) -pthread   # relay loops (relay.c)
 
 # Until common/sockdiag.c lands, weak_fallbacks.c provides a ps_sockdiag_lookup that identifies
 # nobody (every connection denied).  A weak definition would stop the linker from pulling the real

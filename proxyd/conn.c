@@ -97,18 +97,18 @@ static void set_fd_mask(struct pd_conn *c, int fd, bool *reg, uint32_t *cur, boo
             return;
         }
         if (*reg)
-            pd_loop_del(pd->loop, fd);
+            pd_loop_del(c->loop, fd);
         *reg = false;
         *cur = 0;
         return;
     }
     if (!*reg) {
-        if (pd_loop_add(pd->loop, fd, want, pd_conn_io, c) == 0) {
+        if (pd_loop_add(c->loop, fd, want, pd_conn_io, c) == 0) {
             *reg = true;
             *cur = want;
         }
     } else if (*cur != want) {
-        if (pd_loop_mod(pd->loop, fd, want) == 0)
+        if (pd_loop_mod(c->loop, fd, want) == 0)
             *cur = want;
     }
 }
@@ -127,7 +127,7 @@ static bool unpark(struct pd_conn *c, int fd)
     }
     if (!*parked)
         return false;
-    pd_loop_del(pd->loop, fd);
+    pd_loop_del(c->loop, fd);
     *reg = *parked = false;
     *cur = 0;
     return true;
@@ -233,13 +233,15 @@ static void on_timer(struct pd_loop *l, void *arg)
 void pd_conn_timer(struct pd_conn *c, uint64_t ms)
 {
     if (c->timer)
-        pd_timer_cancel(pd->loop, c->timer);
-    c->timer = ms ? pd_timer_add(pd->loop, ms, on_timer, c) : NULL;
+        pd_timer_cancel(c->loop, c->timer);
+    c->timer = ms ? pd_timer_add(c->loop, ms, on_timer, c) : NULL;
 }
 
 struct pd_conn *pd_conn_new(int cfd, enum pd_mode mode)
 {
     struct pd_conn *c = ps_xcalloc(1, sizeof(*c));
+    c->loop = pd->loop;
+    c->relay = -1;
     c->cfd = cfd;
     c->ufd = -1;
     c->up.pipe[0] = c->up.pipe[1] = c->down.pipe[0] = c->down.pipe[1] = -1;
@@ -260,36 +262,52 @@ void pd_conn_log(struct pd_conn *c, const char *decision, const char *reason, co
         .rule = rule, .binary = c->binary,
         .bytes_up = close_record ? c->bytes_up : -1,
         .bytes_down = close_record ? c->bytes_down : -1,
-        .duration_ms = close_record ? (int64_t)(pd_now_ms() - c->t_start) : -1,
+        .duration_ms = close_record ? (int64_t)((c->t_end ? c->t_end : pd_now_ms()) - c->t_start) : -1,
     };
     pd_log_decision(&e);
     if (!close_record && c->decision && decision == c->decision)
         c->decision_logged = true;
 }
 
+/* The loop-local half of the end: sockets, timer, pipes, buffers.  A relay loop stops there and
+ * hands c back to pd->loop, which alone touches the decision log, the cap and the conf counts. */
 void pd_conn_free(struct pd_conn *c)
 {
     if (!c)
         return;
-    if (c->decision && c->addr_str[0] && (c->st == CS_TUNNEL || c->st == CS_FWD))
-        pd_conn_log(c, "close", c->close_reason ? c->close_reason : "closed", c->rule, true);
     if (c->rq)
         resolver_cancel(pd->resolver, c->rq);
+    c->rq = NULL;
     if (c->binq)
         pd_binary_cancel(c->binq);
-    free(c->binary);
+    c->binq = NULL;
     if (c->timer)
-        pd_timer_cancel(pd->loop, c->timer);
+        pd_timer_cancel(c->loop, c->timer);
+    c->timer = NULL;
     if (c->cfd >= 0)
-        pd_loop_close(pd->loop, c->cfd);
+        pd_loop_close(c->loop, c->cfd);
     if (c->ufd >= 0)
-        pd_loop_close(pd->loop, c->ufd);
+        pd_loop_close(c->loop, c->ufd);
+    c->cfd = c->ufd = -1;
     pd_pipe_release(&c->up);
     pd_pipe_release(&c->down);
     pd_buf_free(&c->in);
     pd_buf_free(&c->out);
     pd_buf_free(&c->uout);
     pd_buf_free(&c->uin);
+    if (c->relay >= 0) {
+        c->t_end = pd_now_ms();
+        pd_relay_retire(c);
+        return;
+    }
+    pd_conn_finish(c);
+}
+
+void pd_conn_finish(struct pd_conn *c)
+{
+    if (c->decision && c->addr_str[0] && (c->st == CS_TUNNEL || c->st == CS_FWD))
+        pd_conn_log(c, "close", c->close_reason ? c->close_reason : "closed", c->rule, true);
+    free(c->binary);
     if (c->counted)
         pd_account_release(c->who.uid);
     pd_conf_unref(c->who.conf);
@@ -301,7 +319,7 @@ void pd_conn_drop_upstream(struct pd_conn *c)
 {
     if (c->ufd < 0)
         return;
-    pd_loop_close(pd->loop, c->ufd);
+    pd_loop_close(c->loop, c->ufd);
     c->ufd = -1;
     c->ureg = c->upark = false;
     c->umask = 0;
@@ -369,10 +387,10 @@ static void hand_to_inference(struct pd_conn *c)
 {
     pd_conn_log(c, "allow", "inference", "default", false);
     if (c->timer)
-        pd_timer_cancel(pd->loop, c->timer);
+        pd_timer_cancel(c->loop, c->timer);
     c->timer = NULL;
     if (c->creg)
-        pd_loop_del(pd->loop, c->cfd);
+        pd_loop_del(c->loop, c->cfd);
     c->creg = c->cpark = false;
     struct pd_client who = c->who;           /* the reference moves to inference */
     who.mode = PD_MODE_INFERENCE;

@@ -57,6 +57,12 @@ struct pd_buf {
 };
 
 struct pd_conn {
+    struct pd_loop *loop;              /* the loop its sockets and timer are on: pd->loop, or a
+                                        * relay loop once the tunnel has moved (relay.c) */
+    struct pd_conn *handoff_next;      /* in a relay inbox or the retired list (relay.c) */
+    unsigned tunnel_events;            /* events relayed on pd->loop: busy tunnels move (relay.c) */
+    int relay;                         /* index of the relay loop holding it, or -1 */
+    uint64_t t_end;                    /* when a relay loop closed it (0: not yet) */
     int cfd, ufd;
     uint32_t cmask, umask;             /* current epoll masks (registration done once) */
     bool creg, ureg;
@@ -129,7 +135,8 @@ void pd_log_listen_range(const struct ps_sockaddr *a, const char *what);
 
 /* conn.c */
 struct pd_conn *pd_conn_new(int cfd, enum pd_mode mode);
-void pd_conn_free(struct pd_conn *c);
+void pd_conn_free(struct pd_conn *c);            /* on whichever loop holds c */
+void pd_conn_finish(struct pd_conn *c);          /* pd->loop: close record, cap, conf, memory */
 void pd_conn_update(struct pd_conn *c);          /* recompute epoll interest */
 void pd_conn_io(struct pd_loop *l, int fd, uint32_t ev, void *arg);
 void pd_conn_deny(struct pd_conn *c, const char *reason, const char *rule);
@@ -164,6 +171,19 @@ void pd_tunnel_start(struct pd_conn *c);
 void pd_pipe_release(struct pd_dir *d);           /* close a direction's pipe, if it has one */
 void pd_tunnel_io(struct pd_conn *c, int fd, uint32_t ev);   /* fd < 0: flush, register */
 void pd_tunnel_check(struct pd_conn *c);          /* the tunnel's timer: keepalive, half-close */
+void pd_tunnel_adopt(struct pd_conn *c);          /* on the relay loop it just moved to */
+void pd_tunnel_init(void);                        /* before relay loops start */
+
+/* relay.c: decided tunnels that stay busy move from the decision loop (pd->loop) to one of a few
+ * relay loops, one per CPU, each in its own thread.  A relay loop only moves bytes: everything
+ * that touches shared state (the decision log, the per-account cap, configuration references)
+ * stays on pd->loop, where a tunnel closed on a relay loop is handed back to be finished. */
+void pd_relays_start(unsigned n);                 /* after the privilege drop; 0: none */
+unsigned pd_relays_default(void);                 /* one per CPU this process may run on, 0 for 1 */
+/* On pd->loop, after an event of a tunnel: true when c has moved (c must not be used then). */
+bool pd_relay_offer(struct pd_conn *c);
+/* On a relay loop: c's sockets are closed; hand it back for pd_conn_finish(). */
+void pd_relay_retire(struct pd_conn *c);
 
 /* forward.c */
 void pd_forward_start(struct pd_conn *c);

@@ -246,7 +246,7 @@ static void on_signal(struct pd_loop *l, int fd, uint32_t ev, void *arg)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: sandbox-proxyd [-c DIR] [-f] [-t] [-m MAXCONN] [-p PIDFILE]\n");
+    fprintf(stderr, "usage: sandbox-proxyd [-c DIR] [-f] [-t] [-m MAXCONN] [-p PIDFILE] [-j RELAYS]\n");
     exit(2);
 }
 
@@ -254,8 +254,9 @@ int main(int argc, char **argv)
 {
     bool foreground = false, test_only = false;
     const char *pidfile = PD_PIDFILE;
+    unsigned relays = pd_relays_default();
     int opt;
-    while ((opt = getopt(argc, argv, "c:ftm:p:h")) != -1) {
+    while ((opt = getopt(argc, argv, "c:ftm:p:j:h")) != -1) {
         switch (opt) {
         case 'c': conf_dir = optarg; break;
         case 'f': foreground = true; break;
@@ -269,6 +270,14 @@ int main(int argc, char **argv)
             break;
         }
         case 'p': pidfile = optarg; break;
+        case 'j': {                        /* relay loops (relay.c); 0: the decision loop relays all */
+            char *end;
+            unsigned long v = strtoul(optarg, &end, 10);
+            if (*end || end == optarg || v > 16)
+                usage();
+            relays = (unsigned)v;
+            break;
+        }
         default: usage();
         }
     }
@@ -328,6 +337,7 @@ int main(int argc, char **argv)
         syslog(LOG_ERR, "binary= helper: %m (binary= allows will not match)");
     if (drop_privileges(cfg->global.proxy_user) < 0)
         return 1;
+    pd_relays_start(relays);               /* threads only now: after the fork of the helper */
     syslog(LOG_INFO, "started (config %s)", conf_dir);
     sd_notify_msg("READY=1");
     int rc = pd_loop_run(pd->loop);

@@ -22,7 +22,7 @@
  * that limit; beyond it, the default size.  When the kernel refuses (pipe-max-size), the default. */
 #define PIPE_BIG (1u << 20)
 #define SPLICE_DEFAULT (1u << 16)
-static size_t pipe_bytes_held;
+static size_t pipe_bytes_held;       /* shared by every loop's tunnels: __atomic only */
 
 static size_t pipe_budget(void)
 {
@@ -45,7 +45,7 @@ void pd_pipe_release(struct pd_dir *d)
     if (d->pipe[0] >= 0) {
         close(d->pipe[0]);
         close(d->pipe[1]);
-        pipe_bytes_held -= d->pipe_size;
+        __atomic_sub_fetch(&pipe_bytes_held, d->pipe_size, __ATOMIC_RELAXED);
     }
     d->pipe[0] = d->pipe[1] = -1;
     d->pipe_size = 0;
@@ -58,11 +58,13 @@ static int pipe_open(struct pd_dir *d)
         return 0;
     if (pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC) < 0)
         return -1;
-    int sz = pipe_bytes_held + PIPE_BIG <= pipe_budget() ? fcntl(d->pipe[1], F_SETPIPE_SZ, PIPE_BIG) : -1;
+    /* loops running at once may each take a big pipe past the budget: by a few MiB at most */
+    size_t held = __atomic_load_n(&pipe_bytes_held, __ATOMIC_RELAXED);
+    int sz = held + PIPE_BIG <= pipe_budget() ? fcntl(d->pipe[1], F_SETPIPE_SZ, PIPE_BIG) : -1;
     if (sz <= 0)
         sz = fcntl(d->pipe[1], F_GETPIPE_SZ);
     d->pipe_size = sz > 0 ? (size_t)sz : SPLICE_DEFAULT;
-    pipe_bytes_held += d->pipe_size;
+    __atomic_add_fetch(&pipe_bytes_held, d->pipe_size, __ATOMIC_RELAXED);
     return 0;
 }
 
@@ -185,9 +187,16 @@ out:
  *   one check later. */
 #define TUNNEL_CHECK_MAX_MS 60000u
 
-static uint64_t check_every(void)
+/* From the configuration the tunnel was decided under (its own reference: pd->conf belongs to the
+ * decision loop, and a relay loop must not read it while a reload swaps it). */
+static uint64_t half_closed_timeout(const struct pd_conn *c)
 {
-    uint64_t every = pd->conf->cfg->global.half_closed_timeout_ms / 4;
+    return c->who.conf->cfg->global.half_closed_timeout_ms;
+}
+
+static uint64_t check_every(const struct pd_conn *c)
+{
+    uint64_t every = half_closed_timeout(c) / 4;
     return every > TUNNEL_CHECK_MAX_MS ? TUNNEL_CHECK_MAX_MS : every;   /* >= 250 ms (>= 1s / 4) */
 }
 
@@ -202,7 +211,7 @@ static int64_t delivered(const struct pd_conn *c)
 
 void pd_tunnel_check(struct pd_conn *c)
 {
-    uint64_t every = check_every();
+    uint64_t every = check_every(c);
     if (!c->up_keepalive && c->ufd >= 0) {
         pd_tcp_keepalive(c->ufd);
         c->up_keepalive = true;
@@ -213,7 +222,7 @@ void pd_tunnel_check(struct pd_conn *c)
     else
         c->quiet_ms = 0;
     c->bytes_at_check = moved;
-    if (c->quiet_ms >= pd->conf->cfg->global.half_closed_timeout_ms) {
+    if (c->quiet_ms >= half_closed_timeout(c)) {
         c->close_reason = "half_closed_idle";
         pd_conn_free(c);
         return;
@@ -225,9 +234,20 @@ void pd_tunnel_start(struct pd_conn *c)
 {
     c->st = CS_TUNNEL;
     c->bytes_at_check = delivered(c);
-    pd_conn_timer(c, check_every());
+    pd_conn_timer(c, check_every(c));
     pd_buf_free(&c->uin);
     pd_tunnel_io(c, -1, 0);
+}
+
+void pd_tunnel_adopt(struct pd_conn *c)
+{
+    pd_conn_timer(c, check_every(c));
+    pd_tunnel_io(c, -1, 0);            /* flush, and register on this loop */
+}
+
+void pd_tunnel_init(void)
+{
+    (void)pipe_budget();               /* computed once, before other threads can ask */
 }
 
 /* Does an event on fd move the direction src -> dst?  Its source readable (or hung up), or its
@@ -275,6 +295,8 @@ void pd_tunnel_io(struct pd_conn *c, int fd, uint32_t ev)
         pd_pipe_release(&c->up);
     if (c->down.inpipe == 0 && c->down.pipe[0] >= 0 && c->down.eof)
         pd_pipe_release(&c->down);
+    if (c->relay < 0 && pd_relay_offer(c))
+        return;                        /* moved to a relay loop, which registers it there */
     pd_conn_update(c);
     return;
 done:
