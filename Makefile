@@ -23,6 +23,9 @@ ifeq ($(FUZZ),1)
 CC := clang
 B  ?= build-fuzz
 SANFLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -DPS_FUZZING
+else ifeq ($(TSAN),1)
+B  ?= build-tsan
+SANFLAGS := -fsanitize=thread -fno-omit-frame-pointer
 else ifeq ($(SAN),1)
 B  ?= build-san
 SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
@@ -46,7 +49,7 @@ FUZZERS :=
 INSTALL_RULES :=
 CLEAN_EXTRA :=
 
-.PHONY: all check check-unit check-integration check-asan fuzz fuzz-run bench demo install clean cppcheck
+.PHONY: all check check-unit check-integration check-asan check-tsan fuzz fuzz-run bench demo install clean cppcheck
 all:
 
 $(B)/%.o: %.c
@@ -71,6 +74,12 @@ check-asan:
 	$(MAKE) SAN=1 check-unit
 	$(MAKE) SAN=1 all
 	PS_BUILD=$(abspath build-san) PS_SAN=1 tests/integration/run
+
+# sandbox-proxyd is the one threaded program (its relay loops, proxyd/relay.c): its tests again
+# with that binary under ThreadSanitizer; everything else from the plain build.
+check-tsan: all
+	$(MAKE) TSAN=1 build-tsan/sandbox-proxyd
+	PS_PROXYD=$(abspath build-tsan/sandbox-proxyd) tests/integration/run $(wildcard tests/integration/t_proxy_*.sh)
 
 FUZZ_SECONDS ?= 30
 fuzz:

@@ -8,7 +8,8 @@
 #                             203.0.113.66:443, proxy account, sandbox.conf ($CONF)
 #   proxy_profile FILE CONTENT  a profile, mode 644
 #   proxy_start [ARGS...]     the real sandbox-proxyd in the foreground; $PROXYD_PID
-#                             ($PROXYD_WRAP: a command that execs it, e.g. prlimit)
+#                             ($PROXYD_WRAP: a command that execs it, e.g. prlimit; $PS_PROXYD:
+#                             another build of it, e.g. make check-tsan's)
 #   proxy_done                stop it; fail on a sanitizer report or a bad exit status
 #   proxy_nft UID...          nftables steering for those UIDs (sandboxctl apply when it exists,
 #                             else the equivalent rules of DESIGN.md §5.1 loaded with nft)
@@ -66,9 +67,10 @@ proxy_world() {
 proxy_profile() { dns_profile "$@"; }
 
 proxy_start() {
-    [ -x "$PS_BUILD/sandbox-proxyd" ] || skip "sandbox-proxyd not built in $PS_BUILD"
+    local bin=${PS_PROXYD:-$PS_BUILD/sandbox-proxyd}
+    [ -x "$bin" ] || skip "sandbox-proxyd not built: $bin"
     # stderr kept apart: sanitizer reports are checked by proxy_done (syslog has the rest)
-    world_bg ${PROXYD_WRAP:-} "$PS_BUILD/sandbox-proxyd" -c "$CONF" -f "$@" 2>>"$WORLD/proxyd.stderr"
+    world_bg ${PROXYD_WRAP:-} "$bin" -c "$CONF" -f "$@" 2>>"$WORLD/proxyd.stderr"
     PROXYD_PID=${WORLD_PIDS[-1]}
     # Ready is "started": logged after the listeners, the pid file (which sandboxctl apply signals)
     # and the privilege drop.  Listening alone is too early: a SIGHUP would find no pid file.
@@ -88,7 +90,7 @@ proxy_done() {
         kill -TERM "$PROXYD_PID"; wait "$PROXYD_PID"; local rc=$?
         [ $rc = 0 ] || fail "sandbox-proxyd exited with $rc: $(grep -v '^sandbox-proxyd' "$WORLD/proxyd.stderr" | head -n 30)"
     fi
-    if grep -qE 'AddressSanitizer|LeakSanitizer|runtime error:' "$WORLD/proxyd.stderr" 2>/dev/null; then
+    if grep -qE 'AddressSanitizer|LeakSanitizer|ThreadSanitizer|runtime error:' "$WORLD/proxyd.stderr" 2>/dev/null; then
         grep -v '^sandbox-proxyd' "$WORLD/proxyd.stderr" | head -n 60
         fail "sanitizer report from sandbox-proxyd"
     fi
