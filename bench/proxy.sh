@@ -14,7 +14,8 @@
 # ROUNDS (default 5), BENCH_PEERS (default "direct haproxy squid tinyproxy proxyd"), BENCH_METRICS
 # (default "idle ka new bulk10 bulk1g": a subset runs only those, for profiling one of them).
 # A/B of a change: BENCH_PEERS="... proxyd proxyd_b" PS_BUILD_B=<another build dir> runs that
-# build's proxyd as one more peer in the same interleaved rounds and prints it against proxyd.
+# build's proxyd as one more peer in the same interleaved rounds and prints it against proxyd;
+# PROXYD_OPTS and PROXYD_B_OPTS add command-line options to either (PS_BUILD_B may be PS_BUILD).
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/../tests/lib/world.sh"
@@ -206,9 +207,9 @@ for peer in $BENCH_PEERS; do
       haproxy)   start_haproxy "$WORLD/haproxy" 127.0.0.1:8001 "$ORIGIN"; ARGS[$peer]="-s 127.0.0.1:8001";;
       squid)     start_squid "$WORLD/squid" 127.0.0.1:8002; ARGS[$peer]="-s 127.0.0.1:8002 -x $ORIGIN:80";;
       tinyproxy) start_tinyproxy "$WORLD/tinyproxy" 127.0.0.1:8003; ARGS[$peer]="-s 127.0.0.1:8003 -x $ORIGIN:80";;
-      proxyd)    start_proxyd "$WORLD/proxyd" 127.0.0.1:3128 "$ORIGIN" "$BENCH_USER"; ARGS[$peer]="-s 127.0.0.1:3128 -x $ORIGIN:80";;
+      proxyd)    start_proxyd "$WORLD/proxyd" 127.0.0.1:3128 "$ORIGIN" "$BENCH_USER" "$PS_BUILD" 3128 "${PROXYD_OPTS:-}"; ARGS[$peer]="-s 127.0.0.1:3128 -x $ORIGIN:80";;
       proxyd_b)  [ -n "${PS_BUILD_B:-}" ] || fail "peer proxyd_b needs PS_BUILD_B (the other build to compare)"
-                 start_proxyd "$WORLD/proxyd_b" 127.0.0.1:3328 "$ORIGIN" "$BENCH_USER" "$PS_BUILD_B" 3328
+                 start_proxyd "$WORLD/proxyd_b" 127.0.0.1:3328 "$ORIGIN" "$BENCH_USER" "$PS_BUILD_B" 3328 "${PROXYD_B_OPTS:-}"
                  ARGS[$peer]="-s 127.0.0.1:3328 -x $ORIGIN:80";;
       *) fail "unknown peer $peer";;
     esac
@@ -230,12 +231,18 @@ sleep 1
 # Memory first, on fresh processes (before any load has grown their heaps).
 wanted idle && for peer in "${active[@]}"; do [ "$peer" = direct ] || measure_idle "$peer"; done
 # Rate tests in interleaved rounds, so that a noisy second hits every peer alike; medians kept.
-# The 10 MiB runs are spread over the rounds the same way.
+# The 10 MiB runs are spread over the rounds the same way.  Every other round runs the peers in
+# reverse order: measured A/B pairs showed the later of two peers in a round losing up to ~10% of
+# its 10 MiB rate to the earlier (whatever that one left behind in the origin or the page cache).
 per_round=$(( (BULK10_RUNS + ROUNDS - 1) / ROUNDS ))
 for metric in ka new bulk10; do
     wanted "$metric" || continue
-    for _ in $(seq "$ROUNDS"); do
-        for peer in "${active[@]}"; do
+    for r in $(seq "$ROUNDS"); do
+        order=("${active[@]}")
+        if (( r % 2 == 0 )); then
+            order=(); for (( i = ${#active[@]} - 1; i >= 0; i-- )); do order+=("${active[i]}"); done
+        fi
+        for peer in "${order[@]}"; do
             case $metric in
               ka)     sample "$peer" ka rate total -m ka -p /small -c "$KA_CONNS" -d "$BENCH_SECS" -w 1;;
               new)    sample "$peer" new rate total -m new -p /small -c "$NEW_CONNS" -d "$BENCH_SECS" -w 1;;

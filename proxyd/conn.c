@@ -269,8 +269,10 @@ void pd_conn_log(struct pd_conn *c, const char *decision, const char *reason, co
         c->decision_logged = true;
 }
 
-/* The loop-local half of the end: sockets, timer, pipes, buffers.  A relay loop stops there and
- * hands c back to pd->loop, which alone touches the decision log, the cap and the conf counts. */
+/* The loop-local half of the end: timer, sockets, pipes, buffers.  A relay loop only takes the
+ * sockets off its epoll and hands c back to pd->loop, which alone touches the decision log, the cap
+ * and the conf counts; it closes the sockets after those, so that a client that sees the tunnel end
+ * and connects again at once finds its slot of the cap free again, as with one loop. */
 void pd_conn_free(struct pd_conn *c)
 {
     if (!c)
@@ -284,11 +286,6 @@ void pd_conn_free(struct pd_conn *c)
     if (c->timer)
         pd_timer_cancel(c->loop, c->timer);
     c->timer = NULL;
-    if (c->cfd >= 0)
-        pd_loop_close(c->loop, c->cfd);
-    if (c->ufd >= 0)
-        pd_loop_close(c->loop, c->ufd);
-    c->cfd = c->ufd = -1;
     pd_pipe_release(&c->up);
     pd_pipe_release(&c->down);
     pd_buf_free(&c->in);
@@ -296,21 +293,36 @@ void pd_conn_free(struct pd_conn *c)
     pd_buf_free(&c->uout);
     pd_buf_free(&c->uin);
     if (c->relay >= 0) {
+        if (c->creg)
+            pd_loop_del(c->loop, c->cfd);
+        if (c->ureg)
+            pd_loop_del(c->loop, c->ufd);
+        c->creg = c->ureg = false;
         c->t_end = pd_now_ms();
         pd_relay_retire(c);
         return;
     }
+    if (c->cfd >= 0)
+        pd_loop_close(c->loop, c->cfd);
+    if (c->ufd >= 0)
+        pd_loop_close(c->loop, c->ufd);
+    c->cfd = c->ufd = -1;
     pd_conn_finish(c);
 }
 
 void pd_conn_finish(struct pd_conn *c)
 {
+    pd_relay_forget(c);
     if (c->decision && c->addr_str[0] && (c->st == CS_TUNNEL || c->st == CS_FWD))
         pd_conn_log(c, "close", c->close_reason ? c->close_reason : "closed", c->rule, true);
     free(c->binary);
     if (c->counted)
         pd_account_release(c->who.uid);
     pd_conf_unref(c->who.conf);
+    if (c->cfd >= 0)                   /* a relay loop's: on no loop any more */
+        close(c->cfd);
+    if (c->ufd >= 0)
+        close(c->ufd);
     free(c);
 }
 

@@ -61,6 +61,7 @@ struct pd_conn {
                                         * relay loop once the tunnel has moved (relay.c) */
     struct pd_conn *handoff_next;      /* in a relay inbox or the retired list (relay.c) */
     unsigned tunnel_events;            /* events relayed on pd->loop: busy tunnels move (relay.c) */
+    bool busy_kept;                    /* busy, and kept by pd->loop as its share (relay.c) */
     int relay;                         /* index of the relay loop holding it, or -1 */
     uint64_t t_end;                    /* when a relay loop closed it (0: not yet) */
     int cfd, ufd;
@@ -136,7 +137,8 @@ void pd_log_listen_range(const struct ps_sockaddr *a, const char *what);
 /* conn.c */
 struct pd_conn *pd_conn_new(int cfd, enum pd_mode mode);
 void pd_conn_free(struct pd_conn *c);            /* on whichever loop holds c */
-void pd_conn_finish(struct pd_conn *c);          /* pd->loop: close record, cap, conf, memory */
+/* pd->loop: close record, cap slot, conf reference, then the sockets a relay loop left open, memory */
+void pd_conn_finish(struct pd_conn *c);
 void pd_conn_update(struct pd_conn *c);          /* recompute epoll interest */
 void pd_conn_io(struct pd_loop *l, int fd, uint32_t ev, void *arg);
 void pd_conn_deny(struct pd_conn *c, const char *reason, const char *rule);
@@ -179,11 +181,13 @@ void pd_tunnel_init(void);                        /* before relay loops start */
  * that touches shared state (the decision log, the per-account cap, configuration references)
  * stays on pd->loop, where a tunnel closed on a relay loop is handed back to be finished. */
 void pd_relays_start(unsigned n);                 /* after the privilege drop; 0: none */
+void pd_relays_stop(void);                        /* at exit: join them, finish what they ended */
 unsigned pd_relays_default(void);                 /* one per CPU this process may run on, 0 for 1 */
 /* On pd->loop, after an event of a tunnel: true when c has moved (c must not be used then). */
 bool pd_relay_offer(struct pd_conn *c);
-/* On a relay loop: c's sockets are closed; hand it back for pd_conn_finish(). */
+/* On a relay loop: c's sockets are off the loop (still open); hand it back for pd_conn_finish(). */
 void pd_relay_retire(struct pd_conn *c);
+void pd_relay_forget(struct pd_conn *c);          /* pd_conn_finish: c no longer counts anywhere */
 
 /* forward.c */
 void pd_forward_start(struct pd_conn *c);

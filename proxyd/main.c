@@ -1,8 +1,9 @@
-/* sandbox-proxyd [-c DIR] [-f] [-t] [-m N] [-p PIDFILE]
+/* sandbox-proxyd [-c DIR] [-f] [-t] [-m N] [-p PIDFILE] [-j RELAYS]
  *
  * Starts as root only to read the config, raise RLIMIT_NOFILE, bind the listeners and write the
  * pid file; then becomes [Proxy] User= (setgroups/setgid/setuid) and keeps no privilege: the
- * sock_diag lookups that identify clients need none.  One event loop runs everything. */
+ * sock_diag lookups that identify clients need none.  One event loop, the decision loop, runs
+ * everything but the relaying of busy tunnels, which relay loops share with it (relay.c). */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -341,6 +342,7 @@ int main(int argc, char **argv)
     syslog(LOG_INFO, "started (config %s)", conf_dir);
     sd_notify_msg("READY=1");
     int rc = pd_loop_run(pd->loop);
+    pd_relays_stop();                  /* and the close records of tunnels they had ended */
     pd_declog_report_suppressed();     /* counts of denials not written are not lost either */
     pd_declog_flush();
     sd_notify_msg("STOPPING=1");

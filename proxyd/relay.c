@@ -2,10 +2,13 @@
  * identifies, decides, resolves, connects and logs; that is the part that needs the shared state
  * (configuration snapshots, the synthetic address table, the per-account caps, the rate limits,
  * the helper channel), and it stays single-threaded so that none of it needs a lock.  A decided
- * tunnel that stays busy (PD_RELAY_AFTER_EVENTS events on the decision loop) moves to one of the
- * relay loops, one thread each, one per CPU, which only move its bytes and watch its upkeep timer.
- * When it ends there, its sockets are closed on the relay loop and the connection is handed back
- * to the decision loop to be finished (close record, the cap's slot, its configuration reference).
+ * tunnel that stays busy (PD_RELAY_AFTER_EVENTS events on the decision loop) goes to whichever
+ * loop holds the fewest busy tunnels: the decision loop itself (it keeps its share, and ties) or
+ * one of the relay loops, one thread each, one per further CPU, which only move bytes and watch
+ * the tunnels' upkeep timers.
+ * When it ends there, its sockets are taken off the relay loop and the connection is handed back
+ * to the decision loop to be finished (close record, the cap's slot, its configuration reference,
+ * and only then the sockets' close).
  *
  * Short tunnels (a CONNECT, one exchange, close) never move: the two hand-overs would cost more
  * than they free.  SO_REUSEPORT listeners with a full loop per thread were measured instead
@@ -19,6 +22,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <syslog.h>
@@ -37,12 +41,14 @@ struct handoff {
 struct relay {
     struct pd_loop *loop;
     struct handoff inbox;            /* tunnels moving here */
+    bool stop;                       /* __atomic: pd_relays_stop() asks the loop to end */
     unsigned held;                   /* tunnels on this loop (__atomic): the least held gets the next */
     pthread_t thread;
 };
 
 static struct relay relays[PD_MAX_RELAYS];
 static unsigned n_relays;
+static unsigned decision_held;       /* busy tunnels the decision loop kept (its thread only) */
 static struct handoff retired = { .mu = PTHREAD_MUTEX_INITIALIZER, .efd = -1 };  /* to pd->loop */
 
 static void handoff_push(struct handoff *h, struct pd_conn *c)
@@ -78,6 +84,8 @@ static void on_inbox(struct pd_loop *l, int fd, uint32_t ev, void *arg)
     struct relay *r = arg;
     (void)fd;
     (void)ev;
+    if (__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE))
+        pd_loop_stop(l);               /* in this loop's own thread */
     for (struct pd_conn *c = handoff_take(&r->inbox), *next; c; c = next) {
         next = c->handoff_next;
         c->handoff_next = NULL;
@@ -102,18 +110,23 @@ static void on_retired(struct pd_loop *l, int fd, uint32_t ev, void *arg)
 static void *relay_main(void *arg)
 {
     struct relay *r = arg;
-    if (pd_loop_run(r->loop) < 0)
-        syslog(LOG_ERR, "relay loop %u stopped: its tunnels are stuck", (unsigned)(r - relays));
+    if (pd_loop_run(r->loop) < 0) {
+        /* epoll_wait fails only on a bug (EBADF, EINVAL, EFAULT).  Its tunnels, and their slots of
+         * the per-account cap, would be stuck for good: better the service manager's restart. */
+        syslog(LOG_CRIT, "relay loop %u failed: aborting", (unsigned)(r - relays));
+        abort();
+    }
     return NULL;
 }
 
+/* One loop per CPU, the decision loop being one of them. */
 unsigned pd_relays_default(void)
 {
     cpu_set_t set;
     if (sched_getaffinity(0, sizeof set, &set) < 0)
         return 0;
-    int n = CPU_COUNT(&set);
-    if (n < 2)
+    int n = CPU_COUNT(&set) - 1;
+    if (n < 1)
         return 0;                      /* one CPU: moving tunnels would only add hand-overs */
     return n > PD_MAX_RELAYS ? PD_MAX_RELAYS : (unsigned)n;
 }
@@ -161,15 +174,40 @@ void pd_relays_start(unsigned n)
         syslog(LOG_INFO, "%u relay loops for busy tunnels", n_relays);
 }
 
+void pd_relays_stop(void)
+{
+    for (unsigned i = 0; i < n_relays; i++) {
+        __atomic_store_n(&relays[i].stop, true, __ATOMIC_RELEASE);
+        uint64_t one = 1;
+        while (write(relays[i].inbox.efd, &one, sizeof one) < 0 && errno == EINTR)
+            ;
+        pthread_join(relays[i].thread, NULL);
+    }
+    /* Tunnels they ended that the decision loop had not finished yet: their close records too.
+     * (Tunnels still open are not logged at exit, on any loop.) */
+    if (n_relays)
+        on_retired(pd->loop, retired.efd, EPOLLIN, NULL);
+    n_relays = 0;
+}
+
 bool pd_relay_offer(struct pd_conn *c)
 {
-    if (n_relays == 0 || c->relay >= 0 || ++c->tunnel_events < PD_RELAY_AFTER_EVENTS)
+    if (n_relays == 0 || c->relay >= 0 || c->busy_kept || ++c->tunnel_events < PD_RELAY_AFTER_EVENTS)
         return false;
-    unsigned best = 0;
-    for (unsigned i = 1; i < n_relays; i++)
-        if (__atomic_load_n(&relays[i].held, __ATOMIC_RELAXED) <
-            __atomic_load_n(&relays[best].held, __ATOMIC_RELAXED))
-            best = i;
+    unsigned best = 0, best_held = __atomic_load_n(&relays[0].held, __ATOMIC_RELAXED);
+    for (unsigned i = 1; i < n_relays; i++) {
+        unsigned h = __atomic_load_n(&relays[i].held, __ATOMIC_RELAXED);
+        if (h < best_held)
+            best = i, best_held = h;
+    }
+    /* The decision loop is one of the loops: it keeps its share of the busy tunnels, and on a tie
+     * the tunnel stays (a lone bulk transfer gains nothing from a hand-over, and can lose the CPU
+     * it had while the relay thread waits for one). */
+    if (decision_held <= best_held) {
+        decision_held++;
+        c->busy_kept = true;
+        return false;
+    }
     /* Off this loop entirely: its timer, and both sockets (an event for them still in this
      * turn's batch is dropped as stale by the loop's generation check). */
     if (c->timer)
@@ -185,6 +223,13 @@ bool pd_relay_offer(struct pd_conn *c)
     __atomic_add_fetch(&relays[best].held, 1, __ATOMIC_RELAXED);
     handoff_push(&relays[best].inbox, c);
     return true;
+}
+
+void pd_relay_forget(struct pd_conn *c)
+{
+    if (c->busy_kept)
+        decision_held--;
+    c->busy_kept = false;
 }
 
 void pd_relay_retire(struct pd_conn *c)

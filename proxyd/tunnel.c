@@ -58,7 +58,7 @@ static int pipe_open(struct pd_dir *d)
         return 0;
     if (pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC) < 0)
         return -1;
-    /* loops running at once may each take a big pipe past the budget: by a few MiB at most */
+    /* loops running at once may each take a big pipe past the budget: by one per loop at most */
     size_t held = __atomic_load_n(&pipe_bytes_held, __ATOMIC_RELAXED);
     int sz = held + PIPE_BIG <= pipe_budget() ? fcntl(d->pipe[1], F_SETPIPE_SZ, PIPE_BIG) : -1;
     if (sz <= 0)

@@ -90,10 +90,11 @@ start_tinyproxy() { # DIR LISTEN
 
 # sandbox-proxyd from this tree, with a config dir of its own: sandbox.conf plus one profile that
 # matches the load generator's account and allows the origin by IP.
-# start_proxyd DIR LISTEN ORIGIN_IP BENCH_USER [BUILD_DIR [PORT_BASE]]: the transparent and DNS
-# listeners (unused here) go to PORT_BASE+1 and PORT_BASE+25, so that two builds can run side by side.
+# start_proxyd DIR LISTEN ORIGIN_IP BENCH_USER [BUILD_DIR [PORT_BASE [OPTIONS]]]: the transparent
+# and DNS listeners (unused here) go to PORT_BASE+1 and PORT_BASE+25, so that two builds can run
+# side by side; OPTIONS are more command-line options (an A/B of -j, say).
 start_proxyd() {
-    local d=$1 bin=${5:-$PS_BUILD}/sandbox-proxyd base=${6:-3128}
+    local d=$1 bin=${5:-$PS_BUILD}/sandbox-proxyd base=${6:-3128} opts=${7:-}
     if [ ! -x "$bin" ]; then PEER_WHY="not built ($bin missing)"; return 1; fi
     mkdir -p "$d/conf/profiles" "$d/conf/inference.d"
     chmod 755 "$d" "$d/conf" "$d/conf/profiles" "$d/conf/inference.d"
@@ -106,7 +107,8 @@ start_proxyd() {
         PEER_WHY="config check failed: $(tail -n 3 "$d/check.log" | tr '\n' ' ')"
         return 1
     fi
-    "$bin" -c "$d/conf" -f > "$d/proxyd.log" 2>&1 &
+    # shellcheck disable=SC2086
+    "$bin" -c "$d/conf" -f $opts > "$d/proxyd.log" 2>&1 &
     PEER_PID=$!
     _peer_started sandbox-proxyd "$2" "$d/proxyd.log"
 }

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Relay loops (proxyd/relay.c, sandbox-proxyd -j): one per CPU by default; a tunnel that stays busy
-# moves off the decision loop to a relay loop, a short one stays; a moved tunnel relays bytes both
-# ways intact, keeps its upkeep (HalfClosedTimeout=), survives a reload, and when it ends its close
-# record is written with its bytes and its slot of the per-account cap (-m) comes back; SIGTERM
-# with tunnels on relay loops exits cleanly.  Where a connection is relayed is read from /proc:
-# the epoll instance that has proxyd's socket registered (tests/lib/proxy_epoll_of.py).
+# Relay loops (proxyd/relay.c, sandbox-proxyd -j): one loop per CPU by default, the decision loop
+# being one; busy tunnels are shared out (the decision loop keeps its share and ties), short ones
+# never move; a moved tunnel relays bytes both ways intact, keeps its upkeep (HalfClosedTimeout=),
+# survives a reload, and when it ends its close record is written with its bytes and its slot of
+# the per-account cap (-m) comes back; SIGTERM with tunnels on relay loops exits cleanly.  Where a
+# connection is relayed is read from /proc: the epoll instance that has proxyd's socket registered
+# (tests/lib/proxy_epoll_of.py).
 # UIDs 59590-59599.
 . "$(dirname "$0")/../lib/world.sh"; world_enter "$@"
 . "$PS_SRC/tests/lib/proxy_world.sh"
@@ -68,51 +69,72 @@ wait_log() {
     fail "no close record with $*"
 }
 
-# --- the default: one relay loop per CPU (none on one CPU) ---
+# --- the default: one loop per CPU, the decision loop being one of them ---
 proxy_start
-n=$(nproc)
-want=$(( n < 2 ? 0 : (n > 16 ? 16 : n) ))
-assert_eq "one relay loop per CPU by default ($n CPUs)" "$want" "$(relays)"
+n=$(python3 -c 'import os; print(len(os.sched_getaffinity(0)))')   # what proxyd counts
+want=$(( n < 2 ? 0 : (n > 17 ? 16 : n - 1) ))
+assert_eq "one relay loop per further CPU by default ($n CPUs)" "$want" "$(relays)"
 proxy_done
 
-# --- -j 2, at most 3 connections per account ---
-proxy_start -j 2 -m 3
-assert_eq "-j 2: two relay loops" 2 "$(relays)"
+# --- -j 1 (two loops), at most 3 connections per account ---
+proxy_start -j 1 -m 3
+assert_eq "-j 1: one relay loop" 1 "$(relays)"
 
+# Busy tunnels are shared: the first (a tie, 0 and 0) stays, the second goes to the relay loop.
+client echo 8095 40 20 "$WORLD/go1" > "$WORLD/kept.out" 2>&1 &
+KEPT=$!
+pk=$(wait_port "$WORLD/kept.out") || exit 1
+assert_eq "the first busy tunnel (40 round trips) is the decision loop's share" decision "$(where "$pk")"
 client echo 8095 40 20 "$WORLD/go1" > "$WORLD/busy.out" 2>&1 &
 BUSY=$!
+pb=$(wait_port "$WORLD/busy.out") || exit 1
+assert_eq "the second has moved to the relay loop" relay "$(where "$pb")"
 client echo 8096 1 0 "$WORLD/go1" > "$WORLD/short.out" 2>&1 &
 SHORT=$!
-pb=$(wait_port "$WORLD/busy.out") || exit 1
 ps_=$(wait_port "$WORLD/short.out") || exit 1
-assert_eq "a busy tunnel (40 round trips) has moved to a relay loop" relay "$(where "$pb")"
 assert_eq "a short tunnel (1 round trip) stays on the decision loop" decision "$(where "$ps_")"
 
-# a reload while the tunnel is on a relay loop: it goes on under the configuration it began with
+# a reload while a tunnel is on the relay loop: it goes on under the configuration it began with
+# (HalfClosedTimeout=1s, not the reload's 30s: relay loops never read the decision loop's config)
+sed -i 's/^HalfClosedTimeout=1s$/HalfClosedTimeout=30s/' "$CONF/sandbox.conf"
+grep -q '^HalfClosedTimeout=30s$' "$CONF/sandbox.conf" || fail "could not change HalfClosedTimeout="
 hups=$(grep -c "reloaded configuration" "$SYSLOG")
 kill -HUP "$PROXYD_PID"
 for _ in $(seq 100); do [ "$(grep -c "reloaded configuration" "$SYSLOG")" -gt "$hups" ] && break; sleep 0.05; done
 [ "$(grep -c "reloaded configuration" "$SYSLOG")" -gt "$hups" ] || fail "proxyd did not reload"
 touch "$WORLD/go1"
-wait "$BUSY" "$SHORT"
-out=$(cat "$WORLD/busy.out")
-assert_match "the moved tunnel echoes 20 more round trips after the reload" 'rounds=60 ' "$out"
-t=$(sed -n 's/.*eof_after=\([0-9.]*\) .*/\1/p' <<<"$out")
-awk -v t="$t" 'BEGIN { exit !(t >= 0.9 && t < 4) }' ||
-    fail "half-closed silent tunnel on a relay loop ended after ${t:-never}s, not HalfClosedTimeout=1s later"
-ok "half-closed and silent on a relay loop: closed after ${t}s"
-l=$(wait_log '"port":8095,') || exit 1
-assert_match "  ... its close record says why" '"reason":"half_closed_idle"' "$l"
-assert_match "  ... with every byte both ways (60 x 64)" '"bytes_up":3840,"bytes_down":3840' "$l"
+wait "$KEPT" "$BUSY" "$SHORT"
+for which in kept busy; do
+    out=$(cat "$WORLD/$which.out")
+    assert_match "the $which tunnel echoes 20 more round trips after the reload" 'rounds=60 ' "$out"
+    t=$(sed -n 's/.*eof_after=\([0-9.]*\) .*/\1/p' <<<"$out")
+    awk -v t="$t" 'BEGIN { exit !(t >= 0.9 && t < 4) }' ||
+        fail "half-closed silent $which tunnel ended after ${t:-never}s, not HalfClosedTimeout=1s later"
+    ok "  ... then half-closed and silent: closed after ${t}s, by the timeout it was decided under"
+done
 assert_match "short tunnel echoed and closed" 'rounds=1 ' "$(cat "$WORLD/short.out")"
+for _ in $(seq 100); do
+    [ "$(grep -c '"port":8095,.*"decision":"close"' "$WORLD/decisions.jsonl")" -ge 2 ] && break
+    sleep 0.05
+done
+closes=$(grep '"port":8095,.*"decision":"close"' "$WORLD/decisions.jsonl")
+assert_eq "two close records for the two busy tunnels, one of them handed back by the relay loop" 2 \
+    "$(grep -c '"reason":"half_closed_idle"' <<<"$closes")"
+assert_eq "  ... each with every byte both ways (60 x 64)" 2 \
+    "$(grep -c '"bytes_up":3840,"bytes_down":3840' <<<"$closes")"
 
-# --- bulk both ways on a relay loop (splice), checked end to end ---
+# --- bulk both ways on the relay loop (splice), checked end to end ---
+# Both busy tunnels above are gone from the counts, so the next one is the decision loop's again.
+client echo 8096 40 0 "$WORLD/go2" > "$WORLD/anchor.out" 2>&1 &
+ANCHOR=$!
+pa=$(wait_port "$WORLD/anchor.out") || exit 1
+assert_eq "ended tunnels no longer count: the next busy one is the decision loop's" decision "$(where "$pa")"
 client bulk 8096 32 "$WORLD/go2" > "$WORLD/bulk.out" 2>&1 &
 BULK=$!
 pb=$(wait_port "$WORLD/bulk.out") || exit 1
-assert_eq "a bulk tunnel, half way, is on a relay loop" relay "$(where "$pb")"
+assert_eq "a bulk tunnel, half way, is on the relay loop" relay "$(where "$pb")"
 touch "$WORLD/go2"
-wait "$BULK"
+wait "$BULK" "$ANCHOR"
 assert_match "32 MiB up and the same 32 MiB echoed down, in order" '^bulk ok 33554432$' \
     "$(grep -v '^port' "$WORLD/bulk.out")"
 l=$(wait_log '"port":8096,' '"bytes_up":33554432') || exit 1
@@ -123,20 +145,23 @@ for i in 1 2 3; do
     client echo 8096 40 0 "$WORLD/go3" > "$WORLD/cap$i.out" 2>&1 &
     CAP[i]=$!
 done
+where_all=
 for i in 1 2 3; do
     p=$(wait_port "$WORLD/cap$i.out") || exit 1
-    assert_eq "capped tunnel $i moved" relay "$(where "$p")"
+    where_all+="$(where "$p") "
 done
+assert_eq "three busy tunnels: one on the relay loop, two the decision loop's (the tie)" "1 2" \
+    "$(grep -o relay <<<"$where_all" | wc -l) $(grep -o decision <<<"$where_all" | wc -l)"
 out=$(client echo 8096 1 0 "$WORLD/go3" 2>&1)
 assert_match "a fourth connection of the account is refused (-m 3)" '^status HTTP/1.1 429' "$out"
 touch "$WORLD/go3"
 wait "${CAP[@]}"
 for i in 1 2 3; do assert_match "capped tunnel $i done" 'rounds=40 ' "$(cat "$WORLD/cap$i.out")"; done
 for _ in $(seq 100); do
-    [ "$(grep -c '"port":8096,.*"decision":"close"' "$WORLD/decisions.jsonl")" -ge 5 ] && break
+    [ "$(grep -c '"port":8096,.*"decision":"close"' "$WORLD/decisions.jsonl")" -ge 6 ] && break
     sleep 0.05
 done
-rm -f "$WORLD/go3"
+assert_eq "their close records are in" 6 "$(grep -c '"port":8096,.*"decision":"close"' "$WORLD/decisions.jsonl")"
 for i in 1 2 3; do
     client echo 8096 40 0 "$WORLD/go4" > "$WORLD/again$i.out" 2>&1 &
     CAP[i]=$!
@@ -145,27 +170,36 @@ for i in 1 2 3; do wait_port "$WORLD/again$i.out" >/dev/null; done
 touch "$WORLD/go4"
 wait "${CAP[@]}"
 for i in 1 2 3; do
-    assert_match "after three moved tunnels ended, connection $i of three is served again" 'rounds=40 ' \
+    assert_match "after those three ended, connection $i of three is served again" 'rounds=40 ' \
         "$(cat "$WORLD/again$i.out")"
 done
 
-# --- SIGTERM while tunnels sit on relay loops: a clean exit ---
-client echo 8095 40 0 "$WORLD/go5" > "$WORLD/term.out" 2>&1 &
-TERM_CLIENT=$!
-pb=$(wait_port "$WORLD/term.out") || exit 1
-assert_eq "a tunnel is on a relay loop at SIGTERM" relay "$(where "$pb")"
+# --- SIGTERM while a tunnel sits on the relay loop: a clean exit ---
+client echo 8095 40 5 "$WORLD/go5" > "$WORLD/term1.out" 2>&1 &
+T1=$!
+wait_port "$WORLD/term1.out" >/dev/null
+client echo 8095 40 5 "$WORLD/go5" > "$WORLD/term2.out" 2>&1 &
+T2=$!
+pb=$(wait_port "$WORLD/term2.out") || exit 1
+assert_eq "a tunnel is on the relay loop at SIGTERM" relay "$(where "$pb")"
 proxy_done
 touch "$WORLD/go5"
-wait "$TERM_CLIENT"
+wait "$T1" "$T2"
+for i in 1 2; do
+    assert_no_match "tunnel $i did not go on without proxyd" 'rounds=45' "$(cat "$WORLD/term$i.out")"
+    assert_match "  ... its client saw it end" 'EOF after|reset|Broken pipe' "$(cat "$WORLD/term$i.out")"
+done
 
-# --- -j 0: no relay loops, the same busy tunnel stays where it was decided ---
+# --- -j 0: no relay loops, busy tunnels stay where they were decided ---
 proxy_start -j 0
 assert_eq "-j 0: no relay loops" 0 "$(relays)"
-client echo 8096 40 5 "$WORLD/go6" > "$WORLD/none.out" 2>&1 &
-NONE=$!
-pb=$(wait_port "$WORLD/none.out") || exit 1
-assert_eq "without relay loops a busy tunnel stays on the decision loop" decision "$(where "$pb")"
+for i in 1 2; do
+    client echo 8096 40 5 "$WORLD/go6" > "$WORLD/none$i.out" 2>&1 &
+    NONE[i]=$!
+    p=$(wait_port "$WORLD/none$i.out") || exit 1
+    assert_eq "without relay loops busy tunnel $i stays on the decision loop" decision "$(where "$p")"
+done
 touch "$WORLD/go6"
-wait "$NONE"
-assert_match "  ... and works as before" 'rounds=45 ' "$(cat "$WORLD/none.out")"
+wait "${NONE[@]}"
+for i in 1 2; do assert_match "  ... and works as before ($i)" 'rounds=45 ' "$(cat "$WORLD/none$i.out")"; done
 proxy_done

@@ -7,7 +7,9 @@ Finds proxyd's socket of the TCP connection from 127.0.0.1:CLIENT_PORT to its li
 LISTEN_PORT, then the epoll instance that has that socket registered (/proc/PID/fdinfo lists each
 epoll's "tfd:" targets).  Prints "decision" when that epoll also holds the listening socket (the
 decision loop, pd->loop), "relay" when it does not (a relay loop holds only its eventfd and
-tunnels), "none" when no epoll holds it.  Exits 1 when the connection is not found."""
+tunnels), "none" when no epoll holds it.  Any descriptor registered in two epolls at once (a
+tunnel's client or upstream socket left behind on a loop it moved from) prints "twice: ..."
+instead.  Exits 1 when the connection is not found."""
 import os
 import sys
 
@@ -62,11 +64,20 @@ def main():
     if lfd is None or cfd is None:
         print("sockets not among proxyd's descriptors")
         return 1
-    for fds in epolls(pid).values():
-        if cfd in fds:
-            print("decision" if lfd in fds else "relay")
-            return 0
-    print("none")
+    eps = epolls(pid)
+    seen = {}
+    for ep, fds in eps.items():
+        for fd in fds:
+            seen.setdefault(fd, []).append(ep)
+    twice = {fd: e for fd, e in seen.items() if len(e) > 1}
+    if twice:
+        print("twice: " + " ".join("fd %d in epolls %s" % (fd, e) for fd, e in sorted(twice.items())))
+        return 0
+    holders = [fds for fds in eps.values() if cfd in fds]
+    if not holders:
+        print("none")
+    else:
+        print("decision" if lfd in holders[0] else "relay")
     return 0
 
 
