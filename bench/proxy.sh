@@ -232,8 +232,8 @@ sleep 1
 wanted idle && for peer in "${active[@]}"; do [ "$peer" = direct ] || measure_idle "$peer"; done
 # Rate tests in interleaved rounds, so that a noisy second hits every peer alike; medians kept.
 # The 10 MiB runs are spread over the rounds the same way.  Every other round runs the peers in
-# reverse order: measured A/B pairs showed the later of two peers in a round losing up to ~10% of
-# its 10 MiB rate to the earlier (whatever that one left behind in the origin or the page cache).
+# reverse order, so that no peer is always the one measured right after another (a fixed order is
+# a bias nobody measured away).
 per_round=$(( (BULK10_RUNS + ROUNDS - 1) / ROUNDS ))
 for metric in ka new bulk10; do
     wanted "$metric" || continue
