@@ -122,10 +122,10 @@ struct pd_conn {
     uint64_t quiet_ms;                 /* half-closed and silent this long, in whole checks */
     const char *close_reason;          /* for the close record; NULL: "closed" */
 };
-/* Idle tunnels are many (bench/: RSS per idle tunnel).  Each connection's first request is read
- * into a 4 KiB buffer that is freed once decided, and two structs of at most 2040 bytes (a 2048
- * byte malloc chunk) fill that hole exactly; at 2048 bytes one struct took it alone and an idle
- * tunnel cost 3.5 KiB instead of 2.6 (measured).  Look for padding before growing it. */
+/* Idle tunnels are many (bench/: RSS per idle tunnel).  Measured: at 2048 bytes an idle tunnel
+ * cost 3.5 KiB instead of 2.6.  The likely reason: each connection's request is read into a 4 KiB
+ * buffer freed once it is decided, two structs of at most 2040 bytes (2048-byte malloc chunks)
+ * fill such a hole exactly, and a bigger one leaves half of it unused.  Look for padding first. */
 _Static_assert(sizeof(struct pd_conn) <= 2040, "struct pd_conn outgrew two per 4 KiB malloc hole");
 
 /* local_addrs.c: this host's addresses count as loopback in the address classes */
