@@ -11,7 +11,7 @@
 #include "common/config.h"
 #include "common/policy.h"
 
-/* ---- event loop (epoll, one per process; level-triggered) ---- */
+/* ---- event loop (epoll, level-triggered; pd->loop decides, relay loops (relay.c) only relay) ---- */
 struct pd_loop;
 typedef void (*pd_io_cb)(struct pd_loop *l, int fd, uint32_t events, void *arg);
 typedef void (*pd_timer_cb)(struct pd_loop *l, void *arg);
