@@ -84,9 +84,14 @@ static void on_inbox(struct pd_loop *l, int fd, uint32_t ev, void *arg)
     struct relay *r = arg;
     (void)fd;
     (void)ev;
+    /* The eventfd is read (in handoff_take) before the stop flag is looked at: pd_relays_stop()
+     * sets the flag before its write, so a read that took that write also sees the flag.  Looked
+     * at first, a wake-up for a tunnel could take the stop request's write along with its own and
+     * leave the loop waiting for good (a hang at SIGTERM, found in review). */
+    struct pd_conn *list = handoff_take(&r->inbox);
     if (__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE))
         pd_loop_stop(l);               /* in this loop's own thread */
-    for (struct pd_conn *c = handoff_take(&r->inbox), *next; c; c = next) {
+    for (struct pd_conn *c = list, *next; c; c = next) {
         next = c->handoff_next;
         c->handoff_next = NULL;
         c->loop = l;
@@ -181,8 +186,9 @@ void pd_relays_stop(void)
         uint64_t one = 1;
         while (write(relays[i].inbox.efd, &one, sizeof one) < 0 && errno == EINTR)
             ;
-        pthread_join(relays[i].thread, NULL);
     }
+    for (unsigned i = 0; i < n_relays; i++)
+        pthread_join(relays[i].thread, NULL);
     /* Tunnels they ended that the decision loop had not finished yet: their close records too.
      * (Tunnels still open are not logged at exit, on any loop.) */
     if (n_relays)

@@ -174,7 +174,7 @@ for i in 1 2 3; do
         "$(cat "$WORLD/again$i.out")"
 done
 
-# --- SIGTERM while a tunnel sits on the relay loop: a clean exit ---
+# --- SIGTERM while a tunnel sits on the relay loop: a clean exit, in bounded time (proxy_done) ---
 client echo 8095 40 5 "$WORLD/go5" > "$WORLD/term1.out" 2>&1 &
 T1=$!
 wait_port "$WORLD/term1.out" >/dev/null
@@ -185,9 +185,18 @@ assert_eq "a tunnel is on the relay loop at SIGTERM" relay "$(where "$pb")"
 proxy_done
 touch "$WORLD/go5"
 wait "$T1" "$T2"
-for i in 1 2; do
-    assert_no_match "tunnel $i did not go on without proxyd" 'rounds=45' "$(cat "$WORLD/term$i.out")"
-    assert_match "  ... its client saw it end" 'EOF after|reset|Broken pipe' "$(cat "$WORLD/term$i.out")"
+# ... and while busy tunnels are still being handed over (SIGTERM lands among the hand-overs at
+# some point of their ramp; a relay loop that misses its stop request hangs proxy_done)
+touch "$WORLD/go7"
+for round in 1 2 3; do
+    proxy_start -j 1
+    for i in 1 2 3 4 5 6; do
+        client echo 8096 $((20 + 15 * i)) 2000 "$WORLD/go7" > "$WORLD/ramp$i.out" 2>&1 &
+        RAMP[i]=$!
+    done
+    sleep 0.$((2 * round))
+    proxy_done
+    wait "${RAMP[@]}" 2>/dev/null
 done
 
 # --- -j 0: no relay loops, busy tunnels stay where they were decided ---

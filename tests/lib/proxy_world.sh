@@ -87,7 +87,20 @@ proxy_start() {
 # UBSan, LeakSanitizer print at exit) or a non-zero exit status.
 proxy_done() {
     if [ -n "$PROXYD_PID" ] && kill -0 "$PROXYD_PID" 2>/dev/null; then
-        kill -TERM "$PROXYD_PID"; wait "$PROXYD_PID"; local rc=$?
+        # Bounded: a proxy that hangs at exit (a relay loop never joined) fails here, by name.
+        # (Polled: a subshell watchdog would run the world's EXIT trap when it ends.)
+        kill -TERM "$PROXYD_PID"
+        local st=
+        for _ in $(seq 600); do
+            st=$(sed 's/^.*) //' "/proc/$PROXYD_PID/stat" 2>/dev/null | cut -d' ' -f1)
+            [ -z "$st" ] || [ "$st" = Z ] && break
+            sleep 0.05
+        done
+        if [ -n "$st" ] && [ "$st" != Z ]; then
+            kill -KILL "$PROXYD_PID"; wait "$PROXYD_PID"
+            fail "sandbox-proxyd did not exit within 30 s of SIGTERM (state $st; killed)"
+        fi
+        wait "$PROXYD_PID"; local rc=$?
         [ $rc = 0 ] || fail "sandbox-proxyd exited with $rc: $(grep -v '^sandbox-proxyd' "$WORLD/proxyd.stderr" | head -n 30)"
     fi
     if grep -qE 'AddressSanitizer|LeakSanitizer|ThreadSanitizer|runtime error:' "$WORLD/proxyd.stderr" 2>/dev/null; then
