@@ -65,6 +65,13 @@ struct ps_sockaddr {               /* a listen or upstream address, "127.0.0.1:3
  * free listener port instead and leaves the source port alone, unless that many flows of one
  * source port are remembered at once. */
 #define PS_REDIRECT_PORTS 16
+/* The socket mark (SO_MARK) of every listening socket of proxyd.  Setting a socket mark needs
+ * CAP_NET_ADMIN, which proxyd has only while it starts as root; the ruleset's `listeners` chain
+ * refuses traffic to proxyd's ports when the socket that would receive it does not carry this
+ * mark.  So while proxyd is down (a restart, a crash), a local account that binds one of its ports
+ * first receives nothing: neither the steered connections and DNS queries of sandboxed accounts
+ * nor anyone's explicit-proxy traffic. */
+#define PS_PROXY_SOCKET_MARK 0x70730001u
 #define PS_MAX_LISTEN 64          /* addresses per *Listen= key */
 #define PS_MAX_RANGED_LISTEN 16   /* TransparentListen=, DNSListen=: each address is 16 ports */
 

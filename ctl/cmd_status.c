@@ -70,6 +70,8 @@ int cmd_status(const struct ctl_opts *o, int argc, char **argv)
            (unsigned long long)st.dropped_other);
     printf("refused before proxyd, source port rewritten by conntrack: %llu\n",
            (unsigned long long)st.remapped);
+    printf("refused, to proxyd's ports but not proxyd's socket (a port squatter): %llu\n",
+           (unsigned long long)st.squatter);
     ps_nft_status_free(&st);
     return rc;
 }

@@ -18,6 +18,8 @@ static const char flushes[] =
     "flush chain inet pam_sandbox egress\n"
     "flush chain inet pam_sandbox remapped\n"
     "flush chain inet pam_sandbox refuse_remapped\n"
+    "flush chain inet pam_sandbox listeners\n"
+    "flush chain inet pam_sandbox refuse_squatter\n"
     "flush set inet pam_sandbox version\n";
 
 static size_t count_lines(const char *s)

@@ -8,6 +8,9 @@
  *   chain egress (filter, output, after nat so it sees the redirected destination): accept only
  *                proxyd's endpoints; log the rest (rate-limited) and reject TCP with a reset, UDP
  *                with port-unreachable, drop every other protocol.
+ *   chain remapped (filter, input): steered flows whose source port conntrack rewrote (below).
+ *   chain listeners (filter, input): traffic to proxyd's endpoints whose receiving socket is not
+ *                proxyd's (no PS_PROXY_SOCKET_MARK): a port squatter's, while proxyd is down.
  * Every rule carries "meta skuid @users": kernel-generated packets (RSTs, ICMP errors) have no
  * owner and must match nothing here (DESIGN.md §9.9), and nobody outside the set is touched.
  *
@@ -276,6 +279,54 @@ static void emit_remapped_chain(const struct ps_config *cfg, struct lines *l)
     emit(l, &no_origin, "\t}");
 }
 
+/* chain listeners: every endpoint of proxyd is for proxyd's sockets only.  While proxyd is down
+ * (a restart, a crash, a failed reload that exits) any local account may bind its ports, and
+ * would then receive what nftables steers there: every sandboxed account's connections and DNS
+ * queries, to read, answer or pass on unchecked.  proxyd marks its listening sockets with
+ * PS_PROXY_SOCKET_MARK while it is still root (SO_MARK needs CAP_NET_ADMIN; accepted sockets
+ * inherit it), and here the socket a packet would be delivered to must carry it (nft `socket
+ * mark`: the listener for a SYN, the bound socket for a datagram).  With no socket at all the
+ * rule does not match, and the kernel refuses as before; a socket that is not a full one (a
+ * handshake in progress, TIME_WAIT) has no mark to read and is let through, as only a marked
+ * listener can have made one.  Input hook: no socket owner there, so, like chain remapped, this
+ * applies to every account (nobody but proxyd should own these ports), and the verdicts are in
+ * refuse_squatter, which nothing else reaches. */
+static void emit_listener_guard(const struct ps_config *cfg, struct lines *l)
+{
+    const struct ps_global *g = &cfg->global;
+    const struct { const struct ps_sockaddr *v; size_t n; const char *key; const char *proto; } kinds[] = {
+        { g->explicit_listen, g->n_explicit_listen, "ExplicitListen", "tcp" },
+        { g->transparent_listen, g->n_transparent_listen, "TransparentListen", "tcp" },
+        { g->dns_listen, g->n_dns_listen, "DNSListen", "tcp" },
+        { g->dns_listen, g->n_dns_listen, "DNSListen", "udp" },
+    };
+    emit(l, &no_origin, "\tchain listeners {");
+    emit(l, &no_origin, "\t\ttype filter hook input priority filter; policy accept;");
+    size_t first = l->n;
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        for (size_t i = 0; i < kinds[k].n; i++) {
+            struct endpoint e;
+            char match[160], needle[200], comment[128];
+            endpoint_of(&kinds[k].v[i], kinds[k].key, &e);
+            endpoint_match(&e, kinds[k].proto, match, sizeof match);
+            snprintf(needle, sizeof needle, "\t\t%s socket mark ", match);
+            if (already_emitted(l, first, needle))
+                continue;
+            origin_comment(&e, comment, sizeof comment);
+            emit(l, &e.origin, "\t\t%s socket mark != 0x%08x jump refuse_squatter comment \"%s: "
+                 "proxyd's sockets only\"", match, PS_PROXY_SOCKET_MARK, comment);
+        }
+    }
+    emit(l, &no_origin, "\t}");
+    emit(l, &no_origin, "\tchain refuse_squatter {");
+    emit(l, &no_origin, "\t\tlimit rate 10/second burst 20 packets log prefix \"%snot proxyd's socket: \" "
+         "log prefix \"%snot proxyd's socket: \" group %d", PS_NFT_LOG_PREFIX, PS_NFT_LOG_PREFIX,
+         PS_NFT_NFLOG_GROUP);
+    emit(l, &no_origin, "\t\tmeta l4proto tcp counter name \"squatter\" reject with tcp reset");
+    emit(l, &no_origin, "\t\tcounter name \"squatter\" reject with icmpx port-unreachable");
+    emit(l, &no_origin, "\t}");
+}
+
 /* proxyd's account, or PS_NFT_NO_UID when it does not exist: then nothing runs as it and there is
  * nothing to exempt (proxyd itself refuses to start), which is no reason to leave the sandboxed
  * accounts unsteered.  -1 only when NSS cannot answer. */
@@ -364,6 +415,7 @@ static int render_chains(const struct ps_config *cfg, uid_t proxy_uid, struct li
     emit(l, &no_origin, "\t}");
 
     emit_remapped_chain(cfg, l);
+    emit_listener_guard(cfg, l);
     return 0;
 }
 
@@ -388,6 +440,7 @@ static void render_declarations(struct lines *l, const uint32_t *version)
     emit(l, &no_origin, "\tcounter rejected_udp { }");
     emit(l, &no_origin, "\tcounter dropped_other { }");
     emit(l, &no_origin, "\tcounter remapped { }");
+    emit(l, &no_origin, "\tcounter squatter { }");
 }
 
 static char *join(const struct lines *l, size_t from, size_t to)
@@ -432,6 +485,8 @@ int ps_nft_render_full(const struct ps_config *cfg, struct ps_nft_rendered *r, s
     emit(&all, &no_origin, "\tchain egress { type filter hook output priority filter; policy accept; }");
     emit(&all, &no_origin, "\tchain remapped { type filter hook input priority filter; policy accept; }");
     emit(&all, &no_origin, "\tchain refuse_remapped { }");
+    emit(&all, &no_origin, "\tchain listeners { type filter hook input priority filter; policy accept; }");
+    emit(&all, &no_origin, "\tchain refuse_squatter { }");
     emit(&all, &no_origin, "}");
     size_t skeleton_end = all.n;
     emit(&all, &no_origin, "table inet pam_sandbox {");

@@ -108,6 +108,8 @@ int ps_nft_status_read(struct ps_nft_status *st, char *err, size_t errlen)
     char ignored[256];
     if (read_counter("remapped", &st->remapped, ignored, sizeof ignored) < 0)
         st->remapped = 0;
+    if (read_counter("squatter", &st->squatter, ignored, sizeof ignored) < 0)
+        st->squatter = 0;
     return 0;
 }
 

@@ -721,6 +721,17 @@ static int open_listener(const struct ps_sockaddr *a, int type, struct listener 
          * a kernel without SO_RCVMARK (before 5.19) leaves identity to the socket table */
         (void)setsockopt(fd, SOL_SOCKET, SO_RCVMARK, &one, sizeof one);
     }
+    {
+        char what[INET6_ADDRSTRLEN + 32];
+        const void *ip = fam == AF_INET ? (const void *)&((const struct sockaddr_in *)&a->ss)->sin_addr
+                                        : (const void *)&((const struct sockaddr_in6 *)&a->ss)->sin6_addr;
+        inet_ntop(fam, ip, txt, sizeof txt);
+        snprintf(what, sizeof what, "DNS %s port %u/%s", txt,
+                 ntohs(fam == AF_INET ? ((const struct sockaddr_in *)&a->ss)->sin_port
+                                      : ((const struct sockaddr_in6 *)&a->ss)->sin6_port),
+                 type == SOCK_DGRAM ? "udp" : "tcp");
+        pd_mark_listener(fd, what);
+    }
     if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0) goto fail;
     if (type == SOCK_STREAM && listen(fd, 128) < 0) goto fail;
     if (pd_loop_add(S.d->loop, fd, EPOLLIN, type == SOCK_DGRAM ? on_udp : on_tcp_accept, NULL) < 0)

@@ -4,8 +4,9 @@
 # the transparent and DNS ports stands where proxyd would and reports SO_ORIGINAL_DST and the
 # sock_diag owner of every connection; the upstream runs the same listener, so every line in its
 # log is something that got out.
-# Accounts: sbx 59301 (sandboxed), plain 59302 (not), pam-sandbox 59309 (proxyd's account, in the
-# sandboxed group on purpose: it must still never be steered).
+# Accounts: sbx 59301 (sandboxed), plain 59302 (not), squat 59303 (not: binds proxyd's ports while
+# proxyd is down), pam-sandbox 59309 (proxyd's account, in the sandboxed group on purpose: it must
+# still never be steered).
 . "$(dirname "$0")/../lib/world.sh"
 world_enter "$@"
 command -v nft >/dev/null || skip "nft missing"
@@ -154,3 +155,41 @@ assert_match "IPv4: no transparent listener, refused at once" '^error ECONNREFUS
 r=$(as sbx tcp 2001:db8::10 80)
 assert_match "IPv6: no transparent listener, refused at once" '^error ECONNREFUSED elapsed=0\.[0-4]' "$r"
 assert_eq "upstream accepted nothing meanwhile" "$n" "$(upstream_lines)"
+
+# --- a port squatter, while proxyd is down, receives nothing (chain listeners) ---
+# An unprivileged account binds the transparent, DNS and explicit ports first.  Its sockets lack
+# proxyd's mark (PS_PROXY_SOCKET_MARK, which needs CAP_NET_ADMIN), so what is steered there is
+# refused, logged and counted, as if nothing listened.
+world_add_user squat 59303
+world_bg setpriv --reuid 59303 --regid 59303 --clear-groups -- "$L" nomark tcp 127.0.0.1 3129 \
+    tcp ::1 3129 udp 127.0.0.1 3153 tcp 127.0.0.1 3128 > "$WORLD/squat.log"
+SQUAT_PID=${WORLD_PIDS[-1]}
+for _ in $(seq 100); do grep -q ready "$WORLD/squat.log" 2>/dev/null && break; sleep 0.05; done
+grep -q ready "$WORLD/squat.log" || fail "squatter did not start: $(cat "$WORLD/squat.log")"
+squatted() { nft list counter inet pam_sandbox squatter | sed -n 's/.*packets \([0-9]*\).*/\1/p'; }
+c0=$(squatted)
+r=$(as sbx tcp 203.0.113.10 80)
+assert_match "IPv4: sbx's TCP with a squatter on the transparent port: refused at once" \
+    '^error ECONNREFUSED elapsed=0\.[0-4]' "$r"
+r=$(as sbx tcp 2001:db8::10 80)
+assert_match "IPv6: the same" '^error ECONNREFUSED elapsed=0\.[0-4]' "$r"
+r=$(as sbx udp 203.0.113.10 53)
+assert_no_match "sbx's DNS query does not reach a squatter on the DNS port" '^reply' "$r"
+r=$(as plain tcp 127.0.0.1 3128)
+assert_match "not only steered traffic: plain's explicit-proxy connection is refused too" \
+    '^error ECONNREFUSED elapsed=0\.[0-4]' "$r"
+assert_eq "the squatter received nothing" 0 "$(grep -vc ready "$WORLD/squat.log")"
+[ "$(squatted)" -ge $((c0 + 4)) ] || fail "counter squatter went from $c0 to $(squatted), not by 4 or more"
+ok "  ... each refusal counted (squatter: $c0 -> $(squatted))"
+assert_match "  ... and sandboxctl status shows it" \
+    "not proxyd's socket \\(a port squatter\\): $(squatted)\$" "$("$PS_BUILD/sandboxctl" -c "$CONF" status 2>&1)"
+# The attack is real: without chain listeners the squatter gets sbx's connection and its query.
+nft flush chain inet pam_sandbox listeners
+r=$(as sbx tcp 203.0.113.10 80)
+assert_match "without chain listeners, the squatter is answering sbx's TCP" '^connected ok' "$r"
+r=$(as sbx udp 203.0.113.10 53)
+assert_match "  ... and sbx's DNS" '^reply dns-ok' "$r"
+"$PS_BUILD/sandboxctl" -c "$CONF" apply >/dev/null 2>&1 || fail "apply after the flush"
+r=$(as sbx tcp 203.0.113.10 80)
+assert_match "apply restores the guard" '^error ECONNREFUSED elapsed=0\.[0-4]' "$r"
+kill "$SQUAT_PID"; wait "$SQUAT_PID" 2>/dev/null

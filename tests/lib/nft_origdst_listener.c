@@ -3,7 +3,9 @@
  * (SO_ORIGINAL_DST / IP6T_SO_ORIGINAL_DST) and the owner UID that ps_sockdiag_lookup finds for the
  * exact 4-tuple, then answers "ok\n" and closes.  For each UDP datagram it prints the sender (and
  * its owner when the kernel can find it) and answers "dns-ok".
- *   nft_origdst_listener PROTO ADDR PORT [PROTO ADDR PORT ...]     (PROTO: tcp | udp)
+ *   nft_origdst_listener [nomark] PROTO ADDR PORT [PROTO ADDR PORT ...]     (PROTO: tcp | udp)
+ * Its sockets carry proxyd's socket mark (PS_PROXY_SOCKET_MARK; run as root), unless "nomark":
+ * then it is a port squatter, which the ruleset must keep steered traffic from.
  * Prints "ready" once every socket is bound, then one line per event, flushed. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -16,6 +18,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/config.h"
 #include "common/sockdiag.h"
 
 /* From linux/netfilter_ipv4.h and linux/netfilter_ipv6/ip6_tables.h (they clash with netinet). */
@@ -39,6 +42,8 @@ static void fmt(const struct sockaddr_storage *ss, char *buf, size_t n)
         snprintf(buf, n, "[%s]:%u", a, ntohs(s->sin6_port));
     }
 }
+
+static int with_mark = 1;
 
 static int open_one(const char *proto, const char *addr, const char *port, int *is_tcp)
 {
@@ -66,6 +71,14 @@ static int open_one(const char *proto, const char *addr, const char *port, int *
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (fam == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    /* stands in for proxyd: its sockets carry proxyd's mark, or the ruleset refuses traffic to
+     * them (chain listeners); "nomark" as the first argument leaves it off (a squatter) */
+    unsigned mark = PS_PROXY_SOCKET_MARK;
+    if (with_mark && setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof mark) < 0) {
+        fprintf(stderr, "SO_MARK: %s\n", strerror(errno));
+        close(fd);
+        return -1;
+    }
     if (bind(fd, (struct sockaddr *)&ss, len) < 0 || (*is_tcp && listen(fd, 64) < 0)) {
         fprintf(stderr, "bind %s %s %s: %s\n", proto, addr, port, strerror(errno));
         close(fd);
@@ -121,6 +134,11 @@ static void on_udp(int fd)
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "nomark") == 0) {
+        with_mark = 0;
+        argv++;
+        argc--;
+    }
     if (argc < 4 || (argc - 1) % 3) {
         fprintf(stderr, "usage: %s PROTO ADDR PORT [...]\n", argv[0]);
         return 2;

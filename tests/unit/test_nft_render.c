@@ -133,12 +133,14 @@ static void every_verdict_is_for_sandboxed_uids(void **state)
     int verdicts = 0;
     bool in_refuse = false;
     for (char *line = strtok(t, "\n"); line; line = strtok(NULL, "\n")) {
-        if (strstr(line, "chain refuse_remapped {"))
+        if (strstr(line, "chain refuse_remapped {") || strstr(line, "chain refuse_squatter {"))
             in_refuse = !strstr(line, "}");        /* the skeleton's one-line declaration */
         else if (strcmp(line, "\t}") == 0)
             in_refuse = false;
         if (strstr(line, "jump refuse_remapped") && !strstr(line, "\t\tct status dnat ct status snat "))
             fail_msg("refuse_remapped reached by another rule: %s", line);
+        if (strstr(line, "jump refuse_squatter") && !strstr(line, " socket mark != 0x70730001 jump "))
+            fail_msg("refuse_squatter reached by another rule: %s", line);
         if (in_refuse || !has_line(line, " (reject|drop|accept|redirect to|log prefix)( |$)"))
             continue;
         if (strstr(line, "policy accept;"))
@@ -176,7 +178,41 @@ static void remapped_flows_refused(void **state)
     assert_true(log && rej && log < rej);
     assert_has(t, "^\tcounter remapped \\{ \\}$");
     /* the explicit port is not a redirect target */
-    assert_null(strstr(chain, "dport 3128"));
+    const char *end = strstr(chain, "\n\t}\n");
+    assert_non_null(end);
+    const char *p3128 = strstr(chain, "dport 3128");
+    assert_true(!p3128 || p3128 > end);
+    free(t);
+}
+
+/* While proxyd is down, whoever binds its ports first would get what nftables steers there
+ * (see nft_render.c, chain listeners): every endpoint, TCP and UDP, is for sockets carrying
+ * PS_PROXY_SOCKET_MARK only; the rest is refused, logged and counted. */
+static void listeners_only_proxyds_sockets(void **state)
+{
+    (void)state;
+    char *t = render(base_conf);
+    const char *chain = strstr(t, "\tchain listeners {\n");
+    assert_non_null(chain);
+    assert_int_equal(PS_PROXY_SOCKET_MARK, 0x70730001u);
+    assert_has(t, "^\t\tip daddr 127\\.0\\.0\\.1 fib daddr type local tcp dport 3128 socket mark != 0x70730001 "
+                  "jump refuse_squatter ");
+    assert_has(t, "^\t\tip6 daddr ::1 fib daddr type local tcp dport 3128 socket mark != 0x70730001 jump refuse_squatter ");
+    assert_has(t, "^\t\tip daddr 127\\.0\\.0\\.1 fib daddr type local tcp dport 3129-3144 socket mark != 0x70730001 "
+                  "jump refuse_squatter ");
+    assert_has(t, "^\t\tip6 daddr ::1 fib daddr type local tcp dport 3129-3144 socket mark != 0x70730001 jump refuse_squatter ");
+    assert_has(t, "^\t\tip daddr 127\\.0\\.0\\.1 fib daddr type local udp dport 3153-3168 socket mark != 0x70730001 "
+                  "jump refuse_squatter ");
+    assert_has(t, "^\t\tip6 daddr ::1 fib daddr type local tcp dport 3153-3168 socket mark != 0x70730001 jump refuse_squatter ");
+    assert_has(t, "^\t\tip6 daddr ::1 fib daddr type local udp dport 3153-3168 socket mark != 0x70730001 jump refuse_squatter ");
+    const char *refuse = strstr(t, "\tchain refuse_squatter {\n");
+    assert_non_null(refuse);
+    assert_has(t, "^\t\tmeta l4proto tcp counter name \"squatter\" reject with tcp reset$");
+    assert_has(t, "^\t\tcounter name \"squatter\" reject with icmpx port-unreachable$");
+    const char *log = strstr(refuse, "log prefix \"pam_sandbox reject: not proxyd's socket: \""),
+               *rej = strstr(refuse, "reject with");
+    assert_true(log && rej && log < rej);
+    assert_has(t, "^\tcounter squatter \\{ \\}$");
     free(t);
 }
 
@@ -303,6 +339,7 @@ int main(void)
         cmocka_unit_test(both_families_steered),
         cmocka_unit_test(every_verdict_is_for_sandboxed_uids),
         cmocka_unit_test(remapped_flows_refused),
+        cmocka_unit_test(listeners_only_proxyds_sockets),
         cmocka_unit_test(proxyd_account_exempt_and_no_blanket_loopback),
         cmocka_unit_test(log_rule),
         cmocka_unit_test(wildcard_and_missing_family),
