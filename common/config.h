@@ -66,7 +66,8 @@ struct ps_sockaddr {               /* a listen or upstream address, "127.0.0.1:3
  * source port are remembered at once. */
 #define PS_REDIRECT_PORTS 16
 /* The socket mark (SO_MARK) of every listening socket of proxyd.  Setting a socket mark needs
- * CAP_NET_ADMIN, which proxyd has only while it starts as root; the ruleset's `listeners` chain
+ * CAP_NET_ADMIN (or, since Linux 5.17, CAP_NET_RAW) in the host's network namespace, which
+ * proxyd has only while it starts as root; the ruleset's `listeners` chain
  * refuses traffic to proxyd's ports when the socket that would receive it does not carry this
  * mark.  So while proxyd is down (a restart, a crash), a local account that binds one of its ports
  * first receives nothing: neither the steered connections and DNS queries of sandboxed accounts

@@ -286,11 +286,18 @@ static void emit_remapped_chain(const struct ps_config *cfg, struct lines *l)
  * PS_PROXY_SOCKET_MARK while it is still root (SO_MARK needs CAP_NET_ADMIN; accepted sockets
  * inherit it), and here the socket a packet would be delivered to must carry it (nft `socket
  * mark`: the listener for a SYN, the bound socket for a datagram).  With no socket at all the
- * rule does not match, and the kernel refuses as before; a socket that is not a full one (a
- * handshake in progress, TIME_WAIT) has no mark to read and is let through, as only a marked
- * listener can have made one.  Input hook: no socket owner there, so, like chain remapped, this
- * applies to every account (nobody but proxyd should own these ports), and the verdicts are in
- * refuse_squatter, which nothing else reaches. */
+ * rule does not match, and the kernel refuses as before.  A socket that is not a full one has no
+ * mark to read and is let through: a handshake in progress, which only a listener that passed
+ * here can have, and TIME_WAIT.  The TIME_WAIT case is a known gap: for 60 s after proxyd closed
+ * first on a flow, a SYN that repeats that flow's exact addresses and ports finds the TIME_WAIT
+ * socket here and the kernel then hands it to whatever listens now, a squatter included; the
+ * squatter gets the handshake but none of the client's data (its socket is full and unmarked),
+ * so at most it speaks first.  Refusing every SYN that no marked listener takes would close it,
+ * but would also refuse legitimate reuse of those addresses while proxyd runs; ports below 1024
+ * for the redirect targets would close it and the squatting itself.
+ * Input hook: no socket owner there, so, like chain remapped, this applies to every account
+ * (nobody but proxyd should own these ports), and the verdicts are in refuse_squatter, which
+ * nothing else reaches. */
 static void emit_listener_guard(const struct ps_config *cfg, struct lines *l)
 {
     const struct ps_global *g = &cfg->global;

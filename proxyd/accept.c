@@ -61,7 +61,7 @@ static int bind_one(const struct ps_sockaddr *a, enum pd_mode mode, bool announc
      * down) is found by the kernel instead, and its connection and slot of the per-account cap
      * are given back.  No cost per connection. */
     pd_tcp_keepalive(fd);
-    pd_mark_listener(fd, s);
+    (void)pd_mark_listener(fd, s);
     if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0 || listen(fd, 4096) < 0) {
         syslog(LOG_ERR, "listen %s (%s): %m", s, mode == PD_MODE_EXPLICIT ? "explicit" : "transparent");
         close(fd);
@@ -96,15 +96,21 @@ void pd_tcp_keepalive(int fd)
 
 /* PS_PROXY_SOCKET_MARK on a listening socket, so that the ruleset's `listeners` chain lets the
  * traffic steered to it through (common/config.h); accepted sockets inherit it.  It needs
- * CAP_NET_ADMIN: without it (not started as root, a listener opened by a reload after the
- * privilege drop) the socket works, but with the ruleset loaded nothing steered reaches it, which
- * is the safe side; said once per socket. */
-void pd_mark_listener(int fd, const char *what)
+ * CAP_NET_ADMIN: without it (not started as root, a DNS listener added by a reload) the socket
+ * works, but with the ruleset loaded nothing steered reaches it, which is the safe side. */
+int pd_mark_listener(int fd, const char *what)
 {
     unsigned mark = PS_PROXY_SOCKET_MARK;
-    if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof mark) < 0)
+    static bool ever_marked, said;     /* never started as root: one line for all listeners */
+    if (setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof mark) == 0) {
+        ever_marked = true;
+        return 0;
+    }
+    if (ever_marked || !said)
         syslog(LOG_ERR, "listen %s: cannot mark it as proxyd's (SO_MARK: %m): with the pam_sandbox "
                "ruleset loaded, traffic to it is refused until proxyd is started as root", what);
+    said = true;
+    return -1;
 }
 
 int pd_listeners_open(const struct ps_config *cfg)

@@ -730,7 +730,10 @@ static int open_listener(const struct ps_sockaddr *a, int type, struct listener 
                  ntohs(fam == AF_INET ? ((const struct sockaddr_in *)&a->ss)->sin_port
                                       : ((const struct sockaddr_in6 *)&a->ss)->sin6_port),
                  type == SOCK_DGRAM ? "udp" : "tcp");
-        pd_mark_listener(fd, what);
+        /* At start, as root, this works.  A listener a reload adds is opened unprivileged: it
+         * serves, but with the ruleset loaded nothing steered reaches it until proxyd is
+         * restarted (logged; like User= and the TCP listeners, which change only on restart). */
+        (void)pd_mark_listener(fd, what);
     }
     if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0) goto fail;
     if (type == SOCK_STREAM && listen(fd, 128) < 0) goto fail;

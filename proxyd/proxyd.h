@@ -91,8 +91,9 @@ struct proxyd {
 };
 extern struct proxyd *pd;                  /* the one daemon instance */
 
-/* Mark a listening socket as proxyd's (PS_PROXY_SOCKET_MARK; accept.c); what: for the log. */
-void pd_mark_listener(int fd, const char *what);
+/* Mark a listening socket as proxyd's (PS_PROXY_SOCKET_MARK; accept.c); what: for the log.
+ * -1 (logged) when it cannot be (no CAP_NET_ADMIN). */
+int pd_mark_listener(int fd, const char *what);
 
 /* ---- hand-off to inference (proxyd/inference.h implements it):
  * fd is a connected, non-blocking client socket.  In explicit mode the CONNECT request has been
