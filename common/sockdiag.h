@@ -3,6 +3,7 @@
 #ifndef PS_SOCKDIAG_H
 #define PS_SOCKDIAG_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -14,5 +15,19 @@
  * not for concurrent use from several threads). */
 int ps_sockdiag_lookup(int proto, const struct sockaddr *src, const struct sockaddr *dst,
                        uid_t *uid, uint64_t *inode);
+
+/* sockdiag_dump.c: every TCP listener (proto IPPROTO_TCP) or UDP socket (IPPROTO_UDP) of family
+ * AF_INET or AF_INET6 in this network namespace, one cb call each; 0, or -1 with errno. */
+struct ps_bound_socket {
+    int family, proto;
+    uint8_t addr[16];                  /* local address (IPv4 in the first 4 bytes) */
+    uint16_t port;                     /* local port, host order */
+    uid_t uid;
+    uint64_t inode;
+    bool has_mark;                     /* the kernel tells only CAP_NET_ADMIN */
+    uint32_t mark;                     /* SO_MARK */
+};
+typedef void (*ps_bound_cb)(void *arg, const struct ps_bound_socket *s);
+int ps_sockdiag_dump_bound(int family, int proto, ps_bound_cb cb, void *arg);
 
 #endif

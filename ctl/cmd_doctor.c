@@ -150,6 +150,7 @@ int cmd_doctor(const struct ctl_opts *o, int argc, char **argv)
     doc_check_sudoers(&d);
     doc_check_ruleset(&d);
     doc_check_proxyd(&d);
+    doc_check_listener_marks(&d);
     doc_check_dns_sockets(&d);
     doc_check_ping(&d);
 

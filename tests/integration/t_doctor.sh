@@ -168,9 +168,22 @@ echo "$PROXYD_PID" > /run/pam_sandbox/proxyd.pid
 assert_finding "proxyd stopped, stale pid file" '^/run/pam_sandbox/proxyd.pid: sandbox-proxyd is not running' "$OUT"
 rm -f /run/pam_sandbox/proxyd.pid
 assert_finding "proxyd stopped, no pid file" '^/run/pam_sandbox/proxyd.pid: sandbox-proxyd is not running \(no pid file\)' "$OUT"
+# ... and while it is down, an account binds its ports: the doctor names each socket that holds
+# one of proxyd's endpoints without proxyd's mark (the ruleset refuses everything sent to it).
+world_bg setpriv --reuid 59911 --regid 59911 --clear-groups -- "$PS_BUILD/tests/nft_origdst_listener" \
+    nomark tcp 127.0.0.1 3129 tcp ::1 3140 udp 127.0.0.1 3160 tcp 127.0.0.1 3128 > "$WORLD/squat.log"
+SQUAT_PID=${WORLD_PIDS[-1]}
+for _ in $(seq 100); do grep -q ready "$WORLD/squat.log" 2>/dev/null && break; sleep 0.05; done
+grep -q ready "$WORLD/squat.log" || fail "squatter did not start: $(cat "$WORLD/squat.log")"
+assert_finding "a squatter on the transparent port" \
+    "^$CONF/sandbox.conf:[0-9]+: 127\\.0\\.0\\.1:3129/tcp \\(TransparentListen=\\) is held by a socket without proxyd's mark \\(uid 59911, " "$OUT"
+assert_match "  ... IPv6, within the port range" "^$CONF/sandbox.conf:[0-9]+: \\[::1\\]:3140/tcp \\(TransparentListen=\\) is held" "$OUT"
+assert_match "  ... the DNS port range, UDP" "127\\.0\\.0\\.1:3160/udp \\(DNSListen=\\) is held by a socket without proxyd's mark" "$OUT"
+assert_match "  ... the explicit port" "127\\.0\\.0\\.1:3128/tcp \\(ExplicitListen=\\) is held" "$OUT"
+kill "$SQUAT_PID"; wait "$SQUAT_PID" 2>/dev/null
 world_bg "$PS_BUILD/sandbox-proxyd" -c "$CONF" -f
 for _ in $(seq 100); do [ -s /run/pam_sandbox/proxyd.pid ] && break; sleep 0.05; done
-assert_clean "proxyd restarted"
+assert_clean "proxyd restarted (its own, marked listeners are no finding)"
 
 # DNS through Unix sockets that nftables cannot see (created in the world's private /run).
 mksock() { python3 -c 'import socket,sys,os; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); os.chmod(sys.argv[1], 0o666)' "$1"; }
