@@ -15,6 +15,7 @@
 #include "common/config.h"
 #include "common/resolve.h"
 #include "common/util.h"
+#include "common/sockdiag.h"
 #include "ctl/ctl.h"
 #include "netfilter/nft.h"
 
@@ -155,6 +156,17 @@ static int reload_proxyd(const char *pidfile)
     return 1;
 }
 
+static void warn_unmarked(void *arg, const struct ps_bound_socket *s, const char *where,
+                          const char *key, const struct ps_origin *origin)
+{
+    (void)arg;
+    (void)origin;
+    fprintf(stderr, "sandboxctl: warning: %s (%s=) is held by a socket without proxyd's mark "
+            "(uid %u, inode %llu): everything steered there is refused; stop a squatter, restart "
+            "sandbox-proxyd (sandboxctl doctor says more)\n", where, key, (unsigned)s->uid,
+            (unsigned long long)s->inode);
+}
+
 int cmd_apply(const struct ctl_opts *o, int argc, char **argv)
 {
     const char *pidfile = PROXYD_PIDFILE;
@@ -212,6 +224,10 @@ int cmd_apply(const struct ctl_opts *o, int argc, char **argv)
                "from sessions since boot)\n", n, n == 1 ? "" : "s", n_matching, n_recorded);
     }
     free(uids);
+    /* The ruleset just loaded refuses traffic to proxyd's ports unless the socket there carries
+     * proxyd's mark: say so now if one does not (a squatter, or a proxyd started by a version
+     * without the mark, which needs a restart, not the reload below). */
+    ctl_unmarked_listeners(cfg, warn_unmarked, NULL);
     int r = reload_proxyd(pidfile);
     if (r == 0)
         printf("proxyd is not running (%s): nothing to reload\n", pidfile);

@@ -22,4 +22,14 @@ CTL_COMMANDS(X)
 struct ps_config;
 struct ps_config *ctl_load_config(const struct ctl_opts *o);
 
+/* doctor_listeners.c: every socket on one of cfg's proxyd endpoints (explicit, transparent and
+ * DNS ranges, TCP and UDP) that lacks PS_PROXY_SOCKET_MARK, which the ruleset refuses all traffic
+ * to; where is "127.0.0.1:3129/tcp", key the *Listen= key.  Needs root (the kernel tells marks only
+ * to CAP_NET_ADMIN): otherwise nothing is reported. */
+struct ps_bound_socket;
+struct ps_origin;
+typedef void (*ctl_unmarked_cb)(void *arg, const struct ps_bound_socket *s, const char *where,
+                                const char *key, const struct ps_origin *origin);
+void ctl_unmarked_listeners(const struct ps_config *cfg, ctl_unmarked_cb cb, void *arg);
+
 #endif

@@ -1,4 +1,4 @@
-/* sandboxctl doctor: are proxyd's ports held by proxyd's sockets?  The ruleset's chain listeners
+/* sandboxctl doctor and apply: are proxyd's ports held by proxyd's sockets?  The ruleset's chain listeners
  * (netfilter/nft_render.c) lets traffic to proxyd's endpoints reach only sockets marked
  * PS_PROXY_SOCKET_MARK, which proxyd sets while it starts as root.  A socket on one of those ports
  * without the mark is either a port squatter (it took the port while proxyd was down) or a
@@ -11,12 +11,13 @@
 #include <string.h>
 
 #include "common/sockdiag.h"
+#include "ctl/ctl.h"
 #include "ctl/doctor_int.h"
 
 struct scan {
-    struct doctor *d;
     const struct ps_global *g;
-    bool any_mark;                     /* the kernel told us marks (CAP_NET_ADMIN) */
+    ctl_unmarked_cb cb;
+    void *arg;
 };
 
 static bool is_wildcard(int family, const uint8_t *addr)
@@ -59,8 +60,6 @@ static void check_one(void *arg, const struct ps_bound_socket *s)
         { g->dns_listen, g->n_dns_listen, true, IPPROTO_TCP, "DNSListen" },
         { g->dns_listen, g->n_dns_listen, true, IPPROTO_UDP, "DNSListen" },
     };
-    if (s->has_mark)
-        sc->any_mark = true;
     if (!s->has_mark || s->mark == PS_PROXY_SOCKET_MARK)
         return;
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
@@ -70,33 +69,42 @@ static void check_one(void *arg, const struct ps_bound_socket *s)
             const struct ps_sockaddr *a = &kinds[k].v[i];
             if (!on_endpoint(s, a, kinds[k].ranged))
                 continue;
-            char ip[INET6_ADDRSTRLEN];
+            char ip[INET6_ADDRSTRLEN], where[INET6_ADDRSTRLEN + 16];
             inet_ntop(s->family, s->addr, ip, sizeof ip);
-            doc_finding(sc->d, a->origin.file ? a->origin.file : "sandbox.conf", a->origin.line,
-                        "%s%s%s:%u/%s (%s=) is held by a socket without proxyd's mark (uid %u, "
-                        "socket inode %llu, mark 0x%x): with the ruleset loaded, everything sent "
-                        "there is refused; it is a port squatter, or a sandbox-proxyd that could "
-                        "not mark it (an older version, not started as root, a DNSListen= added by "
-                        "a reload); fix: find it with ss -ltunpe, stop a squatter, restart "
-                        "sandbox-proxyd", s->family == AF_INET6 ? "[" : "", ip,
-                        s->family == AF_INET6 ? "]" : "", s->port,
-                        s->proto == IPPROTO_TCP ? "tcp" : "udp", kinds[k].key, (unsigned)s->uid,
-                        (unsigned long long)s->inode, s->mark);
-            return;                    /* one line per socket */
+            snprintf(where, sizeof where, "%s%s%s:%u/%s", s->family == AF_INET6 ? "[" : "", ip,
+                     s->family == AF_INET6 ? "]" : "", s->port, s->proto == IPPROTO_TCP ? "tcp" : "udp");
+            sc->cb(sc->arg, s, where, kinds[k].key, &a->origin);
+            return;                    /* once per socket */
         }
     }
 }
 
-void doc_check_listener_marks(struct doctor *d)
+void ctl_unmarked_listeners(const struct ps_config *cfg, ctl_unmarked_cb cb, void *arg)
 {
-    if (!d->cfg)
-        return;                        /* an unloadable config is its own finding */
-    struct scan sc = { .d = d, .g = &d->cfg->global };
+    struct scan sc = { .g = &cfg->global, .cb = cb, .arg = arg };
     static const int fams[] = { AF_INET, AF_INET6 }, protos[] = { IPPROTO_TCP, IPPROTO_UDP };
     for (size_t f = 0; f < 2; f++)
         for (size_t p = 0; p < 2; p++)
             if (ps_sockdiag_dump_bound(fams[f], protos[p], check_one, &sc) < 0)
-                fprintf(stderr, "sandboxctl doctor: cannot list %s %s sockets: %m (listener marks "
-                        "not checked)\n", fams[f] == AF_INET ? "IPv4" : "IPv6",
+                fprintf(stderr, "sandboxctl: cannot list %s %s sockets: %m (listener marks not "
+                        "checked)\n", fams[f] == AF_INET ? "IPv4" : "IPv6",
                         protos[p] == IPPROTO_TCP ? "TCP" : "UDP");
+}
+
+static void doctor_finding(void *arg, const struct ps_bound_socket *s, const char *where,
+                           const char *key, const struct ps_origin *origin)
+{
+    doc_finding(arg, origin->file ? origin->file : "sandbox.conf", origin->line,
+                "%s (%s=) is held by a socket without proxyd's mark (uid %u, socket inode %llu, "
+                "mark 0x%x): with the ruleset loaded, everything sent there is refused; it is a "
+                "port squatter, or a sandbox-proxyd that could not mark it (an older version, not "
+                "started as root, a DNSListen= added by a reload); fix: find it with ss -ltunpe, "
+                "stop a squatter, restart sandbox-proxyd", where, key, (unsigned)s->uid,
+                (unsigned long long)s->inode, s->mark);
+}
+
+void doc_check_listener_marks(struct doctor *d)
+{
+    if (d->cfg)                        /* an unloadable config is its own finding */
+        ctl_unmarked_listeners(d->cfg, doctor_finding, d);
 }

@@ -194,8 +194,11 @@ r=$(as sbx tcp 203.0.113.10 80)
 assert_match "without chain listeners, the squatter is answering sbx's TCP" '^connected ok' "$r"
 r=$(as sbx udp 203.0.113.10 53)
 assert_match "  ... and sbx's DNS" '^reply dns-ok' "$r"
-"$PS_BUILD/sandboxctl" -c "$CONF" apply >/dev/null 2>&1 || fail "apply after the flush"
+out=$("$PS_BUILD/sandboxctl" -c "$CONF" apply 2>&1) || fail "apply after the flush: $out"
 r=$(as sbx tcp 203.0.113.10 80)
 assert_match "apply restores the guard" '^error ECONNREFUSED elapsed=0\.[0-4]' "$r"
+assert_match "  ... and warns about the squatted transparent port, by UID" \
+    "warning: 127\\.0\\.0\\.1:3129/tcp \\(TransparentListen=\\) is held by a socket without proxyd's mark \\(uid 59303," "$out"
+assert_match "  ... and the DNS one" "warning: 127\\.0\\.0\\.1:3153/udp \\(DNSListen=\\)" "$out"
 kill "$SQUAT_PID"; wait "$SQUAT_PID" 2>/dev/null
 true   # the wait reports the squatter's SIGTERM (143): not the test's status
