@@ -22,7 +22,7 @@ CTL_COMMANDS(X)
 struct ps_config;
 struct ps_config *ctl_load_config(const struct ctl_opts *o);
 
-/* doctor_listeners.c: every socket on one of cfg's proxyd endpoints (explicit, transparent and
+/* listener_marks.c: every socket on one of cfg's proxyd endpoints (explicit, transparent and
  * DNS ranges, TCP and UDP) that lacks PS_PROXY_SOCKET_MARK, which the ruleset refuses all traffic
  * to; where is "127.0.0.1:3129/tcp", key the *Listen= key.  Needs root (the kernel tells marks only
  * to CAP_NET_ADMIN): otherwise nothing is reported. */

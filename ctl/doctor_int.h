@@ -44,7 +44,7 @@ void doc_check_sshd(struct doctor *d);
 void doc_check_sudoers(struct doctor *d);
 void doc_check_ruleset(struct doctor *d);
 void doc_check_proxyd(struct doctor *d);
-void doc_check_listener_marks(struct doctor *d);  /* doctor_listeners.c */
+void doc_check_listener_marks(struct doctor *d);  /* listener_marks.c */
 void doc_check_dns_sockets(struct doctor *d);
 void doc_check_ping(struct doctor *d);
 
