@@ -6,8 +6,10 @@ usage: proxy_relay_client.py echo PORT BEFORE AFTER GOFILE
          exists, AFTER more round trips, then half-close and read until EOF:
          "rounds=R eof_after=SECONDS extra=BYTES_AFTER_HALF_CLOSE"
        proxy_relay_client.py bulk PORT MIB GOFILE
-         MIB MiB of random bytes up while the echo comes down, checked by SHA-256; "port N" and a
-         wait for GOFILE half way through; then "bulk ok BYTES" and close.
+         40 round trips of 64 bytes first (so that proxyd counts the tunnel busy: a bulk transfer
+         alone may take only a few events, 8 MiB each, when proxyd is slow, under a sanitizer),
+         then MIB MiB of random bytes up while the echo comes down, checked by SHA-256; "port N"
+         and a wait for GOFILE half way through; then "bulk ok BYTES" (the bulk part) and close.
 Answers other than 200 to the CONNECT: "status LINE", exit 3."""
 import hashlib
 import os
@@ -79,6 +81,11 @@ def echo(port, before, after, gofile):
 
 def bulk(port, mib, gofile):
     s = tunnel(port)
+    for i in range(40):
+        msg = (b"%063d\n" % i)
+        s.sendall(msg)
+        if recv_exact(s, len(msg)) != msg:
+            raise SystemExit("round %d: echo differs" % i)
     total = mib << 20
     half = total // 2
     sent_hash, recv_hash = hashlib.sha256(), hashlib.sha256()
