@@ -189,48 +189,65 @@ static void endpoint_match(const struct endpoint *e, const char *proto, char *bu
                  e->family == AF_INET ? "ip" : "ip6", e->addr, proto, ports);
 }
 
-/* Does a line of l from index first on already contain needle?  An address listed twice must not
- * give two rules. */
-static bool already_emitted(const struct lines *l, size_t first, const char *needle)
+/* Each of proxyd's endpoints once, in rule order: explicit (unless targets_only: the redirect
+ * targets alone), transparent, DNS over TCP, DNS over UDP.  An address listed twice gives one
+ * rule: fn sees each distinct match once. */
+typedef void (*endpoint_fn)(void *arg, const struct endpoint *e, const char *proto, const char *match);
+
+static void for_each_endpoint(const struct ps_config *cfg, bool targets_only, endpoint_fn fn, void *arg)
 {
-    for (size_t j = first; j < l->n; j++)
-        if (strstr(l->v[j].text, needle))
-            return true;
-    return false;
+    const struct ps_global *g = &cfg->global;
+    const struct { const struct ps_sockaddr *v; size_t n; const char *key; const char *proto; } kinds[] = {
+        { g->explicit_listen, targets_only ? 0 : g->n_explicit_listen, "ExplicitListen", "tcp" },
+        { g->transparent_listen, g->n_transparent_listen, "TransparentListen", "tcp" },
+        { g->dns_listen, g->n_dns_listen, "DNSListen", "tcp" },
+        { g->dns_listen, g->n_dns_listen, "DNSListen", "udp" },
+    };
+    struct lines seen = { 0 };
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        for (size_t i = 0; i < kinds[k].n; i++) {
+            struct endpoint e;
+            char match[160];
+            endpoint_of(&kinds[k].v[i], kinds[k].key, &e);
+            endpoint_match(&e, kinds[k].proto, match, sizeof match);
+            bool dup = false;
+            for (size_t j = 0; j < seen.n && !dup; j++)
+                dup = strcmp(seen.v[j].text, match) == 0;
+            if (dup)
+                continue;
+            emit(&seen, &no_origin, "%s", match);
+            fn(arg, &e, kinds[k].proto, match);
+        }
+    }
+    lines_free(&seen);
+}
+
+struct endpoint_rules {
+    struct lines *l;
+    const char *verdict;
+};
+
+static void endpoint_rule(void *arg, const struct endpoint *e, const char *proto, const char *match)
+{
+    const struct endpoint_rules *r = arg;
+    char comment[128];
+    origin_comment(e, comment, sizeof comment);
+    /* A DNS datagram carries its sender's UID to proxyd as its mark (SO_RCVMARK): the only
+     * identity of a datagram that does not depend on the sender's socket still existing when
+     * proxyd looks (proxyd/dns_ident.h).  A UID missing from the map gets no mark and goes on to
+     * the plain rule below: proxyd then looks at the socket table. */
+    if (strcmp(proto, "udp") == 0)
+        emit(r->l, &e->origin, "\t\tmeta skuid @users %s meta mark set meta skuid map @uidmark %s "
+             "comment \"%s, sender's UID as the mark\"", match, r->verdict, comment);
+    emit(r->l, &e->origin, "\t\tmeta skuid @users %s %s comment \"%s\"", match, r->verdict, comment);
 }
 
 /* Every TCP endpoint of proxyd (explicit, transparent, DNS) and the UDP ones (DNS), without
  * duplicates, each rendered as "<match> <verdict> comment ..." into l. */
 static void emit_endpoints(const struct ps_config *cfg, struct lines *l, const char *verdict)
 {
-    const struct ps_global *g = &cfg->global;
-    const struct { const struct ps_sockaddr *v; size_t n; const char *key; const char *proto; } kinds[] = {
-        { g->explicit_listen, g->n_explicit_listen, "ExplicitListen", "tcp" },
-        { g->transparent_listen, g->n_transparent_listen, "TransparentListen", "tcp" },
-        { g->dns_listen, g->n_dns_listen, "DNSListen", "tcp" },
-        { g->dns_listen, g->n_dns_listen, "DNSListen", "udp" },
-    };
-    size_t first = l->n;
-    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
-        for (size_t i = 0; i < kinds[k].n; i++) {
-            struct endpoint e;
-            char match[160], needle[200], comment[128];
-            endpoint_of(&kinds[k].v[i], kinds[k].key, &e);
-            endpoint_match(&e, kinds[k].proto, match, sizeof match);
-            snprintf(needle, sizeof needle, "@users %s ", match);
-            if (already_emitted(l, first, needle))
-                continue;
-            origin_comment(&e, comment, sizeof comment);
-            /* A DNS datagram carries its sender's UID to proxyd as its mark (SO_RCVMARK): the only
-             * identity of a datagram that does not depend on the sender's socket still existing
-             * when proxyd looks (proxyd/dns_ident.h).  A UID missing from the map gets no mark and
-             * goes on to the plain rule below: proxyd then looks at the socket table. */
-            if (strcmp(kinds[k].proto, "udp") == 0)
-                emit(l, &e.origin, "\t\tmeta skuid @users %s meta mark set meta skuid map @uidmark %s "
-                     "comment \"%s, sender's UID as the mark\"", match, verdict, comment);
-            emit(l, &e.origin, "\t\tmeta skuid @users %s %s comment \"%s\"", match, verdict, comment);
-        }
-    }
+    struct endpoint_rules r = { l, verdict };
+    for_each_endpoint(cfg, false, endpoint_rule, &r);
 }
 
 /* chain remapped: a steered flow whose source port conntrack rewrote never reaches proxyd.
@@ -246,30 +263,20 @@ static void emit_endpoints(const struct ps_config *cfg, struct lines *l, const c
  * to every nameserver included).  Like every rejection it is
  * logged (rate-limited, PS_NFT_LOG_PREFIX, kernel log and NFLOG; no skuid in the input hook): the
  * endpoint rules jump to one regular chain that logs, counts and refuses. */
+static void remapped_rule(void *arg, const struct endpoint *e, const char *proto, const char *match)
+{
+    (void)e;
+    (void)proto;
+    /* every one is a redirect target: redirect_port() refused the config otherwise */
+    emit(arg, &no_origin, "\t\tct status dnat ct status snat %s jump refuse_remapped "
+         "comment \"steered, source port rewritten by conntrack\"", match);
+}
+
 static void emit_remapped_chain(const struct ps_config *cfg, struct lines *l)
 {
-    const struct ps_global *g = &cfg->global;
-    const struct { const struct ps_sockaddr *v; size_t n; const char *key; const char *proto; } kinds[] = {
-        { g->transparent_listen, g->n_transparent_listen, "TransparentListen", "tcp" },
-        { g->dns_listen, g->n_dns_listen, "DNSListen", "tcp" },
-        { g->dns_listen, g->n_dns_listen, "DNSListen", "udp" },
-    };
     emit(l, &no_origin, "\tchain remapped {");
     emit(l, &no_origin, "\t\ttype filter hook input priority filter; policy accept;");
-    size_t first = l->n;
-    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
-        for (size_t i = 0; i < kinds[k].n; i++) {
-            struct endpoint e;
-            char match[160], needle[200];
-            /* every one is a redirect target: redirect_port() refused the config otherwise */
-            endpoint_of(&kinds[k].v[i], kinds[k].key, &e);
-            endpoint_match(&e, kinds[k].proto, match, sizeof match);
-            snprintf(needle, sizeof needle, "ct status snat %s ", match);
-            if (!already_emitted(l, first, needle))
-                emit(l, &no_origin, "\t\tct status dnat ct status snat %s jump refuse_remapped "
-                     "comment \"steered, source port rewritten by conntrack\"", match);
-        }
-    }
+    for_each_endpoint(cfg, true, remapped_rule, l);
     emit(l, &no_origin, "\t}");
     emit(l, &no_origin, "\tchain refuse_remapped {");
     emit(l, &no_origin, "\t\tlimit rate 10/second burst 20 packets log prefix \"%s\" log prefix \"%s\" group %d",
@@ -298,32 +305,20 @@ static void emit_remapped_chain(const struct ps_config *cfg, struct lines *l)
  * Input hook: no socket owner there, so, like chain remapped, this applies to every account
  * (nobody but proxyd should own these ports), and the verdicts are in refuse_squatter, which
  * nothing else reaches. */
+static void guard_rule(void *arg, const struct endpoint *e, const char *proto, const char *match)
+{
+    (void)proto;
+    char comment[128];
+    origin_comment(e, comment, sizeof comment);
+    emit(arg, &e->origin, "\t\t%s socket mark != 0x%08x jump refuse_squatter comment \"%s: "
+         "proxyd's sockets only\"", match, PS_PROXY_SOCKET_MARK, comment);
+}
+
 static void emit_listener_guard(const struct ps_config *cfg, struct lines *l)
 {
-    const struct ps_global *g = &cfg->global;
-    const struct { const struct ps_sockaddr *v; size_t n; const char *key; const char *proto; } kinds[] = {
-        { g->explicit_listen, g->n_explicit_listen, "ExplicitListen", "tcp" },
-        { g->transparent_listen, g->n_transparent_listen, "TransparentListen", "tcp" },
-        { g->dns_listen, g->n_dns_listen, "DNSListen", "tcp" },
-        { g->dns_listen, g->n_dns_listen, "DNSListen", "udp" },
-    };
     emit(l, &no_origin, "\tchain listeners {");
     emit(l, &no_origin, "\t\ttype filter hook input priority filter; policy accept;");
-    size_t first = l->n;
-    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
-        for (size_t i = 0; i < kinds[k].n; i++) {
-            struct endpoint e;
-            char match[160], needle[200], comment[128];
-            endpoint_of(&kinds[k].v[i], kinds[k].key, &e);
-            endpoint_match(&e, kinds[k].proto, match, sizeof match);
-            snprintf(needle, sizeof needle, "\t\t%s socket mark ", match);
-            if (already_emitted(l, first, needle))
-                continue;
-            origin_comment(&e, comment, sizeof comment);
-            emit(l, &e.origin, "\t\t%s socket mark != 0x%08x jump refuse_squatter comment \"%s: "
-                 "proxyd's sockets only\"", match, PS_PROXY_SOCKET_MARK, comment);
-        }
-    }
+    for_each_endpoint(cfg, false, guard_rule, l);
     emit(l, &no_origin, "\t}");
     emit(l, &no_origin, "\tchain refuse_squatter {");
     emit(l, &no_origin, "\t\tlimit rate 10/second burst 20 packets log prefix \"%snot proxyd's socket: \" "
