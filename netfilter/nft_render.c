@@ -250,6 +250,19 @@ static void emit_endpoints(const struct ps_config *cfg, struct lines *l, const c
     for_each_endpoint(cfg, false, endpoint_rule, &r);
 }
 
+/* The verdict chain of an input-hook guard (remapped, listeners): log (rate-limited, kernel log
+ * and NFLOG, the reason after PS_NFT_LOG_PREFIX), count in the named counter, and refuse as a
+ * closed port would: a TCP reset, else port-unreachable. */
+static void emit_refuse_chain(struct lines *l, const char *chain, const char *counter, const char *reason)
+{
+    emit(l, &no_origin, "\tchain %s {", chain);
+    emit(l, &no_origin, "\t\tlimit rate 10/second burst 20 packets log prefix \"%s%s\" log prefix \"%s%s\" group %d",
+         PS_NFT_LOG_PREFIX, reason, PS_NFT_LOG_PREFIX, reason, PS_NFT_NFLOG_GROUP);
+    emit(l, &no_origin, "\t\tmeta l4proto tcp counter name \"%s\" reject with tcp reset", counter);
+    emit(l, &no_origin, "\t\tcounter name \"%s\" reject with icmpx port-unreachable", counter);
+    emit(l, &no_origin, "\t}");
+}
+
 /* chain remapped: a steered flow whose source port conntrack rewrote never reaches proxyd.
  * Why: nftables `redirect` leaves the reply tuple proxy:PORT <-> host:sport; when that is taken
  * (the client reused a source port towards another destination while conntrack remembers the
@@ -278,12 +291,7 @@ static void emit_remapped_chain(const struct ps_config *cfg, struct lines *l)
     emit(l, &no_origin, "\t\ttype filter hook input priority filter; policy accept;");
     for_each_endpoint(cfg, true, remapped_rule, l);
     emit(l, &no_origin, "\t}");
-    emit(l, &no_origin, "\tchain refuse_remapped {");
-    emit(l, &no_origin, "\t\tlimit rate 10/second burst 20 packets log prefix \"%s\" log prefix \"%s\" group %d",
-         PS_NFT_LOG_PREFIX, PS_NFT_LOG_PREFIX, PS_NFT_NFLOG_GROUP);
-    emit(l, &no_origin, "\t\tmeta l4proto tcp counter name \"remapped\" reject with tcp reset");
-    emit(l, &no_origin, "\t\tcounter name \"remapped\" reject with icmpx port-unreachable");
-    emit(l, &no_origin, "\t}");
+    emit_refuse_chain(l, "refuse_remapped", "remapped", "");
 }
 
 /* chain listeners: every endpoint of proxyd is for proxyd's sockets only.  While proxyd is down
@@ -320,13 +328,7 @@ static void emit_listener_guard(const struct ps_config *cfg, struct lines *l)
     emit(l, &no_origin, "\t\ttype filter hook input priority filter; policy accept;");
     for_each_endpoint(cfg, false, guard_rule, l);
     emit(l, &no_origin, "\t}");
-    emit(l, &no_origin, "\tchain refuse_squatter {");
-    emit(l, &no_origin, "\t\tlimit rate 10/second burst 20 packets log prefix \"%snot proxyd's socket: \" "
-         "log prefix \"%snot proxyd's socket: \" group %d", PS_NFT_LOG_PREFIX, PS_NFT_LOG_PREFIX,
-         PS_NFT_NFLOG_GROUP);
-    emit(l, &no_origin, "\t\tmeta l4proto tcp counter name \"squatter\" reject with tcp reset");
-    emit(l, &no_origin, "\t\tcounter name \"squatter\" reject with icmpx port-unreachable");
-    emit(l, &no_origin, "\t}");
+    emit_refuse_chain(l, "refuse_squatter", "squatter", "not proxyd's socket: ");
 }
 
 /* proxyd's account, or PS_NFT_NO_UID when it does not exist: then nothing runs as it and there is
