@@ -21,29 +21,7 @@ Allow=203.0.113.10:8095-8096"
 # The origin echoes what it reads until the client's EOF; then
 #   8095  says nothing more and keeps the connection open (the tunnel ends by HalfClosedTimeout=)
 #   8096  closes
-ip netns exec dnsup python3 -c '
-import socket, threading, time
-def serve(port, c):
-    while True:
-        b = c.recv(1 << 16)
-        if not b: break
-        c.sendall(b)
-    if port == 8095:
-        time.sleep(30)
-    c.close()
-def listen(port):
-    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("203.0.113.10", port)); s.listen(16)
-    while True:
-        c, _ = s.accept()
-        threading.Thread(target=serve, args=(port, c), daemon=True).start()
-for p in (8095, 8096):
-    threading.Thread(target=listen, args=(p,), daemon=True).start()
-print("ready", flush=True)
-time.sleep(600)' > "$WORLD/echo-origin.out" 2>&1 &
-WORLD_PIDS+=($!)
-for _ in $(seq 100); do grep -q ready "$WORLD/echo-origin.out" 2>/dev/null && break; sleep 0.05; done
-grep -q ready "$WORLD/echo-origin.out" || fail "origin did not start: $(cat "$WORLD/echo-origin.out")"
+proxy_echo_origin "$WORLD/echo-origin.out" 8095:echo-hold 8096:echo-close
 
 relays() { grep -l '^pd-relay' /proc/"$PROXYD_PID"/task/*/comm 2>/dev/null | wc -l; }
 where() { python3 "$PS_SRC/tests/lib/proxy_epoll_of.py" "$PROXYD_PID" 3128 "$1"; }

@@ -20,51 +20,19 @@ Allow=203.0.113.10:8091-8094"
 #   8092  reads to the client's EOF, then sends one byte every 0.3 s, ten in all, and closes
 #   8093  says "bye" and shuts its side down at once, then reads, printing when proxyd closes
 #   8094  reads to the client's EOF, sends 1 MiB at once, then says nothing and keeps it open
-ip netns exec dnsup python3 -c '
-import socket, threading, time
-def serve(port, c):
-    t0 = time.monotonic()
-    if port == 8093:
-        c.sendall(b"bye"); c.shutdown(socket.SHUT_WR)
-        while c.recv(4096): pass
-        print("8093 eof after %.2f" % (time.monotonic() - t0), flush=True)
-        return
-    while c.recv(4096): pass
-    if port == 8094:
-        c.sendall(b"y" * (1 << 20))
-    if port in (8091, 8094):
-        time.sleep(30)
-        return
-    for _ in range(10):
-        time.sleep(0.3); c.sendall(b"x")
-    c.close()
-def listen(port):
-    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("203.0.113.10", port)); s.listen(16)
-    while True:
-        c, _ = s.accept()
-        threading.Thread(target=serve, args=(port, c), daemon=True).start()
-for p in (8091, 8092, 8093, 8094):
-    threading.Thread(target=listen, args=(p,), daemon=True).start()
-print("ready", flush=True)
-time.sleep(600)' > "$WORLD/upkeep-origin.out" 2>&1 &
-WORLD_PIDS+=($!)
-for _ in $(seq 100); do grep -q ready "$WORLD/upkeep-origin.out" 2>/dev/null && break; sleep 0.05; done
-grep -q ready "$WORLD/upkeep-origin.out" || fail "origin did not start: $(cat "$WORLD/upkeep-origin.out")"
+proxy_echo_origin "$WORLD/upkeep-origin.out" 8091:sink-hold 8092:sink-trickle 8093:bye 8094:sink-mib-hold
 proxy_start
 
 # tunnel PORT HALFCLOSE: CONNECT to the origin's PORT, send "hello" (then half-close when HALFCLOSE
 # is 1), read until EOF; prints what arrived and how long after the CONNECT the EOF came.
-tunnel() { as tuser timeout 20 python3 -c '
+# PYTHONPATH: for tests/lib/proxy_connect.py, the CONNECT handshake the proxy tests' clients share.
+tunnel() { as tuser PYTHONPATH="$PS_SRC/tests/lib" timeout 20 python3 -c '
 import socket, sys, time
+from proxy_connect import open_tunnel
 port, half = int(sys.argv[1]), sys.argv[2] == "1"
-s = socket.create_connection(("127.0.0.1", 3128)); s.settimeout(15)
 t0 = time.monotonic()
-s.sendall(b"CONNECT 203.0.113.10:%d HTTP/1.1\r\nHost: x\r\n\r\n" % port)
-head = b""
-while b"\r\n\r\n" not in head:
-    head += s.recv(1)
-assert head.startswith(b"HTTP/1.1 200"), head
+s, status, line = open_tunnel("203.0.113.10:%d" % port, timeout=15)
+assert status == "200", line
 s.sendall(b"hello")
 if half:
     s.shutdown(socket.SHUT_WR)
@@ -125,14 +93,10 @@ assert_match "  ... logged" '"reason":"half_closed_idle"' "$l"
 # capped at 64 KiB in this world (its own namespace) so that the bytes wait in proxyd, not in the
 # kernel, which would deliver them after close() anyway.
 sysctl -q -w net.ipv4.tcp_wmem="4096 16384 65536"
-out=$(as tuser timeout 30 python3 -c '
+out=$(as tuser PYTHONPATH="$PS_SRC/tests/lib" timeout 30 python3 -c '
 import socket, time
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
-s.connect(("127.0.0.1", 3128)); s.settimeout(15)
-s.sendall(b"CONNECT 203.0.113.10:8094 HTTP/1.1\r\nHost: x\r\n\r\n")
-head = b""
-while b"\r\n\r\n" not in head:
-    head += s.recv(1)
+from proxy_connect import open_tunnel
+s, _, _ = open_tunnel("203.0.113.10:8094", timeout=15, rcvbuf=32768)
 s.sendall(b"hello"); s.shutdown(socket.SHUT_WR)
 n = 0
 while True:

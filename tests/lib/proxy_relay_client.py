@@ -18,19 +18,15 @@ import sys
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))   # proxy_connect, next to this
+sys.dont_write_bytecode = True                                   # no __pycache__ in the source tree
+from proxy_connect import open_tunnel
+
 
 def tunnel(port):
-    s = socket.create_connection(("127.0.0.1", 3128))
-    s.settimeout(20)
-    s.sendall(b"CONNECT 203.0.113.10:%d HTTP/1.1\r\nHost: x\r\n\r\n" % port)
-    head = b""
-    while b"\r\n\r\n" not in head:
-        b = s.recv(1)
-        if not b:
-            break
-        head += b
-    if not head.startswith(b"HTTP/1.1 200"):
-        print("status %s" % head.split(b"\r\n")[0].decode(errors="replace"), flush=True)
+    s, status, line = open_tunnel("203.0.113.10:%d" % port, timeout=20)
+    if status != "200":
+        print("status %s" % line, flush=True)
         sys.exit(3)
     return s
 

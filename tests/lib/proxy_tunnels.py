@@ -9,9 +9,13 @@ With --hold, writes "holding" to FILE after the checks and keeps the tunnels unt
 """
 import argparse
 import collections
+import os
 import resource
-import socket
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))   # proxy_connect, next to this
+sys.dont_write_bytecode = True                                   # no __pycache__ in the source tree
+from proxy_connect import open_tunnel
 
 
 def main():
@@ -27,15 +31,8 @@ def main():
     socks, statuses = [], collections.Counter()
     for _ in range(a.n):
         try:
-            s = socket.create_connection((ph, int(pp)), timeout=10)
-            s.sendall(b"CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (a.target.encode(), a.target.encode()))
-            head = b""
-            while b"\r\n\r\n" not in head:
-                d = s.recv(4096)
-                if not d:
-                    break
-                head += d
-            st = head.split(b" ", 2)[1].decode() if head.startswith(b"HTTP/1.1 ") else "none"
+            s, st, _ = open_tunnel(a.target, (ph, int(pp)), timeout=10)
+            st = st or "none"
             statuses[st] += 1
             if st == "200":
                 socks.append(s)

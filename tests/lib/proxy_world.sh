@@ -6,6 +6,8 @@
 #                             origin certificate, origin servers (tests/lib/proxy_origin.py) on
 #                             203.0.113.10:80 and :443 (TLS), 8080, an "attacker" TLS origin on
 #                             203.0.113.66:443, proxy account, sandbox.conf ($CONF)
+#   proxy_echo_origin OUT PORT:MODE...  raw TCP origins on 203.0.113.10 for tunnel tests
+#                             (tests/lib/proxy_echo_origin.py), its output in OUT; waits for them
 #   proxy_profile FILE CONTENT  a profile, mode 644
 #   proxy_start [ARGS...]     the real sandbox-proxyd in the foreground; $PROXYD_PID
 #                             ($PROXYD_WRAP: a command that execs it, e.g. prlimit; $PS_PROXYD:
@@ -62,6 +64,14 @@ proxy_world() {
     grep -q ready "$WORLD/origin.out" || fail "origin did not start: $(cat "$WORLD/origin.out" "$WORLD/attacker.out")"
     dns_world_conf
     export PROXY_CA ORIGIN_LOG ATTACKER_LOG
+}
+
+proxy_echo_origin() {
+    local out=$1; shift
+    ip netns exec dnsup python3 "$PS_SRC/tests/lib/proxy_echo_origin.py" "$@" > "$out" 2>&1 &
+    WORLD_PIDS+=($!)
+    for _ in $(seq 100); do grep -q ready "$out" 2>/dev/null && break; sleep 0.05; done
+    grep -q ready "$out" || fail "origin did not start: $(cat "$out")"
 }
 
 proxy_profile() { dns_profile "$@"; }
