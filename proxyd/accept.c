@@ -218,7 +218,8 @@ static void transparent_start(struct pd_conn *c)
     if (od->ss_family == AF_INET && ps_cidr_contains(syn, (struct sockaddr *)od)) {
         /* A synthetic address stands for the name policy DNS handed out for it. */
         char name[PS_MAX_NAME + 1];
-        if (pd->synth && synth_lookup(pd->synth, ((struct sockaddr_in *)od)->sin_addr, name)) {
+        if (pd->synth && c->who.profile &&
+            synth_lookup(pd->synth, c->who.uid, ((struct sockaddr_in *)od)->sin_addr, name)) {
             snprintf(c->host, sizeof c->host, "%s", name);
             c->host_is_name = true;
         }

@@ -191,13 +191,19 @@ static int answer_exists(struct origin *o, const struct pending *p, const uint8_
     addrtxt[0] = '\0';
     if (!new_names)
         new_names = uid_quota_new(DNS_NEW_NAMES_PER_UID, DNS_NEW_NAMES_WINDOW_MS);
-    if (p->q.qtype == DNS_TYPE_A && !synth_has_name(S.d->synth, p->name) &&
+    if (p->q.qtype == DNS_TYPE_A && !synth_has_name(S.d->synth, p->who.uid, p->name) &&
         (!new_names || !uid_quota_take(new_names, p->who.uid, pd_now_ms()))) {
         *why = "synthetic_quota";
         rcode = DNS_RCODE_SERVFAIL;
         n = dns_build_answer(&p->q, msg, rcode, NULL, 0, out, sizeof out);
     } else if (p->q.qtype == DNS_TYPE_A) {
-        if (synth_assign(S.d->synth, p->name, &a) < 0) {
+        int err = synth_assign(S.d->synth, p->who.uid, p->name, &a);
+        if (err == SYNTH_SHARE_FULL) {
+            /* this account holds its share of the range: its own problem, nobody else's */
+            *why = "synthetic_share_exhausted";
+            rcode = DNS_RCODE_SERVFAIL;
+            n = dns_build_answer(&p->q, msg, rcode, NULL, 0, out, sizeof out);
+        } else if (err < 0) {
             *why = "synthetic_range_exhausted";
             syslog(LOG_WARNING, "dns: synthetic range exhausted, answering SERVFAIL for %s", p->name);
             rcode = DNS_RCODE_SERVFAIL;

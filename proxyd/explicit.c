@@ -116,7 +116,7 @@ static int take_target(struct pd_conn *c, const struct http_request *rq)
         /* A synthetic address (from policy DNS) stands for its name, as in transparent mode. */
         char name[PS_MAX_NAME + 1];
         if (ps_cidr_contains(&c->who.conf->cfg->global.synthetic_range, (struct sockaddr *)s4)) {
-            if (!pd->synth || !synth_lookup(pd->synth, s4->sin_addr, name)) {
+            if (!pd->synth || !c->who.profile || !synth_lookup(pd->synth, c->who.uid, s4->sin_addr, name)) {
                 snprintf(c->host, sizeof c->host, "%s", h);
                 c->host_is_name = false;
                 return 0;           /* decide_addr denies it: address_class_synthetic */

@@ -72,9 +72,9 @@ WEAK int resolver_reconfigure(struct resolver *r, const struct ps_config *cfg) {
 
 WEAK struct synth *synth_new(const struct ps_cidr *range) { (void)range; return NULL; }
 WEAK void synth_free(struct synth *s) { (void)s; }
-WEAK bool synth_lookup(const struct synth *s, struct in_addr addr, char name[PS_MAX_NAME + 1])
+WEAK bool synth_lookup(const struct synth *s, uid_t uid, struct in_addr addr, char name[PS_MAX_NAME + 1])
 {
-    (void)s; (void)addr; (void)name;
+    (void)s; (void)uid; (void)addr; (void)name;
     return false;
 }
 
