@@ -210,6 +210,12 @@ static void finish_request(struct pd_conn *c)
     c->addr_str[0] = '\0';
     c->rule[0] = '\0';
     c->n_cands = c->cand_i = 0;
+    /* which program owns the socket is asked again per request: the descriptor may have passed to
+     * another process since (inherited, or sent over a Unix socket), and binary= must judge the
+     * owner of now, denying when owners disagree */
+    free(c->binary);
+    c->binary = NULL;
+    c->bin_done = false;
     /* the next request's head, if part of it is already here, has the head's limit */
     pd_conn_timer(c, c->in.len > c->in.off ? PD_HEAD_TIMEOUT_MS : PD_IDLE_TIMEOUT_MS);
     if (c->in.len > c->in.off && c->out.len == c->out.off)

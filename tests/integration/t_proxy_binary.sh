@@ -14,7 +14,8 @@ proxy_profile 10-box.conf "[Match]
 User=bnbox
 [Network]
 Allow=203.0.113.10:8080 binary=$CURL
-Allow=203.0.113.10:80"
+Allow=203.0.113.10:80
+Allow=[2001:db8::10]:80 binary=$PY"
 proxy_start
 proxy_nft 59541
 
@@ -61,6 +62,36 @@ d = s.recv(4096).decode("latin-1")
 child.kill()
 print(d.split("\r\n")[0], [l for l in d.split("\r\n") if l.startswith("X-Sandbox-Deny")])')
 assert_eq "shared socket, different executables: refused" "HTTP/1.1 403 Forbidden ['X-Sandbox-Deny: binary_ambiguous']" "$out"
+
+# The attack: the allowed program makes one request on a kept-alive connection, then hands the
+# socket to another program (here perl, inheriting it) and lets go of it.  The second request is
+# judged by its own owner, not by the first one's.
+out=$(as bnbox "$PY" -c '
+import socket, subprocess
+s = socket.create_connection(("127.0.0.1", 3128))
+s.sendall(b"GET http://[2001:db8::10]/hello HTTP/1.1\r\nHost: [2001:db8::10]\r\n\r\n")
+d = b""
+while b"hello from origin\n" not in d:
+    x = s.recv(4096)
+    if not x: break
+    d += x
+print("python:", d.split(b"\r\n")[0].decode(), "hello from origin" in d.decode())
+child = subprocess.Popen(["perl", "-e", r"""
+open(my $s, "+<&=", $ARGV[0]) or die "fd: $!";
+select((select($s), $| = 1)[0]);
+sleep 1;                                   # python has let go of the socket by then
+print $s "GET http://[2001:db8::10]/hello HTTP/1.1\r\nHost: [2001:db8::10]\r\n\r\n";
+my $l = <$s>; $l =~ s/\r?\n//; print "perl: $l";
+while (<$s>) { last if /^\r?$/; print " $1" if /^X-Sandbox-Deny: (\S+)/ }
+print "\n";
+""", str(s.fileno())], pass_fds=[s.fileno()])
+s.close()
+child.wait()')
+assert_match "the allowed program on a kept-alive connection" '^python: HTTP/1.1 200 OK True' "$out"
+assert_match "the next request, from the program the socket went to, is refused" \
+    'perl: HTTP/1.1 403 Forbidden binary_mismatch' "$out"
+l=$(proxy_log_last '"host":"2001:db8::10"' '"decision":"deny"')
+assert_match "judged as perl's, logged" "\"reason\":\"binary_mismatch\".*\"binary\":\"$(readlink -f "$(command -v perl)")\"" "$l"
 
 # sandboxctl denials turns the binary_mismatch into the rule that would permit it: that port,
 # for that program
