@@ -215,7 +215,7 @@ static void on_timer(struct pd_loop *l, void *arg)
     case CS_FWD:
         /* nothing moved for PD_IDLE_TIMEOUT_MS: a client that stopped sending its body gets a
          * 408, an origin that never answers a 504; once part of an answer has gone out, the
-         * connection can only be cut */
+         * connection can only be cut, with a reset (pd_forward_cut) */
         if (!c->resp_head_done && c->out.len == c->out.off) {
             if (!c->req_done)
                 pd_conn_fail(c, 408, "request_body_timeout");
@@ -223,7 +223,8 @@ static void on_timer(struct pd_loop *l, void *arg)
                 pd_conn_fail(c, 504, "upstream_timeout");
             return;
         }
-        break;
+        pd_forward_cut(c, "response_timeout");
+        return;
     default:
         break;
     }
@@ -337,13 +338,30 @@ void pd_conn_drop_upstream(struct pd_conn *c)
     c->umask = 0;
 }
 
+/* close() of fd will send a reset instead of a FIN (and drop what its send queue still holds). */
+static void reset_on_close(int fd)
+{
+    struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+    if (fd >= 0)
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+}
+
 /* Transparent denial: a TCP reset, so the client fails at once and learns nothing. */
 void pd_conn_reset(struct pd_conn *c)
 {
-    struct linger lg = { .l_onoff = 1, .l_linger = 0 };
-    if (c->cfd >= 0)
-        setsockopt(c->cfd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    reset_on_close(c->cfd);
     c->decision = NULL;
+    pd_conn_free(c);
+}
+
+/* A FIN tells a peer that everything was sent.  When one side broke off (a reset, a response cut
+ * short), the other must not get one: a client reading a body until close would take what it has
+ * for the whole of it.  Unlike pd_conn_reset, the decision stays, so the close record is written. */
+void pd_conn_abort(struct pd_conn *c, const char *reason)
+{
+    reset_on_close(c->cfd);
+    reset_on_close(c->ufd);
+    c->close_reason = reason;
     pd_conn_free(c);
 }
 

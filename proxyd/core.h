@@ -46,7 +46,8 @@ struct pd_dir {
     int pipe[2];           /* created on first use */
     size_t inpipe;
     size_t pipe_size;      /* capacity, for the splice length */
-    bool eof;              /* src reached EOF */
+    bool eof;              /* src reached EOF, or failed (then reset too) */
+    bool reset;            /* src failed (a reset): not a FIN, and not to be passed on as one */
     bool shut;             /* dst shut down for writing */
     bool splice;           /* bulk seen: splice from now on */
 };
@@ -154,6 +155,9 @@ void pd_conn_log(struct pd_conn *c, const char *decision, const char *reason, co
 void pd_conn_timer(struct pd_conn *c, uint64_t ms);
 void pd_conn_drop_upstream(struct pd_conn *c);    /* close ufd, keep the client */
 void pd_conn_reset(struct pd_conn *c);            /* transparent denial: RST and free */
+/* A relayed connection broke: reset both sockets, so neither peer takes the end for a FIN, and
+ * free; the close record says REASON. */
+void pd_conn_abort(struct pd_conn *c, const char *reason);
 void pd_conn_over_cap(struct pd_conn *c);         /* per-account cap reached: 429 or RST */
 void pd_conn_linger(struct pd_conn *c);           /* after a final answer: FIN, drain, free */
 bool pd_buf_reserve(struct pd_buf *b, size_t need);
@@ -198,6 +202,8 @@ void pd_relay_forget(struct pd_conn *c);          /* pd_conn_finish: c no longer
 void pd_forward_start(struct pd_conn *c);
 void pd_forward_io(struct pd_conn *c);
 size_t pd_forward_uin_limit(const struct pd_conn *c);   /* bytes of the answer buffered at most */
+/* End it; a reset (close record REASON) when an answer to the client has begun. */
+void pd_forward_cut(struct pd_conn *c, const char *reason);
 
 /* ident.c */
 int pd_identify(struct pd_conn *c, const struct sockaddr *local);

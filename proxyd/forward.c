@@ -30,7 +30,7 @@ void pd_forward_start(struct pd_conn *c)
     c->st = CS_FWD;
     c->resp_head_done = c->resp_done = c->dechunk = false;
     c->resp_scanned = 0;
-    c->up.eof = c->down.eof = false;
+    c->up.eof = c->down.eof = c->up.reset = c->down.reset = false;
     http_chunked_init(&c->resp_ch);
     /* Every wait of this state (the rest of the request body, the origin's answer, the client
      * reading it) has a limit; it starts again whenever a byte moves (pd_forward_io). */
@@ -180,12 +180,25 @@ static int move_response_body(struct pd_conn *c, bool *complete)
     if (c->uin.off == c->uin.len)
         c->uin.off = c->uin.len = 0;
     if (c->down.eof && !*complete) {
-        if (c->resp_body == HTTP_BODY_UNTIL_CLOSE)
+        /* only the origin's FIN ends a body that runs until close: a reset cut it short */
+        if (c->resp_body == HTTP_BODY_UNTIL_CLOSE && !c->down.reset)
             *complete = true;
         else
             return -1;                          /* cut short: the client must not wait */
     }
     return 0;
+}
+
+/* The origin's side failed, or nothing moved for too long.  A client reading a body until the
+ * close (or one decoded for HTTP/1.0, which also ends by close) cannot tell a FIN now from the end
+ * of the body; so once a response head has gone out, the client gets a reset instead.  A body
+ * framed by its length or by chunks would show the cut anyway: it gets the same, for one rule. */
+void pd_forward_cut(struct pd_conn *c, const char *reason)
+{
+    if (c->resp_head_done)
+        pd_conn_abort(c, reason);
+    else
+        pd_conn_free(c);                /* no answer begun (at most 1xx): a close shows that */
 }
 
 /* The response is complete: close the upstream, log, and wait for the next request. */
@@ -203,8 +216,8 @@ static void finish_request(struct pd_conn *c)
     }
     c->st = CS_READ_HEAD;
     /* the framing flags of this exchange must not leak into the next one (a CONNECT may follow) */
-    c->up.eof = c->up.shut = c->up.splice = false;
-    c->down.eof = c->down.shut = c->down.splice = false;
+    c->up.eof = c->up.shut = c->up.splice = c->up.reset = false;
+    c->down.eof = c->down.shut = c->down.splice = c->down.reset = false;
     c->bytes_up = c->bytes_down = 0;
     c->t_start = pd_now_ms();
     c->addr_str[0] = '\0';
@@ -260,7 +273,7 @@ void pd_forward_io(struct pd_conn *c)
             pd_conn_fail(c, 502, "upstream_write_failed");
             return;
         }
-        goto drop;
+        goto cut;
     }
     /* upstream -> proxyd */
     if (!c->down.eof && c->uin.len - c->uin.off < pd_forward_uin_limit(c) &&
@@ -272,7 +285,7 @@ void pd_forward_io(struct pd_conn *c)
         else if (n == 0)
             c->down.eof = true;
         else if (errno != EAGAIN && errno != EINTR)
-            c->down.eof = true;
+            c->down.eof = c->down.reset = true;
     }
     bool complete = false;
     if (!c->resp_head_done) {
@@ -282,12 +295,12 @@ void pd_forward_io(struct pd_conn *c)
                 pd_conn_fail(c, 502, r < 0 ? "bad_upstream_response" : "upstream_closed");
                 return;
             }
-            goto drop;
+            goto cut;
         }
     }
     if (c->resp_head_done && !c->resp_done) {
         if (move_response_body(c, &complete) < 0)
-            goto drop;
+            goto cut;
         c->resp_done = complete;
     }
     complete = c->resp_done;
@@ -307,6 +320,9 @@ void pd_forward_io(struct pd_conn *c)
         pd_conn_timer(c, PD_IDLE_TIMEOUT_MS);
     pd_conn_update(c);
     return;
+cut:
+    pd_forward_cut(c, "response_cut_short");
+    return;
 drop:
-    pd_conn_free(c);
+    pd_conn_free(c);                    /* the client's doing: it gets what it asked for */
 }

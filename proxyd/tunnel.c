@@ -68,12 +68,16 @@ static int pipe_open(struct pd_dir *d)
     return 0;
 }
 
+/* A direction's hard errors say which socket failed: the tunnel then resets the other one. */
+#define SRC_FAILED (-1)
+#define DST_FAILED (-2)
+
 /* Copy one read's worth; what dst does not take now waits in *pending (flushed first next time).
  * Returns 1 after a full read (there may be more), 2 after a short one (the socket had no more:
  * level-triggered epoll reports the rest, so no recv() that would only find EAGAIN), 0 for
- * nothing (EAGAIN or EOF), -1 on error.  fin: epoll said src's peer has sent its FIN (EPOLLRDHUP,
- * no error), so a short read took the last bytes: EOF now, not after one more recv() (a web server
- * that answers and closes sends both together). */
+ * nothing (EAGAIN or EOF), SRC_FAILED or DST_FAILED on error.  fin: epoll said src's peer has
+ * sent its FIN (EPOLLRDHUP, no error), so a short read took the last bytes: EOF now, not after one
+ * more recv() (a web server that answers and closes sends both together). */
 static int copy_once(int src, int dst, struct pd_dir *d, int64_t *count, struct pd_buf *pending, bool fin)
 {
     char buf[COPY_CHUNK];
@@ -83,7 +87,7 @@ static int copy_once(int src, int dst, struct pd_dir *d, int64_t *count, struct 
         return 0;
     }
     if (n < 0)
-        return (errno == EAGAIN || errno == EINTR) ? 0 : -1;
+        return (errno == EAGAIN || errno == EINTR) ? 0 : SRC_FAILED;
     *count += n;
     if ((size_t)n == sizeof buf)
         d->splice = true;
@@ -95,7 +99,7 @@ static int copy_once(int src, int dst, struct pd_dir *d, int64_t *count, struct 
     ssize_t w = send(dst, buf, (size_t)n, MSG_NOSIGNAL | (d->eof ? MSG_MORE : 0));
     if (w < 0) {
         if (errno != EAGAIN && errno != EINTR)
-            return -1;
+            return DST_FAILED;
         w = 0;
     }
     if (w < n) {
@@ -118,14 +122,15 @@ static void end_if_done(int dst, struct pd_dir *d, const struct pd_buf *pending,
     }
 }
 
-/* Move what can be moved in one direction.  Returns -1 on a hard error (tear down). */
+/* Move what can be moved in one direction.  Returns SRC_FAILED or DST_FAILED on a hard error
+ * (tear down), else 0. */
 static int pump(int src, int dst, struct pd_dir *d, int64_t *count, struct pd_buf *pending,
                 bool other_done, bool fin)
 {
     while (!d->splice && !d->eof) {
         int r = copy_once(src, dst, d, count, pending, fin);
         if (r < 0)
-            return -1;
+            return r;
         if (r != 1 || pending->len > pending->off)
             break;                  /* nothing more to read now, or dst is full */
     }
@@ -148,9 +153,7 @@ static int pump(int src, int dst, struct pd_dir *d, int64_t *count, struct pd_bu
             } else if (n < 0) {
                 if (errno == EAGAIN || errno == EINTR)
                     break;
-                if (errno == ECONNRESET)
-                    return -1;
-                return -1;
+                return SRC_FAILED;
             } else {
                 d->inpipe = (size_t)n;
                 *count += n;
@@ -162,7 +165,7 @@ static int pump(int src, int dst, struct pd_dir *d, int64_t *count, struct pd_bu
             if (n < 0) {
                 if (errno == EAGAIN || errno == EINTR)
                     return 0;
-                return -1;
+                return DST_FAILED;
             }
             d->inpipe -= (size_t)n;
             if (d->inpipe > 0)
@@ -262,34 +265,49 @@ static bool moves(int fd, uint32_t ev, int src, int dst)
            (fd == dst && (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)));
 }
 
+/* One side of the tunnel failed (a reset, or keepalive found it gone): the other side is reset
+ * too, as it would be without proxyd in between.  A FIN would tell it that the stream ended
+ * whole; what was still on its way through proxyd is lost either way. */
+static void broken(struct pd_conn *c, bool client_side)
+{
+    pd_conn_abort(c, client_side ? "client_reset" : "upstream_reset");
+}
+
 void pd_tunnel_io(struct pd_conn *c, int fd, uint32_t ev)
 {
     /* our own bytes first: "200 Connection established", bytes pipelined after CONNECT */
-    if (c->out.len > c->out.off) {
-        int r = pd_buf_flush(&c->out, c->cfd);
-        if (r < 0)
-            goto done;
+    if (c->out.len > c->out.off && pd_buf_flush(&c->out, c->cfd) < 0) {
+        broken(c, true);
+        return;
     }
-    if (c->uout.len > c->uout.off) {
-        int r = pd_buf_flush(&c->uout, c->ufd);
-        if (r < 0)
-            goto done;
+    if (c->uout.len > c->uout.off && pd_buf_flush(&c->uout, c->ufd) < 0) {
+        broken(c, false);
+        return;
     }
     /* an error comes with EPOLLRDHUP too: then the next recv() reports it, nothing is assumed */
     bool fin = (ev & (EPOLLRDHUP | EPOLLERR)) == EPOLLRDHUP;
-    if (c->uout.len == c->uout.off && moves(fd, ev, c->cfd, c->ufd) &&
-        pump(c->cfd, c->ufd, &c->up, &c->bytes_up, &c->uout, c->down.shut, fin && fd == c->cfd) < 0)
-        goto done;
-    if (c->out.len == c->out.off && moves(fd, ev, c->ufd, c->cfd) &&
-        pump(c->ufd, c->cfd, &c->down, &c->bytes_down, &c->out, c->up.shut, fin && fd == c->ufd) < 0)
-        goto done;
+    int r = 0;
+    if (c->uout.len == c->uout.off && moves(fd, ev, c->cfd, c->ufd))
+        r = pump(c->cfd, c->ufd, &c->up, &c->bytes_up, &c->uout, c->down.shut, fin && fd == c->cfd);
+    if (r < 0) {
+        broken(c, r == SRC_FAILED);             /* up: the client is the source */
+        return;
+    }
+    if (c->out.len == c->out.off && moves(fd, ev, c->ufd, c->cfd))
+        r = pump(c->ufd, c->cfd, &c->down, &c->bytes_down, &c->out, c->up.shut, fin && fd == c->ufd);
+    if (r < 0) {
+        broken(c, r == DST_FAILED);             /* down: the client is the destination */
+        return;
+    }
     /* A direction can also end without an event of its own: its last buffered bytes went out in
      * the flush above, during an event for the other socket.  Nothing would report it again (it
      * waits for nothing now), so its end is passed on here. */
     end_if_done(c->ufd, &c->up, &c->uout, c->down.shut);
     end_if_done(c->cfd, &c->down, &c->out, c->up.shut);
-    if (c->up.shut && c->down.shut)
-        goto done;
+    if (c->up.shut && c->down.shut) {
+        pd_conn_free(c);
+        return;
+    }
     /* a drained pipe is given back: idle tunnels hold no pipes */
     if (c->up.inpipe == 0 && c->up.pipe[0] >= 0 && c->up.eof)
         pd_pipe_release(&c->up);
@@ -298,7 +316,4 @@ void pd_tunnel_io(struct pd_conn *c, int fd, uint32_t ev)
     if (c->relay < 0 && pd_relay_offer(c))
         return;                        /* moved to a relay loop, which registers it there */
     pd_conn_update(c);
-    return;
-done:
-    pd_conn_free(c);
 }

@@ -4,7 +4,9 @@
 # second request to the origin nor leave a client without a length; a trailer line that is a
 # request line is refused; a 20 KiB response head goes through; an HTTP/1.0 client gets a chunked
 # answer decoded; an origin that never answers gets the client a 504; connections over the
-# per-account cap are answered 429 at once, even before they send a request.  UIDs 59560-59569.
+# per-account cap are answered 429 at once, even before they send a request; a response body the
+# origin cuts short (a reset, a close before the framing's end, 60 s of silence) ends the client
+# connection with a reset, never a FIN that would pass for the body's end.  UIDs 59560-59569.
 . "$(dirname "$0")/../lib/world.sh"; world_enter "$@"
 . "$PS_SRC/tests/lib/proxy_world.sh"
 
@@ -33,6 +35,21 @@ s = socket.create_connection(("127.0.0.1", 3128))
 s.sendall(b"POST '"$O"'/stalled HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nab")
 print(s.recv(4096).decode("latin-1").split("\r\n")[0])' > "$WORLD/stalled.out" 2>&1 &
 STALLED=$!
+# the answer's head and "part" of a body ended by close, then silence: a reset after 60 s
+as fwuser timeout 90 python3 -c '
+import socket
+s = socket.create_connection(("127.0.0.1", 3128))
+s.sendall(b"GET '"$O"'/body-stall HTTP/1.0\r\n\r\n")
+d = b""
+try:
+    while True:
+        b = s.recv(4096)
+        if not b: break
+        d += b
+    print(d.split(b"\r\n\r\n")[-1].decode(), "<fin>")
+except ConnectionResetError:
+    print(d.split(b"\r\n\r\n")[-1].decode(), "<reset>")' > "$WORLD/bodystall.out" 2>&1 &
+BODYSTALL=$!
 
 # raw CLIENT: send stdin as it is, print everything until the connection closes (or 5 s)
 raw() { as fwuser timeout 8 python3 -c '
@@ -48,6 +65,33 @@ try:
 except socket.timeout:
     d += b"<timeout>"
 sys.stdout.write(d.decode("latin-1"))'; }
+
+# raw_end REQUEST: send it, print the body that arrived and how the connection ended: <fin>,
+# <reset> or <timeout>
+raw_end() { printf "$1" | as fwuser timeout 8 python3 -c '
+import socket, sys
+s = socket.create_connection(("127.0.0.1", 3128)); s.settimeout(5)
+s.sendall(sys.stdin.buffer.read())
+d, how = b"", "<fin>"
+try:
+    while True:
+        b = s.recv(65536)
+        if not b: break
+        d += b
+except socket.timeout:
+    how = "<timeout>"
+except ConnectionResetError:
+    how = "<reset>"
+print(d.partition(b"\r\n\r\n")[2].decode("latin-1"), how)'; }
+
+# close records of forwarded answers cut short, waited for up to 2 s to reach N
+cut_records() {
+    for _ in $(seq 20); do
+        [ "$(grep -c '"decision":"close","reason":"response_cut_short"' "$WORLD/decisions.jsonl")" -ge "$1" ] && break
+        sleep 0.1
+    done
+    grep -c '"decision":"close","reason":"response_cut_short"' "$WORLD/decisions.jsonl"
+}
 
 # --- Content-Length named in Connection: the request keeps its length, nothing is smuggled ---
 body='GET /admin HTTP/1.1\r\nHost: internal.example\r\n\r\n'
@@ -81,6 +125,18 @@ assert_match "  ... the decoded body, then close" 'Connection: close'$'\r\n\r\n'
 out=$(printf "GET $O/chunked HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" | raw)
 assert_match "HTTP/1.1 client gets it chunked" 'Transfer-Encoding: chunked' "$out"
 
+# --- a body cut short reaches the client as a reset, so it cannot pass for a whole one ---
+assert_eq "body ended by close, origin's FIN: a FIN" "whole <fin>" "$(raw_end "GET $O/close-whole HTTP/1.1\r\nHost: x\r\n\r\n")"
+assert_eq "body ended by close, origin's reset: a reset" "partial <reset>" \
+    "$(raw_end "GET $O/close-reset HTTP/1.1\r\nHost: x\r\n\r\n")"
+assert_eq "  ... with its close record" 1 "$(cut_records 1)"
+assert_eq "chunked decoded for HTTP/1.0, last chunk missing: a reset" "hello <reset>" \
+    "$(raw_end "GET $O/chunked-cut HTTP/1.0\r\n\r\n")"
+assert_eq "  ... with its close record" 2 "$(cut_records 2)"
+assert_eq "Content-Length not reached: a reset too" "hello <reset>" \
+    "$(raw_end "GET $O/length-cut HTTP/1.1\r\nHost: x\r\n\r\n")"
+assert_eq "  ... with its close record" 3 "$(cut_records 3)"
+
 # --- a bad host after a good request on the same connection: logged as asked, nothing left over ---
 out=$(printf "GET $O/x HTTP/1.1\r\nHost: x\r\n\r\nGET http://a..b.example/ HTTP/1.1\r\nHost: x\r\n\r\n" | raw)
 assert_match "bad host: 400 after the first answer" 'ok.*HTTP/1.1 400 Bad Request' "$(tr -d '\r\n' <<<"$out")"
@@ -99,7 +155,7 @@ assert_eq "trickled head" "HTTP/1.1 200 OK" "$out"
 # --- the per-account cap (-m 4) counts connections from accept ---
 as fwuser python3 -c '
 import socket, sys, time
-idle = [socket.create_connection(("127.0.0.1", 3128)) for _ in range(2)]   # + silent + stalled = 4
+idle = [socket.create_connection(("127.0.0.1", 3128))]   # + silent + stalled + body-stall = 4
 time.sleep(0.3)
 s = socket.create_connection(("127.0.0.1", 3128)); s.settimeout(3)
 t = time.time()
@@ -129,5 +185,10 @@ assert_match "  ... logged as the client's doing" '"reason":"request_body_timeou
     "$(proxy_log_last '"reason":"request_body_timeout"')"
 l=$(proxy_log_last '"reason":"upstream_timeout"')
 assert_match "504 logged" '"port":8090.*"decision":"error","reason":"upstream_timeout"' "$l"
+wait "$BODYSTALL"
+assert_eq "origin silent in the middle of a body ended by close: a reset" "part <reset>" \
+    "$(cat "$WORLD/bodystall.out")"
+assert_match "  ... logged" '"port":8090.*"decision":"close","reason":"response_timeout"' \
+    "$(proxy_log_last '"reason":"response_timeout"')"
 kill -0 "$PROXYD_PID" || fail "proxyd died"
 proxy_done

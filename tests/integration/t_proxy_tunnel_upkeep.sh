@@ -3,7 +3,8 @@
 # that one side has ended is closed once the other way stays silent for HalfClosedTimeout=, in
 # either direction, and logged as such; one whose remaining way keeps moving bytes is not cut; a
 # tunnel that has lived one check gets TCP keepalive on its upstream socket too, so an origin that
-# vanishes is found.  UIDs 59570-59579.
+# vanishes is found; a reset from either side is passed on as a reset, not as a FIN.
+# UIDs 59570-59579.
 . "$(dirname "$0")/../lib/world.sh"; world_enter "$@"
 . "$PS_SRC/tests/lib/proxy_world.sh"
 
@@ -13,14 +14,17 @@ echo "HalfClosedTimeout=1s" >> "$CONF/sandbox.conf"     # checked every 250 ms
 proxy_profile 10-t.conf "[Match]
 User=tuser
 [Network]
-Allow=203.0.113.10:8091-8094"
+Allow=203.0.113.10:8091-8096"
 
 # The origin, one behaviour per port; what it saw goes to its output.
 #   8091  reads to the client's EOF, then says nothing and keeps the connection open
 #   8092  reads to the client's EOF, then sends one byte every 0.3 s, ten in all, and closes
 #   8093  says "bye" and shuts its side down at once, then reads, printing when proxyd closes
 #   8094  reads to the client's EOF, sends 1 MiB at once, then says nothing and keeps it open
-proxy_echo_origin "$WORLD/upkeep-origin.out" 8091:sink-hold 8092:sink-trickle 8093:bye 8094:sink-mib-hold
+#   8095  says "bye", then resets the connection
+#   8096  reads until the client's end, printing "8096 fin" or "8096 reset"
+proxy_echo_origin "$WORLD/upkeep-origin.out" 8091:sink-hold 8092:sink-trickle 8093:bye 8094:sink-mib-hold \
+    8095:bye-reset 8096:sink-report
 proxy_start
 
 # tunnel PORT HALFCLOSE: CONNECT to the origin's PORT, send "hello" (then half-close when HALFCLOSE
@@ -85,6 +89,36 @@ awk -v t="$t" 'BEGIN { exit !(t >= 0.9 && t < 4) }' ||
 ok "origin half-closed, client silent: tunnel closed after ${t}s"
 l=$(proxy_log_last '"port":8093,' '"decision":"close"')
 assert_match "  ... logged" '"reason":"half_closed_idle"' "$l"
+
+# --- a reset is passed on as one, both ways (a FIN would say that the stream ended whole) ---
+out=$(as tuser PYTHONPATH="$PS_SRC/tests/lib" timeout 20 python3 -c '
+from proxy_connect import open_tunnel
+s, status, line = open_tunnel("203.0.113.10:8095", timeout=15)
+assert status == "200", line
+got = b""
+try:
+    while True:
+        b = s.recv(4096)
+        if not b: break
+        got += b
+    print(got.decode(), "<fin>")
+except ConnectionResetError:
+    print(got.decode(), "<reset>")')
+assert_eq "origin resets: the client gets its bytes, then a reset" "bye <reset>" "$out"
+for _ in $(seq 20); do l=$(proxy_log_last '"port":8095,' '"decision":"close"'); [ -n "$l" ] && break; sleep 0.1; done
+assert_match "  ... close record says who" '"reason":"upstream_reset"' "$l"
+as tuser PYTHONPATH="$PS_SRC/tests/lib" timeout 20 python3 -c '
+import socket, struct, time
+from proxy_connect import open_tunnel
+s, status, line = open_tunnel("203.0.113.10:8096", timeout=15)
+assert status == "200", line
+s.sendall(b"hello"); time.sleep(0.2)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+s.close()'
+for _ in $(seq 50); do grep -q "^8096 " "$WORLD/upkeep-origin.out" && break; sleep 0.1; done
+assert_eq "client resets: the origin gets a reset" "8096 reset" "$(grep "^8096 " "$WORLD/upkeep-origin.out")"
+for _ in $(seq 20); do l=$(proxy_log_last '"port":8096,' '"decision":"close"'); [ -n "$l" ] && break; sleep 0.1; done
+assert_match "  ... close record says who" '"reason":"client_reset"' "$l"
 
 # --- client half-closed and reading slowly what proxyd still holds: nothing is cut off ---
 # The origin's 1 MiB is all read by proxyd long before this client (32 KiB receive buffer,

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Raw TCP origins behind CONNECT tunnels, one behaviour per port, for the tests that watch how
 proxyd relays a tunnel and when it ends one: t_proxy_relay.sh (echo-hold, echo-close) and
-t_proxy_tunnel_upkeep.sh (sink-hold, sink-trickle, bye, sink-mib-hold).  Run in the upstream
+t_proxy_tunnel_upkeep.sh (sink-hold, sink-trickle, bye, sink-mib-hold, bye-reset, sink-report).  Run in the upstream
 namespace (proxy_echo_origin in tests/lib/proxy_world.sh).
 
   proxy_echo_origin.py [--addr ADDR] PORT:MODE...
@@ -15,10 +15,13 @@ MODE, for each connection to PORT:
   sink-mib-hold  read until the client's EOF, send 1 MiB of "y" at once, then keep it open (30 s)
   bye            send "bye" and shut its sending side down at once, then read until proxyd closes
                  and print "PORT eof after SECONDS" (how long the tunnel lived)
+  bye-reset      send "bye", then end the connection with a reset (SO_LINGER 0)
+  sink-report    read until the client's end and print "PORT fin" or "PORT reset", how it ended
 Prints "ready" once every port listens.
 """
 import argparse
 import socket
+import struct
 import threading
 import time
 
@@ -40,7 +43,17 @@ def echo(c):
 
 def serve(port, mode, c):
     t0 = time.monotonic()
-    if mode == "bye":
+    if mode == "bye-reset":
+        c.sendall(b"bye")
+        time.sleep(0.2)         # "bye" reaches proxyd before the reset, which drops unsent bytes
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    elif mode == "sink-report":
+        try:
+            drain(c)
+            print("%d fin" % port, flush=True)
+        except ConnectionResetError:
+            print("%d reset" % port, flush=True)
+    elif mode == "bye":
         c.sendall(b"bye")
         c.shutdown(socket.SHUT_WR)
         drain(c)
@@ -68,7 +81,8 @@ def accept_loop(s, port, mode):
         threading.Thread(target=serve, args=(port, mode, c), daemon=True).start()
 
 
-MODES = ("echo-hold", "echo-close", "sink-hold", "sink-trickle", "sink-mib-hold", "bye")
+MODES = ("echo-hold", "echo-close", "sink-hold", "sink-trickle", "sink-mib-hold", "bye", "bye-reset",
+         "sink-report")
 
 
 def main():

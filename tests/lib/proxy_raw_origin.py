@@ -8,18 +8,42 @@ a connection is appended (Python repr, one line per connection, after it closes 
   /chunked    a chunked body ("hello world")
   /silent     reads the request, never answers, keeps the connection open
   /stalled    the same (for a client that stops in the middle of its body)
+  /close-whole    a body without a length, ended by close (FIN): complete
+  /close-reset    a body without a length, cut by a reset (SO_LINGER 0) after "partial"
+  /chunked-cut    a chunked body without its last chunk ("hello"), then close (FIN)
+  /length-cut     Content-Length: 10, then "hello" and close (FIN)
+  /body-stall     a body without a length, "part", then nothing, the connection kept open
   anything else: 200 "ok" with a Content-Length
 """
 import argparse
 import socket
+import struct
 import threading
 import time
+
+
+# Answers that end the connection: (bytes, how), how being "close" (FIN) or "reset".
+ENDING = {
+    "/close-whole": (b"HTTP/1.1 200 OK\r\n\r\nwhole", "close"),
+    "/close-reset": (b"HTTP/1.1 200 OK\r\n\r\npartial", "reset"),
+    "/chunked-cut": (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n", "close"),
+    "/length-cut": (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello", "close"),
+}
+
+
+def end(conn, how):
+    # the bytes reach proxyd before the end does: a reset would drop what is still unsent
+    time.sleep(0.2)
+    if how == "reset":
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    conn.close()
 
 
 def serve(conn, log, lock):
     got = b""
     conn.settimeout(1.5)
     answered = False
+    ending = None
     try:
         while True:
             try:
@@ -33,7 +57,14 @@ def serve(conn, log, lock):
                 continue
             answered = True
             path = got.split(b" ", 2)[1].decode("latin-1")
-            if path.endswith("/cl-hop"):
+            ending = next((e for p, e in ENDING.items() if path.endswith(p)), None)
+            if ending:
+                conn.sendall(ending[0])
+                break
+            if path.endswith("/body-stall"):
+                conn.sendall(b"HTTP/1.1 200 OK\r\n\r\npart")
+                conn.settimeout(None)
+            elif path.endswith("/cl-hop"):
                 conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: content-length\r\nContent-Length: 2\r\n\r\nok")
             elif path.endswith("/bighead"):
                 pad = b"".join(b"X-Pad-%03d: %s\r\n" % (i, b"p" * 340) for i in range(60))
@@ -51,7 +82,10 @@ def serve(conn, log, lock):
         with lock:
             with open(log, "a") as f:
                 f.write(repr(got) + "\n")
-        conn.close()
+        if ending:
+            end(conn, ending[1])
+        else:
+            conn.close()
 
 
 def main():
