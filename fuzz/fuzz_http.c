@@ -44,7 +44,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *copy = malloc(size ? size : 1);
     memcpy(copy, b, size);
     struct http_chunked c;
-    http_chunked_init(&c);
+    if (size & 1)
+        http_chunked_init_request(&c);          /* the stricter limits of a forwarded request body */
+    else
+        http_chunked_init(&c);
     size_t half = size / 2, ol, total = 0;
     ssize_t k = http_chunked_feed(&c, copy, half, copy, &ol);
     if (k >= 0) {
@@ -57,6 +60,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort();
         }
     }
+    if (c.remaining > (c.request ? HTTP_CHUNK_MAX_REQUEST : (UINT64_C(1) << 62) - 1))
+        abort();                /* a size beyond its limit was taken */
     free(copy);
     return 0;
 }

@@ -239,7 +239,7 @@ bool pd_explicit_read(struct pd_conn *c)
                 if (!c->is_connect) {
                     c->req_body = http_request_body(rq);
                     c->req_left = rq->f.content_length > 0 ? rq->f.content_length : 0;
-                    http_chunked_init(&c->req_ch);
+                    http_chunked_init_request(&c->req_ch);     /* forwarded as written */
                     c->req_done = c->req_body == HTTP_BODY_NONE;
                     build_upstream_request(c, rq);
                 }

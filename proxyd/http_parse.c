@@ -480,6 +480,12 @@ void http_chunked_init(struct http_chunked *c)
     c->state = C_SIZE;
 }
 
+void http_chunked_init_request(struct http_chunked *c)
+{
+    http_chunked_init(c);
+    c->request = true;
+}
+
 static int hexval(char ch)
 {
     if (ch >= '0' && ch <= '9') return ch - '0';
@@ -499,6 +505,17 @@ static bool trailer_name_is_framing(const struct http_chunked *c)
     return false;
 }
 
+/* One more hex digit of a chunk size; false when the size breaks its limit (http_parse.h).  The
+ * bound is checked before the size grows, so it can never wrap. */
+static bool chunk_size_digit(struct http_chunked *c, int h)
+{
+    uint64_t max = c->request ? HTTP_CHUNK_MAX_REQUEST : (UINT64_C(1) << 62) - 1;
+    if (++c->digits > (c->request ? 8u : 16u) || c->remaining > (max - (uint64_t)h) / 16)
+        return false;
+    c->remaining = c->remaining * 16 + (uint64_t)h;
+    return true;
+}
+
 #define CFAIL(why) do { c->state = C_ERROR; c->error = (why); return -1; } while (0)
 
 ssize_t http_chunked_feed(struct http_chunked *c, const char *in, size_t len, char *out,
@@ -514,15 +531,16 @@ ssize_t http_chunked_feed(struct http_chunked *c, const char *in, size_t len, ch
         case C_SIZE: {
             int h = hexval(ch);
             if (h >= 0) {
-                if (++c->digits > 16 || c->remaining > (UINT64_C(1) << 58))
+                if (!chunk_size_digit(c, h))
                     CFAIL("chunk_size_too_large");
-                c->remaining = c->remaining * 16 + (uint64_t)h;
                 c->line_len++;
                 i++;
                 break;
             }
             if (c->digits == 0)
                 CFAIL("bad_chunk_size");
+            if (ch == ';' && c->request)
+                CFAIL("chunk_extension_in_request");
             if (ch == ';') {
                 c->state = C_EXT;
                 c->line_len++;

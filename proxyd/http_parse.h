@@ -115,9 +115,14 @@ bool http_is_hop_by_hop(const struct http_fields *f, struct http_span name);
  * passing the bytes on verbatim learns where the message ends); otherwise the chunk data is
  * written to out, which may be the input buffer itself (the output never runs ahead of the
  * input).  Limits: chunk-size at most 16 hex digits and below 2^62, chunk line (extensions
- * included) HTTP_CHUNK_MAX_LINE, trailers HTTP_CHUNK_MAX_TRAILER in all. */
+ * included) HTTP_CHUNK_MAX_LINE, trailers HTTP_CHUNK_MAX_TRAILER in all.
+ * A request body that proxyd passes on as written (http_chunked_init_request) is held to less: a
+ * chunk-size of at most 8 hex digits (leading zeros included) and at most HTTP_CHUNK_MAX_REQUEST,
+ * no chunk extensions.  The origin reads the same framing proxyd checked, and one that keeps the
+ * size in 32 bits (signed or not) or skips extensions its own way cannot read it differently. */
 #define HTTP_CHUNK_MAX_LINE 1024
 #define HTTP_CHUNK_MAX_TRAILER 8192
+#define HTTP_CHUNK_MAX_REQUEST 0x7fffffffu
 
 struct http_chunked {
     int state;
@@ -126,11 +131,13 @@ struct http_chunked {
     size_t trailer_len;
     unsigned digits;
     bool in_ext;
+    bool request;                   /* the stricter limits of a request body */
     char tr_name[20];               /* a trailer field's name so far, lower case (first 20 bytes) */
     bool done;                      /* the last chunk and the trailers were seen */
     const char *error;              /* static reason once an error happened */
 };
 void http_chunked_init(struct http_chunked *c);
+void http_chunked_init_request(struct http_chunked *c);     /* a request body passed on as written */
 /* Returns the number of input bytes consumed (all of len unless the body ended inside it, then the
  * bytes up to and including its final CRLF), or -1 on a framing error (c->error).  *outlen: data
  * bytes written to out (0 when out is NULL). */

@@ -2,7 +2,8 @@
 # Absolute-form forwarding against clients and origins that bend HTTP (DESIGN.md §5.3): proxyd
 # writes the framing fields itself, so Content-Length named in Connection can neither smuggle a
 # second request to the origin nor leave a client without a length; a trailer line that is a
-# request line is refused; a 20 KiB response head goes through; an HTTP/1.0 client gets a chunked
+# request line is refused, and so are request chunk sizes over 0x7fffffff or 8 digits and
+# chunk extensions; a 20 KiB response head goes through; an HTTP/1.0 client gets a chunked
 # answer decoded; an origin that never answers gets the client a 504; connections over the
 # per-account cap are answered 429 at once, even before they send a request; a response body the
 # origin cuts short (a reset, a close before the framing's end, 60 s of silence) ends the client
@@ -109,6 +110,15 @@ out=$(printf "POST $O/trailer HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\
 assert_match "request line as a trailer: 400 Bad Request" '^HTTP/1.1 400 Bad Request' "$out"
 assert_match "  ... says why" '"detail":"bad_chunked_request_body"' "$out"
 assert_eq "  ... logged" 1 "$(grep -c '"reason":"bad_chunked_request_body"' "$WORLD/decisions.jsonl")"
+
+# --- request chunk sizes an origin could read differently: 400 (the body is passed on as written) ---
+# 100000000 is 0 in 32 bits: such an origin would take the next bytes for a request of their own
+out=$(printf "POST $O/chunk32 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n100000000\r\nGET /admin HTTP/1.1\r\n\r\n" | raw)
+assert_match "request chunk size of 2^32: 400" '^HTTP/1.1 400 Bad Request' "$out"
+out=$(printf "POST $O/chunkext HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1;a=b\r\nx\r\n0\r\n\r\n" | raw)
+assert_match "request chunk extension: 400" '^HTTP/1.1 400 Bad Request' "$out"
+for _ in $(seq 40); do [ "$(grep -c "/chunk32\|/chunkext" "$RAW_LOG")" = 2 ] && break; sleep 0.1; done
+assert_no_match "  ... neither chunk line (nor what follows) reached the origin" '100000000|1;a=b|/admin' "$(grep "/chunk32\|/chunkext" "$RAW_LOG")"
 
 # --- the origin names Content-Length in Connection: the client still gets a length ---
 out=$(pcurl fwuser --max-time 5 -D - "$O/cl-hop" 2>&1)

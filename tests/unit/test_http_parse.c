@@ -297,6 +297,68 @@ static void chunked_trailers_strict(void **state)
     assert_true(c.done);
 }
 
+/* Feed IN one byte at a time (limits must hold however the size line is split); the decoder's
+ * error, or NULL when all of IN was taken. */
+static const char *chunked_feed_bytes(struct http_chunked *c, const char *in)
+{
+    size_t ol;
+    for (size_t i = 0; in[i]; i++)
+        if (http_chunked_feed(c, in + i, 1, NULL, &ol) != 1)
+            return c->error ? c->error : "(none)";
+    return NULL;
+}
+
+/* The size limits: below 2^62 in at most 16 digits for a response; for a request body, which the
+ * origin gets as written, at most 0x7fffffff in at most 8 digits and no extensions, so that an
+ * origin keeping the size in 32 bits reads the framing proxyd checked. */
+static void chunked_size_limits(void **state)
+{
+    (void)state;
+    static const struct { bool request; const char *in, *why; } cases[] = {
+        { false, "3fffffffffffffff\r\n", NULL },
+        { false, "4000000000000000\r\n", "chunk_size_too_large" },       /* 2^62 */
+        { false, "400000000000000f\r\n", "chunk_size_too_large" },
+        { false, "ffffffffffffffff\r\n", "chunk_size_too_large" },
+        { false, "0000000000000001\r\n", NULL },
+        { false, "00000000000000001\r\n", "chunk_size_too_large" },      /* 17 digits */
+        { false, "100000000\r\n", NULL },
+        { false, "5;ext=1\r\n", NULL },
+        { true, "7fffffff\r\n", NULL },
+        { true, "7FFFFFFF\r\n", NULL },
+        { true, "80000000\r\n", "chunk_size_too_large" },
+        { true, "ffffffff\r\n", "chunk_size_too_large" },
+        { true, "100000000\r\n", "chunk_size_too_large" },              /* 2^32: 0 in 32 bits */
+        { true, "00000001\r\n", NULL },
+        { true, "000000001\r\n", "chunk_size_too_large" },              /* 9 digits */
+        { true, "5;ext=1\r\n", "chunk_extension_in_request" },
+        { true, "0;x\r\n\r\n", "chunk_extension_in_request" },
+        { true, "5\r\nhello\r\n0\r\nX-T: v\r\n\r\n", NULL },
+    };
+    int wrong = 0;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct http_chunked c;
+        if (cases[i].request)
+            http_chunked_init_request(&c);
+        else
+            http_chunked_init(&c);
+        const char *why = chunked_feed_bytes(&c, cases[i].in);
+        if ((why == NULL) != (cases[i].why == NULL) || (why && strcmp(why, cases[i].why) != 0)) {
+            print_error("case %zu (%.*s): %s, wanted %s\n", i, (int)strcspn(cases[i].in, "\r"),
+                        cases[i].in, why ? why : "accepted", cases[i].why ? cases[i].why : "accepted");
+            wrong++;
+        }
+    }
+    assert_int_equal(wrong, 0);
+    /* the largest sizes are the values they spell */
+    struct http_chunked c;
+    http_chunked_init(&c);
+    assert_null(chunked_feed_bytes(&c, "3fffffffffffffff\r\n"));
+    assert_true(c.remaining == (UINT64_C(1) << 62) - 1);
+    http_chunked_init_request(&c);
+    assert_null(chunked_feed_bytes(&c, "7fffffff\r\n"));
+    assert_true(c.remaining == 0x7fffffff);
+}
+
 /* RFC 9110 §2.5: HTTP/1.7 is read as HTTP/1.1, with all of its rules. */
 static void higher_minor_is_http11(void **state)
 {
@@ -326,6 +388,7 @@ int main(void)
         cmocka_unit_test(responses),
         cmocka_unit_test(chunked_decode),
         cmocka_unit_test(chunked_trailers_strict),
+        cmocka_unit_test(chunked_size_limits),
         cmocka_unit_test(higher_minor_is_http11),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
