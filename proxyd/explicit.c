@@ -181,6 +181,10 @@ static void build_upstream_request(struct pd_conn *c, const struct http_request 
         if (http_span_eq(h->name, "host") || http_span_eq(h->name, "content-length") ||
             http_is_hop_by_hop(&rq->f, h->name))
             continue;
+        /* RFC 9110 §10.1.1: an HTTP/1.0 request's 100-continue is ignored; passed on, it would
+         * ask the origin for a 100 that must not reach this client (forward.c drops 1xx too) */
+        if (rq->minor == 0 && http_span_eq(h->name, "expect"))
+            continue;
         append(b, h->name.p, h->name.n);
         appends(b, ": ");
         append(b, h->value.p, h->value.n);

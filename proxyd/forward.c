@@ -67,9 +67,30 @@ static int move_request_body(struct pd_conn *c)
     return 0;
 }
 
-/* Rewrite and queue a response head; 1xx heads are passed on and parsing goes on.  As for the
- * request, the framing fields are written by proxyd from what it parsed, never copied: an origin
- * naming Content-Length in its Connection field must not leave the client without a length. */
+/* Queue the status line and the end-to-end fields of a response head (the framing and connection
+ * fields are proxyd's own: take_response_head). */
+static void put_head_fields(struct pd_conn *c, const struct http_response *r)
+{
+    char line[64];
+    snprintf(line, sizeof line, "HTTP/1.1 %03d ", r->status);
+    appends(&c->out, line);
+    append(&c->out, r->reason.p ? r->reason.p : "", r->reason.n);
+    appends(&c->out, "\r\n");
+    for (size_t i = 0; i < r->f.n_headers; i++) {
+        const struct http_header *h = &r->f.headers[i];
+        if (http_span_eq(h->name, "content-length") || http_is_hop_by_hop(&r->f, h->name))
+            continue;
+        append(&c->out, h->name.p, h->name.n);
+        appends(&c->out, ": ");
+        append(&c->out, h->value.p, h->value.n);
+        appends(&c->out, "\r\n");
+    }
+}
+
+/* Rewrite and queue a response head; 1xx heads are passed on (to HTTP/1.1 clients) and parsing
+ * goes on.  As for the request, the framing fields are written by proxyd from what it parsed,
+ * never copied: an origin naming Content-Length in its Connection field must not leave the client
+ * without a length. */
 static int take_response_head(struct pd_conn *c)
 {
     if (c->uin.len == c->uin.off || !pd_head_has_new_lf(&c->uin, &c->resp_scanned))
@@ -86,24 +107,16 @@ static int take_response_head(struct pd_conn *c)
             free(r);
             return -1;
         }
-        char line[64];
-        snprintf(line, sizeof line, "HTTP/1.1 %03d ", r->status);
-        appends(&c->out, line);
-        append(&c->out, r->reason.p ? r->reason.p : "", r->reason.n);
-        appends(&c->out, "\r\n");
-        for (size_t i = 0; i < r->f.n_headers; i++) {
-            const struct http_header *h = &r->f.headers[i];
-            if (http_span_eq(h->name, "content-length") || http_is_hop_by_hop(&r->f, h->name))
-                continue;
-            append(&c->out, h->name.p, h->name.n);
-            appends(&c->out, ": ");
-            append(&c->out, h->value.p, h->value.n);
-            appends(&c->out, "\r\n");
-        }
+        /* RFC 9110 §15.2: no 1xx to an HTTP/1.0 client, which cannot tell it from the answer (its
+         * Expect was not passed on; an origin may still send 100, or 103 Early Hints) */
+        bool shown = r->status >= 200 || !c->client_http10;
+        if (shown)
+            put_head_fields(c, r);
         c->uin.off += r->head_len;
         c->resp_scanned = 0;
         if (r->status < 200) {
-            appends(&c->out, "\r\n");
+            if (shown)
+                appends(&c->out, "\r\n");
             if (c->uin.len == c->uin.off)
                 break;
             continue;

@@ -4,7 +4,7 @@
 # second request to the origin nor leave a client without a length; a trailer line that is a
 # request line is refused, and so are request chunk sizes over 0x7fffffff or 8 digits and
 # chunk extensions; a 20 KiB response head goes through; an HTTP/1.0 client gets a chunked
-# answer decoded; an origin that never answers gets the client a 504; connections over the
+# answer decoded and no 1xx; an origin that never answers gets the client a 504; connections over the
 # per-account cap are answered 429 at once, even before they send a request; a response body the
 # origin cuts short (a reset, a close before the framing's end, 60 s of silence) ends the client
 # connection with a reset, never a FIN that would pass for the body's end.  UIDs 59560-59569.
@@ -146,6 +146,19 @@ assert_eq "  ... with its close record" 2 "$(cut_records 2)"
 assert_eq "Content-Length not reached: a reset too" "hello <reset>" \
     "$(raw_end "GET $O/length-cut HTTP/1.1\r\nHost: x\r\n\r\n")"
 assert_eq "  ... with its close record" 3 "$(cut_records 3)"
+
+# --- no 1xx to an HTTP/1.0 client (RFC 9110 §15.2), and its Expect is not passed on ---
+out=$(printf "POST $O/continue HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi" | raw)
+assert_eq "HTTP/1.0 client, origin sends 100: only the 200" "HTTP/1.1 200 OK" "$(head -n 1 <<<"$out" | tr -d '\r')"
+assert_no_match "  ... no 100 at all" '100 Continue' "$out"
+for _ in $(seq 40); do grep -q "/continue" "$RAW_LOG" && break; sleep 0.1; done
+assert_no_match "  ... and the origin got no Expect" '[Ee]xpect' "$(grep "/continue" "$RAW_LOG")"
+out=$(printf "GET $O/early-hints HTTP/1.0\r\n\r\n" | raw)
+assert_eq "HTTP/1.0 client, origin sends 103 first: only the 200" "HTTP/1.1 200 OK" "$(head -n 1 <<<"$out" | tr -d '\r')"
+assert_no_match "  ... no 103 at all" '103|Link:' "$out"
+out=$(printf "GET $O/early-hints HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" | raw)
+assert_match "HTTP/1.1 client gets the 103, then the 200" \
+    '^HTTP/1.1 103 Early Hints'$'\r''.*HTTP/1.1 200 OK'$'\r' "$(tr -d '\n' <<<"$out")"
 
 # --- a bad host after a good request on the same connection: logged as asked, nothing left over ---
 out=$(printf "GET $O/x HTTP/1.1\r\nHost: x\r\n\r\nGET http://a..b.example/ HTTP/1.1\r\nHost: x\r\n\r\n" | raw)

@@ -13,6 +13,8 @@ a connection is appended (Python repr, one line per connection, after it closes 
   /chunked-cut    a chunked body without its last chunk ("hello"), then close (FIN)
   /length-cut     Content-Length: 10, then "hello" and close (FIN)
   /body-stall     a body without a length, "part", then nothing, the connection kept open
+  /continue       "100 Continue" and the 200 "ok" in one write, whatever the request asked
+  /early-hints    "103 Early Hints", 0.2 s later the 200 "ok"
   anything else: 200 "ok" with a Content-Length
 """
 import argparse
@@ -64,6 +66,13 @@ def serve(conn, log, lock):
             if path.endswith("/body-stall"):
                 conn.sendall(b"HTTP/1.1 200 OK\r\n\r\npart")
                 conn.settimeout(None)
+            elif path.endswith("/continue"):
+                conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n"
+                             b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            elif path.endswith("/early-hints"):
+                conn.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n")
+                time.sleep(0.2)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
             elif path.endswith("/cl-hop"):
                 conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: content-length\r\nContent-Length: 2\r\n\r\nok")
             elif path.endswith("/bighead"):
