@@ -86,7 +86,9 @@ static void bad_request(struct pd_conn *c, int status, const char *reason)
     pd_explicit_reply(c, status, NULL, "bad_request", reason, true);
 }
 
-/* Copy the request's host into c->host and decide whether it is a name or an address. */
+/* Copy the request's host into c->host and decide whether it is a name or an address.  Returns 1
+ * when the host was a synthetic address, c->host now the name it stands for; 0 otherwise; -1 for a
+ * bad host. */
 static int take_target(struct pd_conn *c, const struct http_request *rq)
 {
     c->host[0] = '\0';                  /* nothing of an earlier request on this connection */
@@ -123,7 +125,7 @@ static int take_target(struct pd_conn *c, const struct http_request *rq)
             }
             snprintf(c->host, sizeof c->host, "%s", name);
             c->host_is_name = true;
-            return 0;
+            return 1;
         }
         snprintf(c->host, sizeof c->host, "%s", h);
         c->host_is_name = false;
@@ -151,12 +153,13 @@ static void appends(struct pd_buf *b, const char *s)
     append(b, s, strlen(s));
 }
 
-/* The request as the origin gets it: origin-form, Host from the URL we checked, no hop-by-hop or
- * proxy fields, one request per upstream connection.  The framing fields are proxyd's own, written
+/* The request as the origin gets it: origin-form, Host from the URL we checked (the name, when the
+ * URL had a synthetic address: BY_NAME), no hop-by-hop or proxy fields, one request per upstream
+ * connection.  The framing fields are proxyd's own, written
  * from what it parsed and will forward: a client's Content-Length line is never copied, so naming
  * it in Connection (which makes it hop-by-hop) cannot leave the origin without a length while
  * proxyd still sends the body, which the origin would then read as a second request. */
-static void build_upstream_request(struct pd_conn *c, const struct http_request *rq)
+static void build_upstream_request(struct pd_conn *c, const struct http_request *rq, bool by_name)
 {
     struct pd_buf *b = &c->uout;
     append(b, rq->method.p, rq->method.n);
@@ -165,11 +168,17 @@ static void build_upstream_request(struct pd_conn *c, const struct http_request 
         appends(b, "/");
     append(b, rq->path.p, rq->path.n);
     appends(b, " HTTP/1.1\r\nHost: ");
-    if (rq->host_is_v6)
-        appends(b, "[");
-    append(b, rq->host.p, rq->host.n);
-    if (rq->host_is_v6)
-        appends(b, "]");
+    if (by_name) {
+        /* proxyd decided on and connected to the name; the origin serves it by that name too,
+         * not by an address only this account's policy DNS gave out */
+        appends(b, c->host);
+    } else {
+        if (rq->host_is_v6)
+            appends(b, "[");
+        append(b, rq->host.p, rq->host.n);
+        if (rq->host_is_v6)
+            appends(b, "]");
+    }
     if (rq->port != 80) {
         char pb[8];
         snprintf(pb, sizeof pb, ":%u", (unsigned)rq->port);
@@ -217,7 +226,7 @@ bool pd_explicit_read(struct pd_conn *c)
             }
             if (r == HTTP_OK) {
                 pd_ident_refresh(c);
-                int st = 0;
+                int st = 0, target = 0;
                 const char *why = NULL;
                 c->head_scanned = 0;
                 c->is_connect = rq->form == HTTP_FORM_AUTHORITY;
@@ -229,7 +238,7 @@ bool pd_explicit_read(struct pd_conn *c)
                     st = 400; why = "use_connect_for_https";
                 } else if (rq->method.n >= sizeof c->method) {
                     st = 501; why = "unsupported_method";
-                } else if (take_target(c, rq) < 0) {
+                } else if ((target = take_target(c, rq)) < 0) {
                     st = 400; why = "bad_host";
                 }
                 if (st) {
@@ -245,7 +254,7 @@ bool pd_explicit_read(struct pd_conn *c)
                     c->req_left = rq->f.content_length > 0 ? rq->f.content_length : 0;
                     http_chunked_init_request(&c->req_ch);     /* forwarded as written */
                     c->req_done = c->req_body == HTTP_BODY_NONE;
-                    build_upstream_request(c, rq);
+                    build_upstream_request(c, rq, target == 1);
                 }
                 c->in.off += rq->head_len;
                 if (c->in.off == c->in.len)

@@ -4,7 +4,8 @@
 # redirected to proxyd, which takes the destination from SO_ORIGINAL_DST, the account from
 # sock_diag, and connects itself.  Denials are a TCP reset with a log line; a real address is
 # judged by IP rules only (an allowed SNI/Host on an attacker's IP reaches nothing); allowed names
-# resolving inside are refused; with proxyd killed nothing gets out.  UIDs 59510-59519.
+# resolving inside are refused; the explicit proxy takes a synthetic address for its name, Host
+# included; with proxyd killed nothing gets out.  UIDs 59510-59519.
 . "$(dirname "$0")/../lib/world.sh"; world_enter "$@"
 . "$PS_SRC/tests/lib/proxy_world.sh"
 
@@ -53,6 +54,15 @@ assert_eq "3 MB up and back through the tunnel" "$(sha256sum < "$WORLD/up.bin")"
 sleep 0.2
 l=$(proxy_log_last '"mode":"transparent"' '"decision":"close"' '"port":443')
 assert_match "close record" '"bytes_down":[0-9]{7},"duration_ms":[0-9]+' "$l"
+
+# --- the explicit proxy asked for a synthetic address: decided, connected and sent as the name ---
+a=$(as tpuser getent ahostsv4 allowed.test | awk '{print $1; exit}')
+dns_is_synthetic "$a" || fail "allowed.test did not resolve to a synthetic address for tpuser: [$a]"
+assert_eq "explicit GET http://<synthetic address>/" "hello from origin" "$(pcurl tpuser "http://$a/hello")"
+l=$(proxy_log_last '"mode":"explicit"' '"decision":"allow"' '"port":80,')
+assert_match "  ... decided as the name" '"host":"allowed.test","port":80,"address":"203.0.113.10"' "$l"
+assert_match "  ... and the origin got Host: the name, not the address" '"host": "allowed.test"' \
+    "$(tail -n 1 "$ORIGIN_LOG")"
 
 # --- one source port, two destinations, one after the other ---
 # nftables redirects both to proxyd.  Had both gone to one port, their reply tuples would be equal
