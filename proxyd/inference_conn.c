@@ -21,6 +21,9 @@
 #define FIRST_HEAD_MS 30000
 #define KEEPALIVE_MS 60000
 #define BODY_IDLE_MS 30000
+/* However it trickles in (one byte per BODY_IDLE_MS would do otherwise), a body is complete this
+ * long after its head or refused: 10 MiB at 35 KB/s fits. */
+#define BODY_TOTAL_MS 300000
 #define CLOSING_MS 5000
 #define OUT_HIGH 1048576u             /* stop reading the backend while this much is queued */
 /* Stop taking pipelined requests while this much of the answers is unread: requests answered here
@@ -120,9 +123,21 @@ void inf_conn_respond(struct inf_conn *k, int status, const char *extra_headers,
     }
 }
 
+/* Give back the request body's memory and its budget; a large buffer is freed, not kept for the
+ * next request, so that what the budget counts is what is held. */
+static void release_body(struct inf_conn *k)
+{
+    if (k->body.cap > 65536)
+        inf_buf_free(&k->body);
+    else
+        inf_buf_reset(&k->body);
+    inf_budget_give(inf_daemon_budget(), k->who.uid, k->body_reserved);
+    k->body_reserved = 0;
+}
+
 void inf_conn_request_done(struct inf_conn *k)
 {
-    inf_buf_reset(&k->body);
+    release_body(k);
     k->ep = INF_EP_NONE;
     k->hdrs_len = 0;
     k->anthropic_version[0] = 0;
@@ -154,6 +169,34 @@ static void bad_request(struct inf_conn *k, int status, const char *reason)
     inf_log(k, "deny", reason, NULL, NULL, NULL, status, NULL);
 }
 
+/* Reserve n more bytes of request body from the budget, or refuse the request (429: this account
+ * holds its share; 503: the daemon's is spent) and close. */
+static bool reserve_body(struct inf_conn *k, uint64_t n)
+{
+    uint64_t max = k->who.conf->cfg->global.max_request_size;
+    enum inf_budget_err e = inf_budget_take(inf_daemon_budget(), k->who.uid, n, max);
+    if (e == INF_BUDGET_OK) {
+        k->body_reserved += n;
+        return true;
+    }
+    const char *reason = e == INF_BUDGET_ACCOUNT_FULL ? "request_bodies_account_limit"
+                                                      : "request_bodies_daemon_limit";
+    int status = e == INF_BUDGET_ACCOUNT_FULL ? 429 : 503;
+    char body[256];
+    int len = snprintf(body, sizeof body, "{\"error\":\"overloaded\",\"reason\":\"%s\","
+                       "\"message\":\"too many request bodies in transit; retry later\"}", reason);
+    inf_conn_respond(k, status, "Retry-After: 5\r\n", "application/json", body, (size_t)len, true);
+    inf_log(k, "deny", reason, NULL, NULL, NULL, status, NULL);
+    return false;
+}
+
+/* The body's idle timeout, but never past its total one. */
+static void body_deadline(struct inf_conn *k)
+{
+    uint64_t now = pd_now_ms(), left = k->body_deadline_ms > now ? k->body_deadline_ms - now : 0;
+    inf_conn_set_deadline(k, left < BODY_IDLE_MS ? left : BODY_IDLE_MS);
+}
+
 /* Keep what the backend may see of the head (spans die when the head leaves the buffer). */
 static bool keep_headers(struct inf_conn *k)
 {
@@ -177,6 +220,9 @@ static void begin_request(struct inf_conn *k)
         bad_request(k, 400, "bad_header");
         return;
     }
+    /* The rate limit at the head, before any of the body is read or held. */
+    if (k->ep != INF_EP_MODELS && !inf_request_admit(k))
+        return;
     uint64_t max = k->who.conf->cfg->global.max_request_size;
     switch (http_request_body(&k->req)) {
     case HTTP_BODY_LENGTH:
@@ -184,6 +230,8 @@ static void begin_request(struct inf_conn *k)
             bad_request(k, 413, "request_too_large");
             return;
         }
+        if (!reserve_body(k, (uint64_t)k->req.f.content_length))
+            return;
         k->body_need = k->req.f.content_length;
         break;
     case HTTP_BODY_CHUNKED:
@@ -199,7 +247,8 @@ static void begin_request(struct inf_conn *k)
     inf_buf_consume(&k->in, k->req.head_len);
     memset(&k->req, 0, sizeof k->req);
     k->phase = INF_PH_BODY;
-    inf_conn_set_deadline(k, BODY_IDLE_MS);
+    k->body_deadline_ms = pd_now_ms() + BODY_TOTAL_MS;
+    body_deadline(k);
 }
 
 /* Move body bytes from `in` to `body`; true when the body is complete. */
@@ -215,6 +264,10 @@ static bool take_body(struct inf_conn *k)
         return k->body_need == 0;
     }
     if (!avail)
+        return false;
+    /* decoded bytes are never more than the encoded ones: reserve for all of them */
+    uint64_t need = inf_buf_used(&k->body) + avail;
+    if (need > k->body_reserved && !reserve_body(k, need - k->body_reserved))
         return false;
     size_t outlen = 0;
     char *dst = inf_buf_space(&k->body, avail);
@@ -306,7 +359,7 @@ static bool client_io(struct inf_conn *k)
         k->bytes_up += n;
         progress = true;
         if (k->phase == INF_PH_BODY)
-            inf_conn_set_deadline(k, BODY_IDLE_MS);
+            body_deadline(k);
         if (k->phase == INF_PH_HEAD && inf_buf_used(&k->in) > 0)
             break;                   /* parse before reading more */
     }
@@ -350,6 +403,7 @@ static void conn_free(struct inf_conn *k)
     close(k->c.fd);
     inf_buf_free(&k->in);
     inf_buf_free(&k->out);
+    release_body(k);
     inf_buf_free(&k->body);
     inf_state_unref(k->st);
     release_who(k);
@@ -436,6 +490,7 @@ static struct inf_daemon *daemon_state(void)
     if (!pd->inference) {
         struct inf_daemon *d = ps_xcalloc(1, sizeof *d);
         d->rate = inf_rate_new();
+        d->budget = inf_budget_new();
         pd->inference = d;
     }
     return pd->inference;
@@ -465,6 +520,7 @@ void pd_inference_shutdown(void)
         return;
     inf_state_unref(d->cur);
     inf_rate_free(d->rate);
+    inf_budget_free(d->budget);
     free(d);
     pd->inference = NULL;
 }
@@ -472,6 +528,11 @@ void pd_inference_shutdown(void)
 struct inf_rate *inf_daemon_rate(void)
 {
     return daemon_state()->rate;
+}
+
+struct inf_budget *inf_daemon_budget(void)
+{
+    return daemon_state()->budget;
 }
 
 void pd_inference_accept(int fd, const struct pd_client *who)

@@ -35,6 +35,7 @@ struct inf_state {
 struct inf_daemon {               /* what pd->inference points to */
     struct inf_state *cur;        /* NULL: interception unavailable (no CA) */
     struct inf_rate *rate;        /* survives reloads */
+    struct inf_budget *budget;    /* request-body memory held, per account; survives reloads */
     char last_error[256];
 };
 
@@ -110,6 +111,8 @@ struct inf_conn {
     /* the request being handled */
     struct http_request req;      /* spans into `in`, valid while phase is BODY */
     int64_t body_need;            /* Content-Length bytes still to read; -1 chunked */
+    uint64_t body_reserved;       /* of the daemon's request-body budget (inference_budget.c) */
+    uint64_t body_deadline_ms;    /* the whole body must be here by then, however it trickles */
     struct http_chunked ck;
     enum inf_endpoint ep;
     enum ps_api api;
@@ -124,6 +127,8 @@ void inf_conn_run(struct inf_conn *k);
 bool inf_conn_backpressure(const struct inf_conn *k);
 /* The rate buckets (kept across reloads). */
 struct inf_rate *inf_daemon_rate(void);
+/* The request-body memory budget (kept across reloads). */
+struct inf_budget *inf_daemon_budget(void);
 /* Queue a complete response and go on (keep-alive) or close after it. */
 void inf_conn_respond(struct inf_conn *k, int status, const char *extra_headers,
                       const char *ctype, const char *body, size_t len, bool close);
@@ -132,6 +137,9 @@ void inf_conn_set_deadline(struct inf_conn *k, uint64_t ms_from_now);
 void inf_conn_request_done(struct inf_conn *k);
 
 /* ---- proxyd/inference_request.c: a complete request ---- */
+/* At the head of a request bound for a backend: may it go on (its account's rate limit)?  When not,
+ * the refusal is queued and logged and the connection closes after it (its body is never read). */
+bool inf_request_admit(struct inf_conn *k);
 void inf_request_handle(struct inf_conn *k);
 /* The decision-log line of one request (no key, token or body, ever). */
 /* The connection's close record (DESIGN.md §5.5: bytes each way and duration at close); the

@@ -125,6 +125,24 @@ void inf_rate_free(struct inf_rate *r);
  * when a request may go now (and takes a token), else the seconds after which one may (>= 1). */
 unsigned inf_rate_take(struct inf_rate *r, uint32_t uid, unsigned rpm, uint64_t now_ms);
 
+/* ---------------- request-body memory (inference_budget.c) ---------------- */
+/* What one account, and the daemon, may hold in request bodies: at least these, and at least
+ * MaxRequestSize (one account) and 4 x MaxRequestSize (the daemon), so that one request of the
+ * largest size allowed always fits. */
+#define INF_BUDGET_ACCOUNT (64ull << 20)
+#define INF_BUDGET_DAEMON (256ull << 20)
+enum inf_budget_err { INF_BUDGET_OK = 0, INF_BUDGET_ACCOUNT_FULL, INF_BUDGET_DAEMON_FULL };
+struct inf_budget;
+struct inf_budget *inf_budget_new(void);
+void inf_budget_free(struct inf_budget *b);
+uint64_t inf_budget_account_max(uint64_t max_request);
+uint64_t inf_budget_daemon_max(uint64_t max_request);
+/* Reserve n bytes for uid, or refuse (nothing reserved) when the account's or the daemon's bound
+ * would be passed. */
+enum inf_budget_err inf_budget_take(struct inf_budget *b, uint32_t uid, uint64_t n, uint64_t max_request);
+void inf_budget_give(struct inf_budget *b, uint32_t uid, uint64_t n);
+uint64_t inf_budget_held(const struct inf_budget *b, uint32_t uid);
+
 /* ---------------- model routing (inference_filter.c) ---------------- */
 enum inf_route_err { INF_ROUTE_OK = 0, INF_ROUTE_UNKNOWN, INF_ROUTE_NOT_ALLOWED, INF_ROUTE_WRONG_API };
 /* The backend (and its entry) that lists model for this API, checked against the profile. */

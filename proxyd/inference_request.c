@@ -88,6 +88,24 @@ static void api_error(struct inf_conn *k, int status, const char *type, const ch
     free(body);
 }
 
+bool inf_request_admit(struct inf_conn *k)
+{
+    const struct ps_profile *p = k->who.profile;
+    unsigned wait = inf_rate_take(inf_daemon_rate(), k->who.uid, p->requests_per_minute, pd_now_ms());
+    if (!wait)
+        return true;
+    char hdr[64], msg[256];
+    snprintf(hdr, sizeof hdr, "Retry-After: %u\r\n", wait);
+    snprintf(msg, sizeof msg, "Rate limit reached: %u requests per minute for this account; "
+             "retry after %u s", p->requests_per_minute, wait);
+    char *body = inf_error_body(k->api, k->api == PS_API_ANTHROPIC ? "rate_limit_error" : "requests",
+                                "rate_limit_exceeded", msg);
+    inf_conn_respond(k, 429, hdr, "application/json", body, strlen(body), true);   /* body unread */
+    free(body);
+    inf_log(k, "deny", "rate_limited", NULL, NULL, NULL, 429, NULL);
+    return false;
+}
+
 void inf_request_handle(struct inf_conn *k)
 {
     const struct ps_config *cfg = k->who.conf->cfg;
@@ -100,19 +118,6 @@ void inf_request_handle(struct inf_conn *k)
         return;
     }
     char msg[512];
-    /* The rate limit comes before the body is parsed: parsing a large body is the costly part of
-     * a request here, and one that is refused later (unknown model, bad JSON) cost it all the same. */
-    unsigned wait = inf_rate_take(inf_daemon_rate(), k->who.uid, p->requests_per_minute, pd_now_ms());
-    if (wait) {
-        char hdr[64];
-        snprintf(hdr, sizeof hdr, "Retry-After: %u\r\n", wait);
-        snprintf(msg, sizeof msg, "Rate limit reached: %u requests per minute for this account; "
-                 "retry after %u s", p->requests_per_minute, wait);
-        api_error(k, 429, k->api == PS_API_ANTHROPIC ? "rate_limit_error" : "requests",
-                  "rate_limit_exceeded", msg, hdr);
-        inf_log(k, "deny", "rate_limited", NULL, NULL, NULL, 429, NULL);
-        return;
-    }
     struct inf_body *b = NULL;
     enum inf_body_err be_err = inf_body_parse(inf_buf_data(&k->body), inf_buf_used(&k->body), &b);
     if (be_err != INF_BODY_OK) {

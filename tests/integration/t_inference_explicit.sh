@@ -276,6 +276,11 @@ assert_eq "third request in the minute" 429 "$(jq -r '.responses[0].status' <<<"
 ra=$(jq -r '.responses[0].headers["retry-after"]' <<<"$r")
 [[ $ra =~ ^[0-9]+$ ]] && [ "$ra" -ge 1 ] && [ "$ra" -le 30 ] || fail "Retry-After [$ra]"
 ok "429 with Retry-After: $ra"
+# The limit is checked at the head: the body (60 KB, under MaxRequestSize=64K) is neither waited
+# for nor held.
+r=$(as inflimited timeout 30 python3 "$PS_SRC/tests/lib/inference_hold_bodies.py" --ca "$CONF/ca/inference-ca.pem" \
+    --hold 1 --length 60000 --wait 5)
+assert_eq "over the limit, refused at the head, its body never sent" 429 "$(jq -r '.held[0]' <<<"$r")"
 assert_eq "the limit is per account" 200 \
     "$(jq -r '.responses[0].status' <<<"$(inf_req infuser --req '{"path":"/v1/chat/completions","body":{"model":"fast"}}')")"
 

@@ -9,6 +9,7 @@
 command -v jq >/dev/null || skip "jq missing"
 
 world_add_user infh 59581 infhgrp
+world_add_user infh2 59582 infhgrp
 inference_world
 # A backend on this host, by name: the fake backend on the world's own loopback.
 printf '[Backend]\nURL=http://localhost:8001/v1\nAPI=openai\nAPIKeyFile=%s\nModels=loc=gpt-4o-mini\n' \
@@ -29,6 +30,25 @@ proxy_start
 r=$(inf_req infh --req '{"path":"/v1/chat/completions","body":{"model":"loc","messages":[]}}')
 assert_eq "http://localhost backend answers" 200 "$(jq -r '.responses[0].status' <<<"$r")"
 assert_eq "  ... and no resolver was asked for localhost" 0 "$(dns_upstream_count localhost)"
+
+# --- an account holding request bodies open (heads with a 10 MB Content-Length, no body) ---
+# Each is reserved whole at its head; an account holds at most 64 MiB of request bodies, so the
+# seventh is refused at once, another account is still served, and closing gives the bytes back.
+hold() { as "$1" timeout 60 python3 "$PS_SRC/tests/lib/inference_hold_bodies.py" --ca "$CONF/ca/inference-ca.pem" "${@:2}"; }
+r=$(hold infh --hold 7 --length 10000000 --after)
+assert_eq "six 10 MB bodies in transit are waited for" "null,null,null,null,null,null" "$(jq -r '.held[0:6] | map(tostring) | join(",")' <<<"$r")"
+assert_eq "the seventh is refused at its head" "429 request_bodies_account_limit" "$(jq -r '"\(.held[6]) \(.reasons[6])"' <<<"$r")"
+assert_eq "with the held ones closed, the account's next request is served" 200 "$(jq -r .after <<<"$r")"
+assert_match "the refusal logged" '"reason":"request_bodies_account_limit"' "$(proxy_log_last '"uid":59581' '"decision":"deny"')"
+# while infh holds six, infh2 (same profile, another account) is served
+as infh timeout 30 python3 "$PS_SRC/tests/lib/inference_hold_bodies.py" --ca "$CONF/ca/inference-ca.pem" \
+    --hold 6 --length 10000000 --wait 8 > "$WORLD/hold6.json" &
+holder=$!
+sleep 2
+r=$(inf_req infh2 --req '{"path":"/v1/chat/completions","body":{"model":"fast","messages":[]}}')
+assert_eq "another account, while one holds its whole share" 200 "$(jq -r '.responses[0].status' <<<"$r")"
+wait "$holder"
+assert_eq "  ... and infh's six were still held meanwhile" "null,null,null,null,null,null" "$(jq -r '.held | map(tostring) | join(",")' "$WORLD/hold6.json")"
 
 # --- a client that pipelines requests and never reads the answers ---
 rss() { awk '/^VmRSS/ { print $2 }' "/proc/$PROXYD_PID/status"; }
