@@ -14,3 +14,7 @@ $(B)/sandboxctl: $(CTL_OBJS) $$(CTL_ARCHIVES) $(B)/libpscommon.a
 	$(CC) $(LDFLAGS) -o $@ $(CTL_OBJS) $(CTL_ARCHIVES) $(B)/libpscommon.a $(CTL_LIBS) $(COMMON_LIBS)
 
 BINS += $(B)/sandboxctl
+
+# tests/unit/test_pam_stack.c: the doctor's model of libpam's controls and stack walk
+TEST_OBJS_test_pam_stack := $(B)/ctl/pam_stack.o
+FUZZ_OBJS_fuzz_pam_control := $(B)/ctl/pam_stack.o

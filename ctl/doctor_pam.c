@@ -1,13 +1,17 @@
 /* sandboxctl doctor: PAM session stacks.  A service that opens sessions must run pam_sandbox.so
- * (required, not skippable), and pam_limits after it must not raise what it set (DESIGN.md §9.4). */
+ * (required, not skippable), and pam_limits after it must not raise what it set (DESIGN.md §9.4).
+ * Whether a control can skip the module or ignore its failure is libpam's business: ctl/pam_stack.c
+ * models it, on a stack flattened here the way libpam builds it. */
 #include <dirent.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include "common/util.h"
 #include "ctl/doctor_int.h"
+#include "ctl/pam_stack.h"
 
 #define PAM_DIR "/etc/pam.d"
 #define MAX_DEPTH 8               /* include nesting; Debian uses 1 */
@@ -74,13 +78,17 @@ struct pam_entry {
     unsigned line;
     bool dash;                    /* "-session": silently skipped when the module is missing */
     char control[128];
-    char module[128];             /* base name, e.g. pam_limits.so */
+    char module[128];             /* base name, e.g. pam_limits.so; "" for a substack's own line
+                                   * and for an include that libpam cannot read */
     char path[256];               /* as written: a name or an absolute path */
     char args[512];
 };
 
+/* The session handlers of one service in libpam's order: v[i] says where each comes from,
+ * step[i] how libpam runs it. */
 struct stack {
     struct pam_entry v[MAX_ENTRIES];
+    struct pam_step step[MAX_ENTRIES];
     size_t n;
 };
 
@@ -111,26 +119,105 @@ static char *next_token(char **p)
     return start;
 }
 
-static void expand(const struct doctor *d, const char *name, int depth, struct stack *st);
+static bool expand(const struct doctor *d, const char *path, int depth, int level, struct stack *st);
 
-static void include_file(const struct doctor *d, const char *target, int depth, struct stack *st)
+static bool include_file(const struct doctor *d, const char *target, int depth, int level,
+                         struct stack *st)
 {
     char path[512];
     if (target[0] == '/')
         copy(path, sizeof path, target);
     else
         snprintf(path, sizeof path, PAM_DIR "/%s", target);
-    expand(d, path, depth + 1, st);
+    return expand(d, path, depth + 1, level, st);
 }
 
-/* Append the session entries of file path (and what it includes) to st, in stack order. */
-static void expand(const struct doctor *d, const char *path, int depth, struct stack *st)
+/* A new handler at the end of st (NULL when st is full: later lines are not followed). */
+static struct pam_entry *push(struct stack *st, const char *file, unsigned line, int level)
+{
+    if (st->n == MAX_ENTRIES)
+        return NULL;
+    struct pam_entry *e = &st->v[st->n];
+    memset(e, 0, sizeof *e);
+    copy(e->file, sizeof e->file, file);
+    e->line = line;
+    st->step[st->n] = (struct pam_step){ .level = level, .runs = true };
+    st->n++;
+    return e;
+}
+
+/* "session include|substack FILE".  libpam counts a substack's own line as a module at this level
+ * (a jump passes over the whole substack as one) and runs its lines one level deeper; a file it
+ * cannot read becomes a module that always fails, which a jump counts too. */
+static void add_include(const struct doctor *d, const char *path, unsigned at, const char *control,
+                        const char *target, bool substack, int depth, int level, struct stack *st)
+{
+    if (substack) {
+        struct pam_entry *e = push(st, path, at, level);
+        if (!e)
+            return;
+        copy(e->control, sizeof e->control, control);
+        st->step[st->n - 1].runs = false;
+    }
+    if (include_file(d, target, depth, level + substack, st))
+        return;
+    struct pam_entry *e = push(st, path, at, level);
+    if (!e)
+        return;
+    copy(e->control, sizeof e->control, control);
+    for (int v = 0; v < PAM_STACK_NVALUES; v++)
+        st->step[st->n - 1].ctl.act[v] = PAM_ACT_BAD;
+}
+
+/* One logical line of a PAM file (comments removed): its session handlers, appended to st. */
+static void add_line(const struct doctor *d, const char *path, unsigned at, char *line, int depth,
+                     int level, struct stack *st)
+{
+    char *q = line, *type = next_token(&q);
+    if (!type)
+        return;
+    if (strcmp(type, "@include") == 0) {
+        /* Debian's: a file it cannot read aborts pam_start, every session fails */
+        char *t = next_token(&q);
+        if (t)
+            include_file(d, t, depth, level, st);
+        return;
+    }
+    bool dash = type[0] == '-';
+    if (strcasecmp(type + dash, "session") != 0)   /* libpam ignores the case of the type */
+        return;
+    char *control = next_token(&q), *module = next_token(&q);
+    if (!control || !module)
+        return;
+    struct pam_control ctl;
+    enum pam_control_kind kind = pam_control_parse(control, &ctl);
+    if (kind != PAM_CONTROL_MODULE) {
+        add_include(d, path, at, control, module, kind == PAM_CONTROL_SUBSTACK, depth, level, st);
+        return;
+    }
+    struct pam_entry *e = push(st, path, at, level);
+    if (!e)
+        return;
+    st->step[st->n - 1].ctl = ctl;
+    e->dash = dash;
+    copy(e->control, sizeof e->control, control);
+    const char *base = strrchr(module, '/');
+    copy(e->module, sizeof e->module, base ? base + 1 : module);
+    copy(e->path, sizeof e->path, module);
+    while (*q == ' ' || *q == '\t')
+        q++;
+    copy(e->args, sizeof e->args, q);
+}
+
+/* Append the session handlers of file path (and what it includes) to st, in stack order, at
+ * substack level `level`.  False if the file cannot be read. */
+static bool expand(const struct doctor *d, const char *path, int depth, int level, struct stack *st)
 {
     if (depth > MAX_DEPTH)
-        return;
+        return true;              /* not followed further; not a missing file */
     char *buf = doc_read(d, path);
     if (!buf)
-        return;
+        return false;
     unsigned lineno = 0;
     char *p = buf;
     while (*p) {
@@ -154,40 +241,10 @@ static void expand(const struct doctor *d, const char *path, int depth, struct s
         char *hash = strchr(line, '#');
         if (hash)
             *hash = '\0';
-        char *q = line, *type = next_token(&q);
-        if (!type)
-            continue;
-        if (strcmp(type, "@include") == 0) {
-            char *t = next_token(&q);
-            if (t)
-                include_file(d, t, depth, st);
-            continue;
-        }
-        bool dash = type[0] == '-';
-        if (strcmp(type + dash, "session") != 0)
-            continue;
-        char *control = next_token(&q), *module = next_token(&q);
-        if (!control || !module)
-            continue;
-        if (strcmp(control, "include") == 0 || strcmp(control, "substack") == 0) {
-            include_file(d, module, depth, st);
-            continue;
-        }
-        if (st->n == MAX_ENTRIES)
-            continue;
-        struct pam_entry *e = &st->v[st->n++];
-        copy(e->file, sizeof e->file, path);
-        e->line = at;
-        e->dash = dash;
-        copy(e->control, sizeof e->control, control);
-        const char *base = strrchr(module, '/');
-        copy(e->module, sizeof e->module, base ? base + 1 : module);
-        copy(e->path, sizeof e->path, module);
-        while (*q == ' ' || *q == '\t')
-            q++;
-        copy(e->args, sizeof e->args, q);
+        add_line(d, path, at, line, depth, level, st);
     }
     free(buf);
+    return true;
 }
 
 /* "conf=FILE" among pam_limits' arguments, else its default. */
@@ -200,13 +257,6 @@ static void limits_conf(const struct pam_entry *e, char *out, size_t len)
     while ((t = next_token(&p)) != NULL)
         if (strncmp(t, "conf=", 5) == 0)
             copy(out, len, t + 5);
-}
-
-static bool weak_control(const char *c)
-{
-    return strcmp(c, "optional") == 0 || strcmp(c, "sufficient") == 0 ||
-           (c[0] == '[' && (strstr(c, "default=ignore") || strstr(c, "default=ok") ||
-                            strstr(c, "default=done")));
 }
 
 /* Findings about one line of an included file (common-session) would repeat for every service
@@ -237,6 +287,41 @@ static void module_path(const struct pam_entry *e, char *out, size_t len)
         snprintf(out, len, "%s/%s", PS_PAM_MODDIR, e->path);
 }
 
+/* The module's own control must refuse the session when it fails, no earlier line may skip it, and
+ * no later one may make the stack forget its failure (ctl/pam_stack.c; what each action does:
+ * pam.conf(5)). */
+static void check_controls(struct doctor *d, const struct stack *st, size_t at, const char *file,
+                           struct once *once)
+{
+    const struct pam_entry *m = &st->v[at];
+    char why[64];
+    int v = pam_failure_passes(&st->step[at].ctl);
+    if (v >= 0 && first_time(once, 'c', m))
+        doc_finding(d, m->file, m->line, "pam_sandbox.so is \"%s\": a failure to confine does not "
+                    "refuse the session (%s %s: the other modules decide; %s); fix: make it "
+                    "\"required\"", m->control, pam_control_explain(&st->step[at].ctl, v, why, sizeof why),
+                    v == PAM_SYSTEM_ERR ? "when it cannot confine" : "when libpam cannot load it", file);
+    for (size_t i = 0; i < at; i++) {
+        const struct pam_entry *e = &st->v[i];
+        if ((v = pam_step_skips(st->step, st->n, i, at)) < 0 || !first_time(once, 's', e))
+            continue;
+        const struct pam_control *c = &st->step[i].ctl;
+        doc_finding(d, e->file, e->line, "\"%s\" %s before pam_sandbox.so can skip it: %s %s (%s); "
+                    "fix: put pam_sandbox.so above it, or make no jump of it reach the module",
+                    e->control, e->module, pam_control_explain(c, v, why, sizeof why),
+                    c->act[v] == PAM_ACT_DONE ? "ends the stack before the module runs"
+                                              : "jumps over the module", file);
+    }
+    for (size_t j = at + 1; j < st->n; j++) {
+        const struct pam_entry *e = &st->v[j];
+        if ((v = pam_step_forgets(st->step, st->n, j, at)) >= 0 && first_time(once, 'r', e))
+            doc_finding(d, e->file, e->line, "\"%s\" %s after pam_sandbox.so can undo its failure: %s "
+                        "forgets that the module failed, and the session can open unconfined (%s); fix: "
+                        "no \"reset\" after the module", e->control, e->module,
+                        pam_control_explain(&st->step[j].ctl, v, why, sizeof why), file);
+    }
+}
+
 void doc_check_pam(struct doctor *d)
 {
     struct stack *st = ps_xcalloc(1, sizeof *st);
@@ -252,8 +337,11 @@ void doc_check_pam(struct doctor *d)
         if (stat(doc_path(d, file, full, sizeof full), &fst) != 0 || !S_ISREG(fst.st_mode))
             continue;             /* not installed here: nothing opens sessions through it */
         st->n = 0;
-        expand(d, file, 0, st);
-        if (st->n == 0 && !listed_service(services[s]))
+        expand(d, file, 0, 0, st);
+        size_t modules = 0;
+        for (size_t i = 0; i < st->n; i++)
+            modules += st->v[i].module[0] != '\0';
+        if (modules == 0 && !listed_service(services[s]))
             continue;             /* authenticates only (chfn, passwd, ...): no session */
         size_t at = st->n;
         for (size_t i = 0; i < st->n && at == st->n; i++)
@@ -274,17 +362,10 @@ void doc_check_pam(struct doctor *d)
             doc_finding(d, m->file, m->line, "%s does not exist: %s; fix: make install (or correct "
                         "the path)", mod, m->dash ? "\"-session\" then skips the module and sessions "
                         "are not confined" : "every session through this stack fails");
-        if (weak_control(m->control) && first_time(once, 'c', m))
-            doc_finding(d, m->file, m->line, "pam_sandbox.so is \"%s\": a failure to confine does not "
-                        "refuse the session (%s); fix: make it \"required\"", m->control, file);
         if (m->dash && first_time(once, 'd', m))
             doc_finding(d, m->file, m->line, "\"-session\" skips pam_sandbox.so silently when the "
                         "module is missing (%s); fix: drop the leading \"-\"", file);
-        for (size_t i = 0; i < at; i++)
-            if (strcmp(st->v[i].control, "sufficient") == 0 && first_time(once, 's', &st->v[i]))
-                doc_finding(d, st->v[i].file, st->v[i].line, "\"sufficient\" %s before pam_sandbox.so "
-                            "can end the stack (%s) before the module runs; fix: move pam_sandbox.so "
-                            "above it", st->v[i].module, file);
+        check_controls(d, st, at, file, once);
         for (size_t i = at + 1; i < st->n; i++) {
             if (strcmp(st->v[i].module, "pam_limits.so") != 0)
                 continue;

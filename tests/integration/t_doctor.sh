@@ -113,6 +113,95 @@ assert_no_match "...but not one that includes common-session, or opens no sessio
 rm $PAMD/psdocsvc $PAMD/psdocok $PAMD/psdocauth
 assert_clean "local services removed"
 
+# Controls that skip the module or ignore its failure.  In common-session first, as a review found
+# them: a jump over the module right before it, "done" before it, and the module's own line
+# ignoring system_err.
+n=$(grep -n 'pam_sandbox.so' "$WORLD/cs.bak" | cut -d: -f1)
+modline=$(sed -n "${n}p" "$WORLD/cs.bak")
+{ head -n $((n - 1)) "$WORLD/cs.bak"; echo 'session [success=1 default=ignore] pam_succeed_if.so user ingroup psdocsbx'
+  tail -n +"$n" "$WORLD/cs.bak"; } > $PAMD/common-session
+assert_finding "a jump over the module" "^/etc/pam.d/common-session:$n: \"\\[success=1 default=ignore\\]\" pam_succeed_if.so before pam_sandbox.so can skip it: success=1 jumps over the module" "$OUT"
+assert_eq "...reported once" 1 "$(printf '%s\n' "$OUT" | grep -c 'can skip it')"
+{ head -n $((n - 1)) "$WORLD/cs.bak"; echo 'session [success=ok default=done] pam_permit.so'
+  tail -n +"$n" "$WORLD/cs.bak"; } > $PAMD/common-session
+assert_finding "default=done before the module" "^/etc/pam.d/common-session:$n: \"\\[success=ok default=done\\]\" pam_permit.so before pam_sandbox.so can skip it: default=done ends the stack before the module runs" "$OUT"
+{ head -n $((n - 1)) "$WORLD/cs.bak"; echo 'session [success=1 default=ignore] pam_permit.so'
+  echo 'session optional pam_permit.so'; tail -n +"$n" "$WORLD/cs.bak"; } > $PAMD/common-session
+assert_clean "a jump that lands before the module"
+sed "${n}s/^session required/session [success=ok system_err=ignore default=bad]/" "$WORLD/cs.bak" > $PAMD/common-session
+assert_finding "the module ignores system_err" "^/etc/pam.d/common-session:$n: pam_sandbox.so is \"\\[success=ok system_err=ignore default=bad\\]\": a failure to confine does not refuse the session \\(system_err=ignore when it cannot confine" "$OUT"
+sed "${n}s/^session required/session [success=ok system_err=bad default=ignore]/" "$WORLD/cs.bak" > $PAMD/common-session
+assert_finding "the module ignores module_unknown" "^/etc/pam.d/common-session:$n: pam_sandbox.so is \"\\[success=ok system_err=bad default=ignore\\]\": .*default=ignore when libpam cannot load it" "$OUT"
+cp "$WORLD/cs.bak" $PAMD/common-session
+assert_clean "common-session restored"
+
+# Then in a service of its own, where each stack also goes through the real libpam with a module
+# that fails: a config that does not load and whose profile names psdoc's group (PAM_SYSTEM_ERR).
+# The doctor must report a line exactly when the session opens anyway.  Findings name the service
+# file or a file it includes (psdocrun-*); those files' own "no pam_sandbox.so" lines have no line
+# number and do not count.
+PAM_RUN=$PS_BUILD/tests/sandbox_pam_run
+[ -x "$PAM_RUN" ] || fail "$PAM_RUN not built"
+SAN_ENV=(env)
+[ "${PS_SAN:-0}" = 1 ] && SAN_ENV=(env "LD_PRELOAD=$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)" ASAN_OPTIONS=detect_leaks=0)
+BROKEN=$WORLD/brokenconf
+cp -a "$CONF" "$BROKEN"
+echo 'Bogus=1' >> "$BROKEN/profiles/10-doc.conf"
+MOD="$PS_BUILD/pam_sandbox.so conf=$BROKEN"
+printf '%s\n' 'session sufficient pam_permit.so' > $PAMD/psdocrun-sub
+printf '%s\n' 'session required pam_permit.so' 'session required pam_permit.so' > $PAMD/psdocrun-two
+# stack_case WHAT flagged|clean LINE...: the doctor's verdict on the stack, and libpam's.
+stack_case() {
+    local what=$1 want=$2; shift 2
+    printf '%s\n' "$@" > $PAMD/psdocrun
+    run_doctor
+    local found=clean
+    printf '%s\n' "$OUT" | grep -Eq '^/etc/pam.d/psdocrun(-sub|-two)?:[0-9]+: ' && found=flagged
+    assert_eq "$what: doctor" "$want" "$found"
+    local opened=refused
+    "${SAN_ENV[@]}" "$PAM_RUN" psdocrun psdoc /bin/true 2>&1 | grep -q '^pam_open_session: Success' && opened=opened
+    assert_eq "$what: libpam (flagged = the session opens unconfined)" \
+        "$([ "$want" = flagged ] && echo opened || echo refused)" "$opened"
+}
+J='session [success=1 default=ignore] pam_succeed_if.so user ingroup psdocsbx'
+stack_case "required" clean "session required $MOD" 'session required pam_permit.so'
+stack_case "a jump over it" flagged "$J" "session required $MOD" 'session required pam_permit.so'
+assert_match "...named" '^/etc/pam.d/psdocrun:1: "\[success=1 default=ignore\]" pam_succeed_if.so before pam_sandbox.so can skip it: success=1 jumps over the module \(/etc/pam.d/psdocrun\)' "$OUT"
+stack_case "success=done before it" flagged 'session [success=done default=ignore] pam_succeed_if.so user ingroup psdocsbx' \
+    "session required $MOD" 'session required pam_permit.so'
+stack_case "sufficient before it" flagged 'session sufficient pam_permit.so' "session required $MOD"
+stack_case "requisite and required before it" clean 'session requisite pam_permit.so' 'session required pam_permit.so' \
+    "session required $MOD"
+stack_case "system_err=ignore" flagged "session [success=ok system_err=ignore default=bad] $MOD" 'session required pam_permit.so'
+stack_case "system_err=1" flagged "session [success=ok system_err=1 default=bad] $MOD" 'session required pam_permit.so' \
+    'session required pam_permit.so'
+stack_case "system_err=reset" flagged "session [success=ok system_err=reset default=bad] $MOD" 'session required pam_permit.so'
+# ok and done make the failure the stack's result: refused
+stack_case "system_err=ok" clean "session [success=ok system_err=ok default=bad] $MOD" 'session required pam_permit.so'
+stack_case "default=done" clean "session [success=ok default=done] $MOD" 'session required pam_permit.so'
+stack_case "a reset after it" flagged "session required $MOD" 'session [success=reset default=ignore] pam_permit.so' \
+    'session required pam_permit.so'
+assert_match "...named" '^/etc/pam.d/psdocrun:2: "\[success=reset default=ignore\]" pam_permit.so after pam_sandbox.so can undo its failure: success=reset' "$OUT"
+stack_case "a reset before it" clean 'session [success=reset default=ignore] pam_permit.so' "session required $MOD" \
+    'session required pam_permit.so'
+# includes: their lines count one by one for a jump; a substack counts as one, and its "done"
+# (sufficient) ends only the substack
+stack_case "a jump onto it past an include" clean 'session [success=2 default=ignore] pam_permit.so' \
+    'session include psdocrun-two' "session required $MOD"
+stack_case "a jump over it past an include" flagged 'session [success=3 default=ignore] pam_permit.so' \
+    'session include psdocrun-two' "session required $MOD" 'session required pam_permit.so'
+stack_case "a jump over a substack" clean 'session [success=1 default=ignore] pam_permit.so' \
+    'session substack psdocrun-two' "session required $MOD"
+stack_case "sufficient in a substack" clean 'session substack psdocrun-sub' "session required $MOD"
+stack_case "sufficient in an include" flagged 'session include psdocrun-sub' "session required $MOD" \
+    'session required pam_permit.so'
+assert_match "...named in the included file" '^/etc/pam.d/psdocrun-sub:1: "sufficient" pam_permit.so before pam_sandbox.so can skip it: success=done' "$OUT"
+# a jump past the end of the stack is an error: libpam refuses the session
+stack_case "a jump past the end" clean 'session required pam_permit.so' 'session [success=3 default=ignore] pam_permit.so' \
+    "session required $MOD"
+rm $PAMD/psdocrun $PAMD/psdocrun-sub $PAMD/psdocrun-two
+assert_clean "stacks removed"
+
 # pam_limits after the module (cron, sshd) with an entry that raises a sandboxed limit.
 printf '%s\n' '# ours' '@psdocsbx soft nproc 100000' '@psdocsbx hard nproc 10' \
     '@nosuchgroup hard nproc unlimited' 'psdocfree hard nofile 65536' > /etc/security/limits.d/50-ok.conf
