@@ -1,7 +1,8 @@
 /* sandboxctl doctor [--root DIR]: report what on this host would weaken the sandbox (DESIGN.md §9):
  * a session stack without the module, pam_limits undoing its limits, sshd without PAM, sudo
  * without sessions, no ruleset, no proxyd, DNS through a Unix socket that nftables cannot see, ICMP
- * sockets for sandboxed groups.  One line per finding, "FILE[:LINE]: problem; fix: action".
+ * sockets for sandboxed groups, /proc/PID/mem open to the session (Yama).  One line per finding,
+ * "FILE[:LINE]: problem; fix: action", and per note ("FILE: note: ...", not counted).
  * Exit 0: nothing found; 1: findings; 2: usage. */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,6 +33,16 @@ void doc_finding(struct doctor *d, const char *file, unsigned line, const char *
     va_end(ap);
     fputc('\n', d->out);
     d->findings++;
+}
+
+void doc_note(struct doctor *d, const char *file, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(d->out, "%s: note: ", file);
+    va_start(ap, fmt);
+    vfprintf(d->out, fmt, ap);
+    va_end(ap);
+    fputc('\n', d->out);
 }
 
 const char *doc_path(const struct doctor *d, const char *path, char *buf, size_t len)
@@ -153,6 +164,7 @@ int cmd_doctor(const struct ctl_opts *o, int argc, char **argv)
     doc_check_listener_marks(&d);
     doc_check_dns_sockets(&d);
     doc_check_ping(&d);
+    doc_check_ptrace(&d);
 
     fprintf(stderr, "sandboxctl doctor: %u finding%s (%zu sandboxed account%s)\n", d.findings,
             d.findings == 1 ? "" : "s", d.n_acct, d.n_acct == 1 ? "" : "s");

@@ -283,3 +283,40 @@ void doc_check_ping(struct doctor *d)
         }
     }
 }
+
+/* ---- Yama: another process's memory through /proc/PID/mem ---- */
+
+#define PTRACE_SCOPE "/proc/sys/kernel/yama/ptrace_scope"
+
+/* The filter denies ptrace(2) and process_vm_*, but a sandboxed process can still open
+ * /proc/PID/mem of a dumpable, unconfined process of its own account (a session from before the
+ * account was sandboxed, runuser, a service with User=) and write it.  The kernel checks that with
+ * ptrace_may_access(), which only Yama narrows (scope 1: the caller's descendants, and a tracer
+ * the target names itself).  Global, not per namespace, and tests must not change it: read below
+ * the root like a file, so --root can give the value. */
+void doc_check_ptrace(struct doctor *d)
+{
+    char full[4096];
+    struct stat st;
+    if (lstat(doc_path(d, PTRACE_SCOPE, full, sizeof full), &st) != 0 && errno == ENOENT) {
+        doc_note(d, PTRACE_SCOPE, "Yama is not active in this kernel, so nothing keeps a sandboxed "
+                 "process from writing the memory of a dumpable, unconfined process of its own "
+                 "account through /proc/PID/mem, as with ptrace_scope 0; the protection needs a "
+                 "kernel with Yama (CONFIG_SECURITY_YAMA, \"yama\" in the lsm= boot parameter)");
+        return;
+    }
+    char *v = doc_read(d, PTRACE_SCOPE), *end = NULL;
+    long scope = v ? strtol(v, &end, 10) : -1;
+    if (!v || end == v)
+        doc_finding(d, PTRACE_SCOPE, 0, "cannot be read, so whether a sandboxed process may write "
+                    "the memory of unconfined processes of its account is unknown; fix: check that "
+                    "/proc is mounted and readable");
+    else if (scope == 0)
+        doc_finding(d, PTRACE_SCOPE, 0, "\"0\" lets a sandboxed process write the memory of any "
+                    "dumpable, unconfined process of its own account through /proc/PID/mem (a "
+                    "session opened before the account was sandboxed, runuser, a service with "
+                    "User=): the filter denies ptrace(2), not that; fix: echo "
+                    "'kernel.yama.ptrace_scope = 1' > /etc/sysctl.d/60-pam-sandbox-ptrace.conf && "
+                    "sysctl --system");
+    free(v);
+}

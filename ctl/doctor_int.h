@@ -28,6 +28,11 @@ struct doctor {
 void doc_finding(struct doctor *d, const char *file, unsigned line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* Information, not a finding: "FILE: note: what"; the exit status does not change.  For a
+ * protection the running kernel lacks: only another kernel or boot command line brings it. */
+void doc_note(struct doctor *d, const char *file, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* root + path (path absolute), into buf. */
 const char *doc_path(const struct doctor *d, const char *path, char *buf, size_t len);
 
@@ -47,5 +52,6 @@ void doc_check_proxyd(struct doctor *d);
 void doc_check_listener_marks(struct doctor *d);  /* listener_marks.c */
 void doc_check_dns_sockets(struct doctor *d);
 void doc_check_ping(struct doctor *d);
+void doc_check_ptrace(struct doctor *d);    /* Yama's ptrace_scope */
 
 #endif
