@@ -304,6 +304,7 @@ void inf_up_free(struct inf_up *u)
     inf_buf_free(&u->out);
     inf_buf_free(&u->in);
     inf_buf_free(&u->body);
+    inf_budget_give(inf_daemon_budget(), u->k->who.uid, u->body_reserved);
     inf_sse_free(&u->ev);
     free(u);
 }
@@ -358,11 +359,15 @@ static bool connected(struct inf_up *u)
     struct in6_addr tmp;
     bool literal = inet_pton(AF_INET, u->be->url_host, &tmp) == 1 ||
                    inet_pton(AF_INET6, u->be->url_host, &tmp) == 1;
-    if (literal) {
-        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(u->io.ssl), u->be->url_host);
-    } else {
-        SSL_set_tlsext_host_name(u->io.ssl, u->be->url_host);
-        SSL_set1_host(u->io.ssl, u->be->url_host);
+    /* The name (or address) the certificate must carry: if it cannot be set, the certificate's
+     * chain would be checked but not whom it was issued to, so the key is not sent. */
+    bool named = literal ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(u->io.ssl), u->be->url_host) == 1
+                         : SSL_set_tlsext_host_name(u->io.ssl, u->be->url_host) == 1 &&
+                               SSL_set1_host(u->io.ssl, u->be->url_host) == 1;
+    if (!named) {
+        ERR_clear_error();
+        fail(u, 502, "backend_tls_failed");
+        return true;
     }
     u->phase = INF_UP_TLS;
     return true;

@@ -173,6 +173,7 @@ struct inf_up {
     bool saw_final;                       /* [DONE] / message_stop / response.completed seen */
     struct inf_sse ev;
     struct inf_buf body;                  /* non-streamed answers, bounded */
+    uint64_t body_reserved;               /* of the daemon's budget, for body (inference_budget.c) */
     struct inf_usage usage;
     int status;                           /* the backend's */
     char fwd[1024];                       /* allow-listed response headers, re-serialised */

@@ -92,6 +92,12 @@ const char *inf_body_strerror(enum inf_body_err e);
  * any usage was found.  *usage_only: an OpenAI chunk with "choices": [] and a usage object (the
  * chunk include_usage adds, stripped when the client did not ask for it). */
 bool inf_usage_scan(const char *buf, size_t len, struct inf_usage *u, bool *usage_only);
+/* The same for a whole non-streamed answer, which may be large: parsed whole up to
+ * INF_USAGE_FULL_PARSE_MAX, beyond that only the last "usage" object in the last INF_USAGE_TAIL
+ * bytes (a 32 MiB answer parsed whole stalls the event loop for half a second). */
+#define INF_USAGE_FULL_PARSE_MAX (1u << 20)
+#define INF_USAGE_TAIL 65536u
+bool inf_usage_scan_answer(const char *buf, size_t len, struct inf_usage *u);
 
 /* ---------------- SSE framing (inference_sse.c) ---------------- */
 #define INF_SSE_MAX_EVENT (1u << 20)      /* a larger event is a broken stream */

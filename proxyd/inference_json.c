@@ -193,7 +193,7 @@ bool inf_usage_scan(const char *buf, size_t len, struct inf_usage *u, bool *usag
 {
     if (usage_only)
         *usage_only = false;
-    json_object *root = parse(buf, len);
+    json_object *root = too_many_values(buf, len) ? NULL : parse(buf, len);
     if (!root)
         return false;
     bool found = false;
@@ -217,4 +217,63 @@ bool inf_usage_scan(const char *buf, size_t len, struct inf_usage *u, bool *usag
     }
     json_object_put(root);
     return found;
+}
+
+/* The '}' closing the object that opens at buf[0] ('{'), strings and escapes skipped; NULL when it
+ * does not close within len bytes. */
+static const char *object_end(const char *buf, size_t len)
+{
+    size_t depth = 0;
+    bool in_str = false;
+    for (size_t i = 0; i < len; i++) {
+        char ch = buf[i];
+        if (in_str) {
+            if (ch == '\\')
+                i++;
+            else if (ch == '"')
+                in_str = false;
+        } else if (ch == '"') {
+            in_str = true;
+        } else if (ch == '{') {
+            depth++;
+        } else if (ch == '}' && --depth == 0) {
+            return buf + i;
+        }
+    }
+    return NULL;
+}
+
+static bool is_ws(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+bool inf_usage_scan_answer(const char *buf, size_t len, struct inf_usage *u)
+{
+    if (len <= INF_USAGE_FULL_PARSE_MAX)
+        return inf_usage_scan(buf, len, u, NULL);
+    /* Too large to parse in the event loop: every API puts usage last, so take the last "usage"
+     * key of the tail and parse its object alone.  In valid JSON an unescaped "usage" followed by
+     * ':' is a key (a string's own quotes are escaped), so a model's output cannot forge one. */
+    const char *tail = buf + len - INF_USAGE_TAIL, *end = buf + len;
+    for (const char *p = end - 7; p >= tail; p--) {
+        if (memcmp(p, "\"usage\"", 7) != 0)
+            continue;
+        const char *q = p + 7;
+        while (q < end && is_ws(*q)) q++;
+        if (q == end || *q != ':')
+            continue;
+        for (q++; q < end && is_ws(*q); q++) {}
+        if (q == end || *q != '{')
+            continue;
+        const char *close = object_end(q, (size_t)(end - q) < 4096 ? (size_t)(end - q) : 4096);
+        if (!close)
+            continue;
+        json_object *usage = parse(q, (size_t)(close - q) + 1);
+        bool found = usage && scan_usage_obj(usage, u);
+        json_object_put(usage);
+        if (found)
+            return true;
+    }
+    return false;
 }

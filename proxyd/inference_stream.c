@@ -103,6 +103,14 @@ void inf_stream_body(struct inf_up *u, const char *data, size_t len)
         u->cut = "backend_answer_too_large";
         return;
     }
+    /* Held answers count with the request bodies in the account's and the daemon's budget
+     * (inference_budget.c): a few 32 MiB answers at once must not exhaust the daemon either. */
+    if (inf_budget_take(inf_daemon_budget(), u->k->who.uid, len,
+                        u->k->who.conf->cfg->global.max_request_size) != INF_BUDGET_OK) {
+        u->cut = "backend_answers_over_budget";
+        return;
+    }
+    u->body_reserved += len;
     inf_buf_add(&u->body, data, len);
 }
 
@@ -154,7 +162,7 @@ static void end_buffered(struct inf_up *u, const char *cut)
         return;
     }
     if (status >= 200 && status < 300)
-        inf_usage_scan(inf_buf_data(&u->body), inf_buf_used(&u->body), &u->usage, NULL);
+        inf_usage_scan_answer(inf_buf_data(&u->body), inf_buf_used(&u->body), &u->usage);
     inf_buf_printf(&k->out, "HTTP/1.1 %d %s\r\n%.*sContent-Length: %zu\r\n%s\r\n", status,
                    status < 300 ? "OK" : status < 500 ? "Client Error" : "Server Error",
                    (int)u->fwd_len, u->fwd, inf_buf_used(&u->body),

@@ -22,7 +22,7 @@ for _ in $(seq 100); do grep -q listening "$WORLD/backend-local.out" && break; s
 proxy_profile 10-h.conf "[Match]
 Group=infhgrp
 [Inference]
-Models=fast loc"
+Models=fast loc big"
 "$PS_BUILD/sandboxctl" -c "$CONF" check >/dev/null || { "$PS_BUILD/sandboxctl" -c "$CONF" check; fail "config"; }
 proxy_start
 
@@ -36,8 +36,10 @@ assert_eq "  ... and no resolver was asked for localhost" 0 "$(dns_upstream_coun
 # seventh is refused at once, another account is still served, and closing gives the bytes back.
 hold() { as "$1" timeout 60 python3 "$PS_SRC/tests/lib/inference_hold_bodies.py" --ca "$CONF/ca/inference-ca.pem" "${@:2}"; }
 r=$(hold infh --hold 7 --length 10000000 --after)
-assert_eq "six 10 MB bodies in transit are waited for" "null,null,null,null,null,null" "$(jq -r '.held[0:6] | map(tostring) | join(",")' <<<"$r")"
-assert_eq "the seventh is refused at its head" "429 request_bodies_account_limit" "$(jq -r '"\(.held[6]) \(.reasons[6])"' <<<"$r")"
+# (the seventh head to reach proxyd: heads sent in turn on seven connections may be read in any order)
+assert_eq "six 10 MB bodies in transit are waited for" 6 "$(jq '[.held[] | select(. == null)] | length' <<<"$r")"
+assert_eq "the seventh is refused at its head" "429 request_bodies_account_limit" \
+    "$(jq -r '[.held, .reasons] | transpose | map(select(.[0] != null)) | map("\(.[0]) \(.[1])") | join(",")' <<<"$r")"
 assert_eq "with the held ones closed, the account's next request is served" 200 "$(jq -r .after <<<"$r")"
 assert_match "the refusal logged" '"reason":"request_bodies_account_limit"' "$(proxy_log_last '"uid":59581' '"decision":"deny"')"
 # while infh holds six, infh2 (same profile, another account) is served
@@ -49,6 +51,23 @@ r=$(inf_req infh2 --req '{"path":"/v1/chat/completions","body":{"model":"fast","
 assert_eq "another account, while one holds its whole share" 200 "$(jq -r '.responses[0].status' <<<"$r")"
 wait "$holder"
 assert_eq "  ... and infh's six were still held meanwhile" "null,null,null,null,null,null" "$(jq -r '.held | map(tostring) | join(",")' "$WORLD/hold6.json")"
+
+# --- large non-streamed answers: held whole, so they count in the same budget ---
+# Alone, a 20 MiB answer is passed on, and its usage (the last object) is logged without the
+# answer being parsed whole.  With 50 MB of request bodies held by the account, it is not.
+r=$(inf_req infh --timeout 60 --req '{"path":"/v1/chat/completions","body":{"model":"big","messages":[]}}')
+assert_eq "a 20 MiB answer" 200 "$(jq -r '.responses[0].status' <<<"$r")"
+assert_match "  ... its usage logged" '"input_tokens":4242' "$(proxy_log_last '"model":"big"')"
+as infh timeout 40 python3 "$PS_SRC/tests/lib/inference_hold_bodies.py" --ca "$CONF/ca/inference-ca.pem" \
+    --hold 5 --length 10000000 --wait 15 > "$WORLD/hold5.json" &
+holder=$!
+sleep 2
+r=$(inf_req infh --timeout 60 --req '{"path":"/v1/chat/completions","body":{"model":"big","messages":[]}}')
+assert_eq "a 20 MiB answer while 50 MB of bodies are held" 502 "$(jq -r '.responses[0].status' <<<"$r")"
+assert_match "  ... withheld for the budget, logged" '"reason":"backend_answers_over_budget"' "$(proxy_log_last '"model":"big"')"
+r=$(inf_req infh2 --timeout 60 --req '{"path":"/v1/chat/completions","body":{"model":"big","messages":[]}}')
+assert_eq "  ... while another account's is passed on" 200 "$(jq -r '.responses[0].status' <<<"$r")"
+wait "$holder"
 
 # --- a client that pipelines requests and never reads the answers ---
 rss() { awk '/^VmRSS/ { print $2 }' "/proc/$PROXYD_PID/status"; }

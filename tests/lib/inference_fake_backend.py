@@ -12,6 +12,8 @@ Models with a special meaning (the upstream name, after proxyd's rewrite):
   slow-stream     sends one event, then stays silent for --slow seconds
   echo-key        a 200 answer whose body quotes the credentials it received
   close-delimited a streamed answer framed by closing the connection (no chunked, no length)
+  big-answer      a 20 MiB non-streamed answer (like embeddings), its usage last
+                  (prompt_tokens 4242)
 With --drop-reused, a second request on a kept-alive connection is dropped unanswered.
 """
 import argparse
@@ -163,6 +165,12 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(200, {"object": "chat.completion", "model": model, "choices": [
                 {"index": 0, "message": {"role": "assistant", "content": "you sent " + self.credentials()},
                  "finish_reason": "stop"}]})
+        if model == "big-answer":
+            return self.send_json(200, {
+                "object": "chat.completion", "model": model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": "x" * (20 << 20)},
+                             "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 4242, "completion_tokens": 1, "total_tokens": 4243}})
         if not body.get("stream"):
             return self.send_json(200, {
                 "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),

@@ -5,7 +5,7 @@ t_inference_explicit.sh).
 
 Opens --hold connections through the explicit proxy (CONNECT inference.local:443, TLS verified
 against --ca), one after another, and on each sends the head of a POST with Content-Length
---length and no body.  Then reads, on each, whatever answer has come within --wait seconds, and
+--length and no body.  Then reads, on each, whatever answer has come within --wait seconds of the last one opened, and
 prints one JSON line: {"held": [status or null, ...], "reasons": [...], "after": status or null},
 where "after" is the status of a small complete request sent on a new connection once every held
 connection is closed (only with --after).  stdlib only.
@@ -67,7 +67,9 @@ def main():
         t.sendall(head(args.length))
         conns.append(t)
     time.sleep(0.3)
-    res = [answer(t, args.wait) for t in conns]
+    # one deadline for all: each connection waits only for what is left of --wait
+    deadline = time.monotonic() + args.wait
+    res = [answer(t, max(0.05, deadline - time.monotonic())) for t in conns]
     out = {"held": [r[0] for r in res], "reasons": [r[1] for r in res]}
     for t in conns:
         t.close()

@@ -438,6 +438,37 @@ static void body_value_count_bounded(void **state)
     free(in);
 }
 
+/* A large non-streamed answer (embeddings): usage from its last "usage" object only, which a
+ * model's output (a string, its quotes escaped) cannot forge. */
+static void usage_of_a_large_answer(void **state)
+{
+    (void)state;
+    const char *head = "{\"data\":[\"";
+    const char *forged = "\"],\"text\":\"fake \\\"usage\\\": {\\\"prompt_tokens\\\": 999}\","
+                         "\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":6},"
+                         "\"note\":\"also \\\"usage\\\":{\\\"prompt_tokens\\\":777} here\"}";
+    size_t fill = INF_USAGE_FULL_PARSE_MAX + 10, hl = strlen(head), fl = strlen(forged);
+    char *a = malloc(hl + fill + fl + 1);
+    assert_non_null(a);
+    memcpy(a, head, hl);
+    memset(a + hl, 'x', fill);
+    memcpy(a + hl + fill, forged, fl + 1);
+    size_t len = strlen(a);
+    struct inf_usage u = { -1, -1 };
+    assert_true(inf_usage_scan(a, len, &u, NULL));               /* the same answer, parsed whole */
+    assert_int_equal(u.input_tokens, 5);
+    u = (struct inf_usage){ -1, -1 };
+    assert_true(inf_usage_scan_answer(a, len, &u));
+    assert_int_equal(u.input_tokens, 5);
+    assert_int_equal(u.output_tokens, 6);
+    /* no usage in the tail: none found, nothing parsed whole */
+    memcpy(a + len - fl, "\"]}", 4);
+    u = (struct inf_usage){ -1, -1 };
+    assert_false(inf_usage_scan_answer(a, strlen(a), &u));
+    assert_int_equal(u.input_tokens, -1);
+    free(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -449,6 +480,7 @@ int main(void)
         cmocka_unit_test(body_rewrite_model_and_usage),
         cmocka_unit_test(body_rejects),
         cmocka_unit_test(usage_in_each_shape),
+        cmocka_unit_test(usage_of_a_large_answer),
         cmocka_unit_test(error_shapes),
         cmocka_unit_test(rate_limit_bucket),
         cmocka_unit_test(body_value_count_bounded),
