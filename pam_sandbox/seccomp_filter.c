@@ -9,7 +9,8 @@
  * Filter 2 (default allow, native architecture only):
  *   - socket(): a family allow-list, everything else EAFNOSUPPORT (the answer of a kernel without
  *     that family, which libpam and sshd handle; EPERM breaks logins, §9.2); AF_NETLINK only with
- *     the protocols of AllowNetlink=; socketpair() only AF_UNIX.
+ *     the protocols of AllowNetlink=; AF_INET not with SOCK_PACKET (an AF_PACKET socket under
+ *     another name); socketpair() only AF_UNIX.
  *   - EPERM for the §4.2 list, unshare()/clone() with CLONE_NEWUSER, ioctl(TIOCSTI/TIOCLINUX),
  *     and DenySyscalls=; AllowSyscalls= lifts entries of the default list.
  *   - libseccomp's default bad-architecture action (kill) stays and no other ABI is added: an i386
@@ -121,6 +122,13 @@ static int family_rules(struct builder *b, scmp_filter_ctx ctx)
         if (!allowed[f] &&
             (rc = seccomp_rule_add(ctx, act, sock, 1, SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)f))) < 0)
             return fail(b, "family rule", sock, rc);
+    /* socket(AF_INET, SOCK_PACKET): the kernel turns it into an AF_PACKET socket after this filter
+     * has seen AF_INET.  The type's low 4 bits are the type (the rest SOCK_NONBLOCK/SOCK_CLOEXEC,
+     * or EINVAL); the kernel reads an int, so the upper half does not matter. */
+    if (allowed[AF_INET] &&
+        (rc = seccomp_rule_add(ctx, act, sock, 2, SCMP_A0(SCMP_CMP_EQ, AF_INET),
+                               SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_PACKET))) < 0)
+        return fail(b, "SOCK_PACKET rule", sock, rc);
 
     if (allowed[AF_NETLINK]) {
         bool keep[NETLINK_AUDIT + 1] = { false };

@@ -87,6 +87,9 @@ check_confined_probe() {
         assert_probe "$f" "socket.$fam" EAFNOSUPPORT
     done
     assert_probe "$f" socketpair.AF_TIPC EAFNOSUPPORT
+    # an AF_PACKET socket under AF_INET: the filter's errno, not the kernel's EPERM
+    assert_probe "$f" socket.AF_INET.SOCK_PACKET EAFNOSUPPORT
+    assert_probe "$f" socket.AF_INET.SOCK_PACKET.flags EAFNOSUPPORT
     assert_probe "$f" socket.AF_UNIX ok
     if [ "$net" = block ]; then
         assert_probe "$f" socket.AF_INET EAFNOSUPPORT
@@ -130,6 +133,7 @@ check_unconfined_probe() {
     assert_probe "$f" status.Seccomp 0
     assert_probe "$f" socket.AF_TIPC EAFNOSUPPORT   # the kernel has no TIPC: same either way
     assert_probe "$f" socket.AF_VSOCK ok
+    assert_probe "$f" socket.AF_INET.SOCK_PACKET EPERM    # the kernel: no CAP_NET_RAW
     assert_probe "$f" netlink.SOCK_DIAG ok
     assert_probe "$f" sys.clone3 EINVAL
     assert_probe "$f" ioctl.TIOCSTI EBADF

@@ -80,6 +80,9 @@ static void sockets(void)
     sock("socket.AF_UNSPEC", AF_UNSPEC, SOCK_STREAM, 0);
     /* the kernel reads an int: AF_PACKET with garbage in the upper half is still AF_PACKET */
     sock("socket.AF_PACKET.highbits", (1L << 32) | AF_PACKET, SOCK_RAW, 0);
+    /* the kernel makes this an AF_PACKET socket (EPERM without CAP_NET_RAW if nothing stops it) */
+    sock("socket.AF_INET.SOCK_PACKET", AF_INET, SOCK_PACKET, 0);
+    sock("socket.AF_INET.SOCK_PACKET.flags", AF_INET, SOCK_PACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     sock("netlink.ROUTE", AF_NETLINK, SOCK_RAW, NETLINK_ROUTE);
     sock("netlink.AUDIT", AF_NETLINK, SOCK_RAW, NETLINK_AUDIT);
     sock("netlink.SOCK_DIAG", AF_NETLINK, SOCK_RAW, NETLINK_SOCK_DIAG);

@@ -221,6 +221,19 @@ static void test_socket_families(void **state)
     expect_allowed(proxy, "socket(AF_UNIX)", CALL(SYS_socket, AF_UNIX, SOCK_STREAM, 0, 0, 0));
     expect_allowed(proxy, "socket(AF_INET)", CALL(SYS_socket, AF_INET, SOCK_STREAM, 0, 0, 0));
     expect_allowed(proxy, "socket(AF_INET6)", CALL(SYS_socket, AF_INET6, SOCK_DGRAM, 0, 0, 0));
+    /* AF_INET with SOCK_PACKET is an AF_PACKET socket to the kernel: the filter's EAFNOSUPPORT,
+     * not the kernel's success (root) or EPERM (no CAP_NET_RAW); with the type's flags, and with
+     * garbage in the upper half of the type, which the kernel does not read */
+    expect_denied(proxy, "socket(AF_INET, SOCK_PACKET)", CALL(SYS_socket, AF_INET, SOCK_PACKET, 0, 0, 0),
+                  EAFNOSUPPORT);
+    expect_denied(proxy, "socket(AF_INET, SOCK_PACKET|SOCK_NONBLOCK|SOCK_CLOEXEC)",
+                  CALL(SYS_socket, AF_INET, SOCK_PACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, 0, 0), EAFNOSUPPORT);
+    expect_denied(proxy, "socket(AF_INET, SOCK_PACKET|1<<32)",
+                  CALL(SYS_socket, AF_INET, (1L << 32) | SOCK_PACKET, 0, 0, 0), EAFNOSUPPORT);
+    expect_allowed(proxy, "socket(AF_INET, SOCK_STREAM|SOCK_NONBLOCK|SOCK_CLOEXEC)",
+                   CALL(SYS_socket, AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, 0, 0));
+    expect_allowed(proxy, "socket(AF_INET, SOCK_RAW)", CALL(SYS_socket, AF_INET, SOCK_RAW, 0, 0, 0));
+    expect_allowed(proxy, "socket(AF_INET6, SOCK_PACKET)", CALL(SYS_socket, AF_INET6, SOCK_PACKET, 0, 0, 0));
     expect_denied(block, "Network=block socket(AF_INET)", CALL(SYS_socket, AF_INET, SOCK_STREAM, 0, 0, 0),
                   EAFNOSUPPORT);
     expect_denied(block, "Network=block socket(AF_INET6)", CALL(SYS_socket, AF_INET6, SOCK_STREAM, 0, 0, 0),
