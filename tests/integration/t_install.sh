@@ -207,7 +207,9 @@ out=$(world_ssh psadmin 'ulimit -Hu; grep NoNewPrivs /proc/self/status')
 assert_no_match "admin: not confined" '^512|NoNewPrivs:[[:space:]]+1' "$out"
 # 8. the doctor finds nothing left to fix on this host
 out=$(sandboxctl doctor 2>&1); rc=$?
-assert_eq "doctor after the walkthrough (exit $rc)" "" "$(printf '%s\n' "$out" | grep -v '^sandboxctl doctor: 0 findings')"
+# (notes do not count: on a kernel without Yama the doctor says what that leaves open)
+assert_eq "doctor after the walkthrough (exit $rc)" "" "$(printf '%s\n' "$out" | grep -v -e '^sandboxctl doctor: 0 findings' -e '^[^ ]*: note: ')"
+assert_eq "  ... and its exit status" 0 "$rc"
 # Rolling out with Mode=report: the rules' denial becomes a logged would_deny, and
 # sandboxctl denials turns it into an Allow= line.
 sed -i 's/^Mode=enforce/Mode=report/' /etc/pam_sandbox/profiles/dev.conf
