@@ -76,7 +76,7 @@ static char **services_to_check(const struct doctor *d, size_t *n)
 struct pam_entry {
     char file[256];               /* as shown: /etc/pam.d/NAME */
     unsigned line;
-    bool dash;                    /* "-session": silently skipped when the module is missing */
+    bool dash;                    /* "-session": libpam does not log that the module is missing */
     char control[128];
     char module[128];             /* base name, e.g. pam_limits.so; "" for a substack's own line
                                    * and for an include that libpam cannot read */
@@ -360,11 +360,11 @@ void doc_check_pam(struct doctor *d)
         struct stat sb;
         if (stat(doc_path(d, mod, full, sizeof full), &sb) != 0 && first_time(once, 'm', m))
             doc_finding(d, m->file, m->line, "%s does not exist: %s; fix: make install (or correct "
-                        "the path)", mod, m->dash ? "\"-session\" then skips the module and sessions "
-                        "are not confined" : "every session through this stack fails");
+                        "the path)", mod, m->dash ? "every session through this stack fails, and \"-session\" "
+                        "keeps libpam from logging why" : "every session through this stack fails");
         if (m->dash && first_time(once, 'd', m))
-            doc_finding(d, m->file, m->line, "\"-session\" skips pam_sandbox.so silently when the "
-                        "module is missing (%s); fix: drop the leading \"-\"", file);
+            doc_finding(d, m->file, m->line, "\"-session\" hides pam_sandbox.so going missing: "
+                        "sessions then fail with no reason logged (%s); fix: drop the leading \"-\"", file);
         check_controls(d, st, at, file, once);
         for (size_t i = at + 1; i < st->n; i++) {
             if (strcmp(st->v[i].module, "pam_limits.so") != 0)

@@ -100,7 +100,7 @@ n=$(grep -n 'optional .*pam_sandbox.so' $PAMD/common-session | cut -d: -f1)
 assert_finding "module optional" "^/etc/pam.d/common-session:$n: pam_sandbox.so is \"optional\"" "$OUT"
 assert_eq "...reported once, not once per including service" 1 "$(printf '%s\n' "$OUT" | grep -c 'is "optional"')"
 sed 's/^session required \(.*pam_sandbox.so\)/-session required \1/' "$WORLD/cs.bak" > $PAMD/common-session
-assert_finding "module with -session" "^/etc/pam.d/common-session:$n: \"-session\" skips pam_sandbox.so" "$OUT"
+assert_finding "module with -session" "^/etc/pam.d/common-session:$n: \"-session\" hides pam_sandbox.so going missing" "$OUT"
 sed 's|^session required .*pam_sandbox.so|session required /nonexistent/pam_sandbox.so|' "$WORLD/cs.bak" > $PAMD/common-session
 assert_finding "module file missing" "^/etc/pam.d/common-session:$n: /nonexistent/pam_sandbox.so does not exist: every session through this stack fails" "$OUT"
 sed 's|^session required .*pam_sandbox.so|session required pam_sandbox.so|' "$WORLD/cs.bak" > $PAMD/common-session
