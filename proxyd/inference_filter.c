@@ -207,3 +207,23 @@ char *inf_models_list(const struct ps_config *cfg, const struct ps_profile *p, e
     json_object_put(root);
     return s;
 }
+
+bool inf_quotes_key(const char *buf, size_t n, const char *key)
+{
+    size_t kl = strlen(key);
+    if (!kl || memmem(buf, n, key, kl))
+        return kl != 0;
+    /* JSON may write "/" as "\\/" (json-c does by default), and keys may hold "/" */
+    if (!strchr(key, '/'))
+        return false;
+    char *esc = ps_xcalloc(2 * kl + 1, 1);
+    size_t e = 0;
+    for (size_t i = 0; i < kl; i++) {
+        if (key[i] == '/')
+            esc[e++] = '\\';
+        esc[e++] = key[i];
+    }
+    bool found = memmem(buf, n, esc, e) != NULL;
+    free(esc);
+    return found;
+}

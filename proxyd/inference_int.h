@@ -137,6 +137,10 @@ void inf_rate_free(struct inf_rate *r);
  * when a request may go now (and takes a token), else the seconds after which one may (>= 1). */
 unsigned inf_rate_take(struct inf_rate *r, uint32_t uid, unsigned rpm, uint64_t now_ms);
 
+/* Does buf quote the backend key, as is or with JSON's escaped "/"? (inference_filter.c)  A narrow
+ * check, for a backend that echoes what it was sent: other escapes or an encoding would hide it. */
+bool inf_quotes_key(const char *buf, size_t n, const char *key);
+
 /* ---------------- request-body memory (inference_budget.c) ---------------- */
 /* What one account, and the daemon, may hold in request bodies: at least these, and at least
  * MaxRequestSize (one account) and 4 x MaxRequestSize (the daemon), so that one request of the

@@ -19,6 +19,14 @@ void inf_stream_head(struct inf_up *u)
     u->fwd_len = 0;
     const struct http_header *ct = http_find_header(&u->resp.f, "content-type");
     u->sse = u->status == 200 && ct && ct->value.n >= 17 && strncasecmp(ct->value.p, "text/event-stream", 17) == 0;
+    /* We ask for identity: an encoded answer could not be checked for the key (nor read for usage),
+     * so it is withheld, whole (no head has gone out yet). */
+    const struct http_header *ce = http_find_header(&u->resp.f, "content-encoding");
+    if (ce && !(ce->value.n == 8 && strncasecmp(ce->value.p, "identity", 8) == 0)) {
+        u->sse = false;
+        u->cut = "backend_answer_encoded";
+        return;
+    }
     for (size_t i = 0; i < u->resp.f.n_headers; i++) {
         const struct http_header *h = &u->resp.f.headers[i];
         if (!inf_resp_header_forwarded(h->name.p, h->name.n) || http_span_eq(h->name, "content-type") ||
@@ -54,7 +62,7 @@ static void forward_event(struct inf_up *u, const char *ev, size_t n)
     /* A backend quoting the admin's key back: stop the stream here rather than pass it on. */
     bool key_ok;
     const char *key = inf_state_key(u->k->st, u->be, &key_ok);
-    if (key && memmem(ev, n, key, strlen(key))) {
+    if (key && inf_quotes_key(ev, n, key)) {
         u->cut = "backend_echoed_key";
         return;
     }
@@ -149,7 +157,7 @@ static void end_buffered(struct inf_up *u, const char *cut)
         /* The backend refused the admin's credentials; its message may quote the key. */
         withhold = "the backend rejected the administrator's credentials; tell the administrator";
         reason = "backend_rejected_credentials";
-    } else if (key && memmem(inf_buf_data(&u->body), inf_buf_used(&u->body), key, strlen(key))) {
+    } else if (key && inf_quotes_key(inf_buf_data(&u->body), inf_buf_used(&u->body), key)) {
         withhold = "the backend's answer was withheld";
         reason = "backend_echoed_key";
     }

@@ -22,7 +22,7 @@ for _ in $(seq 100); do grep -q listening "$WORLD/backend-local.out" && break; s
 proxy_profile 10-h.conf "[Match]
 Group=infhgrp
 [Inference]
-Models=fast loc big"
+Models=fast loc big gz"
 "$PS_BUILD/sandboxctl" -c "$CONF" check >/dev/null || { "$PS_BUILD/sandboxctl" -c "$CONF" check; fail "config"; }
 proxy_start
 
@@ -51,6 +51,11 @@ r=$(inf_req infh2 --req '{"path":"/v1/chat/completions","body":{"model":"fast","
 assert_eq "another account, while one holds its whole share" 200 "$(jq -r '.responses[0].status' <<<"$r")"
 wait "$holder"
 assert_eq "  ... and infh's six were still held meanwhile" "null,null,null,null,null,null" "$(jq -r '.held | map(tostring) | join(",")' "$WORLD/hold6.json")"
+
+# --- an encoded answer (we ask for identity) cannot be checked for the key: withheld ---
+r=$(inf_req infh --req '{"path":"/v1/chat/completions","body":{"model":"gz","messages":[]}}')
+assert_eq "a gzip answer quoting the key" 502 "$(jq -r '.responses[0].status' <<<"$r")"
+assert_match "  ... withheld as encoded, logged" '"reason":"backend_answer_encoded"' "$(proxy_log_last '"model":"gz"')"
 
 # --- large non-streamed answers: held whole, so they count in the same budget ---
 # Alone, a 20 MiB answer is passed on, and its usage (the last object) is logged without the

@@ -14,9 +14,12 @@ Models with a special meaning (the upstream name, after proxyd's rewrite):
   close-delimited a streamed answer framed by closing the connection (no chunked, no length)
   big-answer      a 20 MiB non-streamed answer (like embeddings), its usage last
                   (prompt_tokens 4242)
+  gzip-answer     a 200 answer gzip-encoded (Content-Encoding: gzip) although identity was asked,
+                  quoting the credentials it received
 With --drop-reused, a second request on a kept-alive connection is dropped unanswered.
 """
 import argparse
+import gzip
 import json
 import socket
 import socketserver
@@ -165,6 +168,16 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(200, {"object": "chat.completion", "model": model, "choices": [
                 {"index": 0, "message": {"role": "assistant", "content": "you sent " + self.credentials()},
                  "finish_reason": "stop"}]})
+        if model == "gzip-answer":
+            data = gzip.compress(json.dumps({"choices": [{"index": 0, "message": {
+                "role": "assistant", "content": "you sent " + self.credentials()}}]}).encode())
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
         if model == "big-answer":
             return self.send_json(200, {
                 "object": "chat.completion", "model": model,

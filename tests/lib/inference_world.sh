@@ -45,7 +45,7 @@ inference_world() {
 URL=https://llm.test:8443/v1
 API=openai
 APIKeyFile=$CONF/secrets/openai.key
-Models=fast=gpt-4o-mini gpt-4o cut=cut-stream slow=slow-stream echo=echo-key closed=close-delimited big=big-answer
+Models=fast=gpt-4o-mini gpt-4o cut=cut-stream slow=slow-stream echo=echo-key closed=close-delimited big=big-answer gz=gzip-answer
 EOC
     cat > "$CONF/inference.d/anthropic.conf" <<EOC
 [Backend]

@@ -508,6 +508,21 @@ static void body_reaching_out_is_named(void **state)
     }
 }
 
+/* A backend echoing the key: found as is and with JSON's escaped "/", not where it is absent. */
+static void key_quoted_plain_or_escaped(void **state)
+{
+    (void)state;
+    const char *key = "sk-a/b+c/d";
+    const char *plain = "{\"x\":\"you sent sk-a/b+c/d\"}", *esc = "{\"x\":\"you sent sk-a\\/b+c\\/d\"}";
+    const char *other = "{\"x\":\"sk-a/b+c\"}";
+    assert_true(inf_quotes_key(plain, strlen(plain), key));
+    assert_true(inf_quotes_key(esc, strlen(esc), key));
+    assert_false(inf_quotes_key(other, strlen(other), key));
+    assert_false(inf_quotes_key(plain, strlen(plain), ""));
+    assert_true(inf_quotes_key("sk-123", 6, "sk-123"));
+    assert_false(inf_quotes_key("sk-12", 5, "sk-123"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -521,6 +536,7 @@ int main(void)
         cmocka_unit_test(usage_in_each_shape),
         cmocka_unit_test(usage_of_a_large_answer),
         cmocka_unit_test(body_reaching_out_is_named),
+        cmocka_unit_test(key_quoted_plain_or_escaped),
         cmocka_unit_test(error_shapes),
         cmocka_unit_test(rate_limit_bucket),
         cmocka_unit_test(body_value_count_bounded),
