@@ -153,25 +153,39 @@ static bool has_prefix_ci(const char *s, const char *p)
     return strncasecmp(s, p, strlen(p)) == 0;
 }
 
-/* A URL the provider would fetch itself: a key that names one, with a network scheme (data: URLs
- * carry their content inline and stay allowed). */
+/* A URL the provider would fetch itself: a key that names one whose value is anything but inline
+ * content.  An allow-list (data: only), because a provider may read URLs as browsers do (WHATWG:
+ * leading C0 controls and spaces trimmed, tabs and newlines dropped anywhere, other schemes of its
+ * own), and any spelling it would still fetch must not pass.  An empty value names nothing. */
 static bool remote_url(const char *key, json_object *v)
 {
     static const char *const keys[] = { "url", "image_url", "file_url", "server_url", "document_url",
                                         "audio_url", "video_url" };
-    static const char *const schemes[] = { "http:", "https:", "ftp:", "ws:", "wss:", "//" };
     if (!json_object_is_type(v, json_type_string))
         return false;
     bool named = false;
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
         named |= strcmp(key, keys[i]) == 0;
-    const char *s = json_object_get_string(v);
-    while (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n')
-        s++;
-    for (size_t i = 0; named && i < sizeof schemes / sizeof schemes[0]; i++)
-        if (has_prefix_ci(s, schemes[i]))
+    if (!named)
+        return false;
+    const unsigned char *s = (const unsigned char *)json_object_get_string(v);
+    size_t n = (size_t)json_object_get_string_len(v), i = 0;
+    while (i < n && s[i] <= 0x20)
+        i++;
+    if (i == n)
+        return false;
+    /* the first five bytes that are not tab or newline must spell "data:" */
+    static const char want[] = "data:";
+    size_t got = 0;
+    for (; i < n && got < 5; i++) {
+        if (s[i] == '\t' || s[i] == '\n' || s[i] == '\r')
+            continue;
+        unsigned char c = want[got] == ':' ? s[i] : (unsigned char)(s[i] | 0x20);   /* letters: any case */
+        if (c != (unsigned char)want[got])
             return true;
-    return false;
+        got++;
+    }
+    return got < 5;
 }
 
 static const char *walk_urls(json_object *o)

@@ -487,6 +487,16 @@ static void body_reaching_out_is_named(void **state)
           "remote_url_not_allowed" },
         { "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"document\","
           "\"source\":{\"type\":\"url\",\"url\":\"//a.example/f.pdf\"}}]}]}", "remote_url_not_allowed" },
+        { "{\"model\":\"m\",\"input\":[{\"image_url\":\" \\t DaTa:image/png;base64,AAAA\"}]}", NULL },
+        { "{\"model\":\"m\",\"input\":[{\"image_url\":\"\"}]}", NULL },
+        /* spellings a WHATWG URL parser still fetches, and schemes of the provider's own */
+        { "{\"model\":\"m\",\"input\":[{\"image_url\":\"\\u0001https://a.example/x\"}]}", "remote_url_not_allowed" },
+        { "{\"model\":\"m\",\"input\":[{\"image_url\":\"\\fhttps://a.example/x\"}]}", "remote_url_not_allowed" },
+        { "{\"model\":\"m\",\"input\":[{\"image_url\":\"ht\\ttps://a.example/x\"}]}", "remote_url_not_allowed" },
+        { "{\"model\":\"m\",\"input\":[{\"image_url\":\"\\u00a0https://a.example/x\"}]}", "remote_url_not_allowed" },
+        { "{\"model\":\"m\",\"input\":[{\"image_url\":\"gs://bucket/x\"}]}", "remote_url_not_allowed" },
+        { "{\"model\":\"m\",\"input\":[{\"image_url\":\"dat\\na:x\"}]}", NULL },
+        { "{\"model\":\"m\",\"input\":[{\"image_url\":\"data\"}]}", "remote_url_not_allowed" },
         { "{\"model\":\"m\",\"tools\":[{\"type\":\"mcp\",\"server_label\":\"x\",\"server_url\":\"https://a.example\"}]}",
           "server_tools_not_allowed" },
         { "{\"model\":\"m\",\"tools\":[{\"type\":\"web_search_preview\"}]}", "server_tools_not_allowed" },
