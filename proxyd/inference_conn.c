@@ -135,6 +135,18 @@ static void release_body(struct inf_conn *k)
     k->body_reserved = 0;
 }
 
+/* out has drained: a held answer's memory and budget go back (a client that does not read keeps
+ * both, counted, for as long as it keeps the connection) */
+static void release_out(struct inf_conn *k)
+{
+    if (inf_buf_used(&k->out))
+        return;
+    if (k->out.cap > 65536)
+        inf_buf_free(&k->out);
+    inf_budget_give(inf_daemon_budget(), k->who.uid, k->out_reserved);
+    k->out_reserved = 0;
+}
+
 void inf_conn_request_done(struct inf_conn *k)
 {
     release_body(k);
@@ -242,7 +254,7 @@ static void begin_request(struct inf_conn *k)
         k->body_need = 0;
         break;
     }
-    if (k->req.f.expect_continue && k->body_need != 0)
+    if (k->req.f.expect_continue && k->body_need != 0 && k->req.minor >= 1)   /* no 1xx to HTTP/1.0 */
         inf_buf_add(&k->out, "HTTP/1.1 100 Continue\r\n\r\n", 25);
     inf_buf_consume(&k->in, k->req.head_len);
     memset(&k->req, 0, sizeof k->req);
@@ -265,10 +277,6 @@ static bool take_body(struct inf_conn *k)
     }
     if (!avail)
         return false;
-    /* decoded bytes are never more than the encoded ones: reserve for all of them */
-    uint64_t need = inf_buf_used(&k->body) + avail;
-    if (need > k->body_reserved && !reserve_body(k, need - k->body_reserved))
-        return false;
     size_t outlen = 0;
     char *dst = inf_buf_space(&k->body, avail);
     ssize_t used = http_chunked_feed(&k->ck, inf_buf_data(&k->in), avail, dst, &outlen);
@@ -282,6 +290,11 @@ static bool take_body(struct inf_conn *k)
         bad_request(k, 413, "request_too_large");
         return false;
     }
+    /* reserved as decoded (framing and a pipelined request are not body), once decoded: what
+     * was decoded beyond the budget is at most one read, and is refused with the request */
+    uint64_t held = inf_buf_used(&k->body);
+    if (held > k->body_reserved && !reserve_body(k, held - k->body_reserved))
+        return false;
     return k->ck.done;
 }
 
@@ -313,6 +326,8 @@ static bool process_input(struct inf_conn *k)
             inf_request_handle(k);
             if (!k->up)
                 inf_conn_request_done(k);
+            else if (k->body.cap > 65536)
+                inf_buf_free(&k->body);   /* the backend request holds its copy; the budget stays */
             continue;
         }
         return progress;
@@ -405,6 +420,7 @@ static void conn_free(struct inf_conn *k)
     inf_buf_free(&k->out);
     release_body(k);
     inf_buf_free(&k->body);
+    release_out(k);
     inf_state_unref(k->st);
     release_who(k);
     free(k);
@@ -458,6 +474,7 @@ void inf_conn_run(struct inf_conn *k)
             }
             k->bytes_down += (int64_t)(before - inf_buf_used(&k->out));
             progress |= before != inf_buf_used(&k->out);
+            release_out(k);
         }
         if (k->phase == INF_PH_CLOSING && !inf_buf_used(&k->out))
             progress |= linger(k);

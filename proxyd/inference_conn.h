@@ -112,6 +112,7 @@ struct inf_conn {
     struct http_request req;      /* spans into `in`, valid while phase is BODY */
     int64_t body_need;            /* Content-Length bytes still to read; -1 chunked */
     uint64_t body_reserved;       /* of the daemon's request-body budget (inference_budget.c) */
+    uint64_t out_reserved;        /* ... for a held answer now queued in out, until out drains */
     uint64_t body_deadline_ms;    /* the whole body must be here by then, however it trickles */
     struct http_chunked ck;
     enum inf_endpoint ep;

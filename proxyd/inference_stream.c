@@ -21,11 +21,14 @@ void inf_stream_head(struct inf_up *u)
     u->sse = u->status == 200 && ct && ct->value.n >= 17 && strncasecmp(ct->value.p, "text/event-stream", 17) == 0;
     /* We ask for identity: an encoded answer could not be checked for the key (nor read for usage),
      * so it is withheld, whole (no head has gone out yet). */
-    const struct http_header *ce = http_find_header(&u->resp.f, "content-encoding");
-    if (ce && !(ce->value.n == 8 && strncasecmp(ce->value.p, "identity", 8) == 0)) {
-        u->sse = false;
-        u->cut = "backend_answer_encoded";
-        return;
+    for (size_t i = 0; i < u->resp.f.n_headers; i++) {       /* every one: a second may say gzip */
+        const struct http_header *h = &u->resp.f.headers[i];
+        if (http_span_eq(h->name, "content-encoding") &&
+            !(h->value.n == 8 && strncasecmp(h->value.p, "identity", 8) == 0)) {
+            u->sse = false;
+            u->cut = "backend_answer_encoded";
+            return;
+        }
     }
     for (size_t i = 0; i < u->resp.f.n_headers; i++) {
         const struct http_header *h = &u->resp.f.headers[i];
@@ -176,6 +179,11 @@ static void end_buffered(struct inf_up *u, const char *cut)
                    (int)u->fwd_len, u->fwd, inf_buf_used(&u->body),
                    k->close_after ? "Connection: close\r\n" : "");
     inf_buf_add(&k->out, inf_buf_data(&u->body), inf_buf_used(&u->body));
+    /* the copy in out is the one that lives on (as long as the client takes to read it): the
+     * budget goes with it (released as out drains, inference_conn.c), the original now */
+    k->out_reserved += u->body_reserved;
+    u->body_reserved = 0;
+    inf_buf_free(&u->body);
     inf_log(k, "allow", status < 400 ? "ok" : "backend_error", u->model, u->upstream_model, u->be->name,
             status, &u->usage);
 }

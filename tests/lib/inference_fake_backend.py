@@ -14,7 +14,8 @@ Models with a special meaning (the upstream name, after proxyd's rewrite):
   close-delimited a streamed answer framed by closing the connection (no chunked, no length)
   big-answer      a 20 MiB non-streamed answer (like embeddings), its usage last
                   (prompt_tokens 4242)
-  gzip-answer     a 200 answer gzip-encoded (Content-Encoding: gzip) although identity was asked,
+  gzip-answer     a 200 answer gzip-encoded (Content-Encoding: identity, then gzip) although
+                  identity was asked,
                   quoting the credentials it received
 With --drop-reused, a second request on a kept-alive connection is dropped unanswered.
 """
@@ -173,6 +174,7 @@ class Handler(BaseHTTPRequestHandler):
                 "role": "assistant", "content": "you sent " + self.credentials()}}]}).encode())
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Encoding", "identity")    # a first header that looks fine
             self.send_header("Content-Encoding", "gzip")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
