@@ -359,8 +359,13 @@ void pd_conn_reset(struct pd_conn *c)
  * for the whole of it.  Unlike pd_conn_reset, the decision stays, so the close record is written. */
 void pd_conn_abort(struct pd_conn *c, const char *reason)
 {
-    reset_on_close(c->cfd);
-    reset_on_close(c->ufd);
+    /* Not a side that already has all of its stream and our FIN (down.shut: the client, up.shut:
+     * the origin): a reset would discard what its kernel has still to deliver of a stream that
+     * ended cleanly. */
+    if (!c->down.shut)
+        reset_on_close(c->cfd);
+    if (!c->up.shut)
+        reset_on_close(c->ufd);
     c->close_reason = reason;
     pd_conn_free(c);
 }

@@ -155,8 +155,8 @@ void pd_conn_log(struct pd_conn *c, const char *decision, const char *reason, co
 void pd_conn_timer(struct pd_conn *c, uint64_t ms);
 void pd_conn_drop_upstream(struct pd_conn *c);    /* close ufd, keep the client */
 void pd_conn_reset(struct pd_conn *c);            /* transparent denial: RST and free */
-/* A relayed connection broke: reset both sockets, so neither peer takes the end for a FIN, and
- * free; the close record says REASON. */
+/* A relayed connection broke: reset both sockets, so neither peer takes the end for a FIN (but not
+ * a side whose stream already ended with our FIN), and free; the close record says REASON. */
 void pd_conn_abort(struct pd_conn *c, const char *reason);
 void pd_conn_over_cap(struct pd_conn *c);         /* per-account cap reached: 429 or RST */
 void pd_conn_linger(struct pd_conn *c);           /* after a final answer: FIN, drain, free */

@@ -14,7 +14,7 @@ echo "HalfClosedTimeout=1s" >> "$CONF/sandbox.conf"     # checked every 250 ms
 proxy_profile 10-t.conf "[Match]
 User=tuser
 [Network]
-Allow=203.0.113.10:8091-8096"
+Allow=203.0.113.10:8091-8097"
 
 # The origin, one behaviour per port; what it saw goes to its output.
 #   8091  reads to the client's EOF, then says nothing and keeps the connection open
@@ -23,8 +23,9 @@ Allow=203.0.113.10:8091-8096"
 #   8094  reads to the client's EOF, sends 1 MiB at once, then says nothing and keeps it open
 #   8095  says "bye", then resets the connection
 #   8096  reads until the client's end, printing "8096 fin" or "8096 reset"
+#   8097  sends 64 KiB and its FIN, then closes: what the client sends next gets a reset
 proxy_echo_origin "$WORLD/upkeep-origin.out" 8091:sink-hold 8092:sink-trickle 8093:bye 8094:sink-mib-hold \
-    8095:bye-reset 8096:sink-report
+    8095:bye-reset 8096:sink-report 8097:all-then-close
 proxy_start
 
 # tunnel PORT HALFCLOSE: CONNECT to the origin's PORT, send "hello" (then half-close when HALFCLOSE
@@ -119,6 +120,30 @@ for _ in $(seq 50); do grep -q "^8096 " "$WORLD/upkeep-origin.out" && break; sle
 assert_eq "client resets: the origin gets a reset" "8096 reset" "$(grep "^8096 " "$WORLD/upkeep-origin.out")"
 for _ in $(seq 20); do l=$(proxy_log_last '"port":8096,' '"decision":"close"'); [ -n "$l" ] && break; sleep 0.1; done
 assert_match "  ... close record says who" '"reason":"client_reset"' "$l"
+
+# A reset that comes after a stream ended whole (the origin sent all and its FIN, then closed, and
+# the client's later bytes drew a reset) is not passed on to that stream: the client, reading
+# late, still gets all 64 KiB and the FIN, not a reset that would drop what was still queued.
+out=$(as tuser PYTHONPATH="$PS_SRC/tests/lib" timeout 20 python3 -c '
+import time
+from proxy_connect import open_tunnel
+s, status, line = open_tunnel("203.0.113.10:8097", timeout=15, rcvbuf=4096)
+assert status == "200", line
+time.sleep(1)                                # all 64 KiB and the FIN have reached proxyd
+for b in (b"x", b"y"):
+    s.sendall(b); time.sleep(0.5)            # the origin answers with a reset
+got = 0
+try:
+    while True:
+        d = s.recv(65536)
+        if not d: break
+        got += len(d)
+    print(got, "<fin>")
+except ConnectionResetError:
+    print(got, "<reset>")')
+assert_eq "origin resets after its whole stream: the client gets all of it and the FIN" "65536 <fin>" "$out"
+for _ in $(seq 20); do l=$(proxy_log_last '"port":8097,' '"decision":"close"'); [ -n "$l" ] && break; sleep 0.1; done
+assert_match "  ... close record says the origin reset" '"reason":"upstream_reset"' "$l"
 
 # --- client half-closed and reading slowly what proxyd still holds: nothing is cut off ---
 # The origin's 1 MiB is all read by proxyd long before this client (32 KiB receive buffer,

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Raw TCP origins behind CONNECT tunnels, one behaviour per port, for the tests that watch how
 proxyd relays a tunnel and when it ends one: t_proxy_relay.sh (echo-hold, echo-close) and
-t_proxy_tunnel_upkeep.sh (sink-hold, sink-trickle, bye, sink-mib-hold, bye-reset, sink-report).  Run in the upstream
+t_proxy_tunnel_upkeep.sh (sink-hold, sink-trickle, bye, sink-mib-hold, bye-reset, sink-report,
+all-then-close).  Run in the upstream
 namespace (proxy_echo_origin in tests/lib/proxy_world.sh).
 
   proxy_echo_origin.py [--addr ADDR] PORT:MODE...
@@ -17,6 +18,8 @@ MODE, for each connection to PORT:
                  and print "PORT eof after SECONDS" (how long the tunnel lived)
   bye-reset      send "bye", then end the connection with a reset (SO_LINGER 0)
   sink-report    read until the client's end and print "PORT fin" or "PORT reset", how it ended
+  all-then-close send 64 KiB of "w", shut its sending side down and close at once: whatever the
+                 client sends afterwards is answered by a reset from this end
 Prints "ready" once every port listens.
 """
 import argparse
@@ -53,6 +56,9 @@ def serve(port, mode, c):
             print("%d fin" % port, flush=True)
         except ConnectionResetError:
             print("%d reset" % port, flush=True)
+    elif mode == "all-then-close":
+        c.sendall(b"w" * 65536)
+        c.shutdown(socket.SHUT_WR)
     elif mode == "bye":
         c.sendall(b"bye")
         c.shutdown(socket.SHUT_WR)
@@ -82,7 +88,7 @@ def accept_loop(s, port, mode):
 
 
 MODES = ("echo-hold", "echo-close", "sink-hold", "sink-trickle", "sink-mib-hold", "bye", "bye-reset",
-         "sink-report")
+         "sink-report", "all-then-close")
 
 
 def main():
