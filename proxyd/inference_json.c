@@ -17,24 +17,33 @@
  * ones are token-ID arrays, which OpenAI caps at 300,000 tokens per request. */
 #define INF_JSON_MAX_VALUES 1000000u
 
+/* buf[i] opens a JSON string: the index just past its closing quote (len when it never closes).
+ * The scans below are not a parser; they only must never mistake a string's bytes for structure. */
+static size_t past_string(const char *buf, size_t len, size_t i)
+{
+    for (i++; i < len; i++) {
+        if (buf[i] == '\\')
+            i++;
+        else if (buf[i] == '"')
+            return i + 1;
+    }
+    return len;
+}
+
 /* More than INF_JSON_MAX_VALUES values (counted by their separators and openers, outside
  * strings), in one cheap pass before anything is allocated. */
 static bool too_many_values(const char *buf, size_t len)
 {
     size_t n = 0;
-    bool in_str = false;
-    for (size_t i = 0; i < len; i++) {
+    for (size_t i = 0; i < len;) {
         char ch = buf[i];
-        if (in_str) {
-            if (ch == '\\')
-                i++;
-            else if (ch == '"')
-                in_str = false;
-        } else if (ch == '"') {
-            in_str = true;
-        } else if ((ch == ',' || ch == '[' || ch == '{') && ++n > INF_JSON_MAX_VALUES) {
-            return true;
+        if (ch == '"') {
+            i = past_string(buf, len, i);
+            continue;
         }
+        if ((ch == ',' || ch == '[' || ch == '{') && ++n > INF_JSON_MAX_VALUES)
+            return true;
+        i++;
     }
     return false;
 }
@@ -320,21 +329,17 @@ bool inf_usage_scan(const char *buf, size_t len, struct inf_usage *u, bool *usag
 static const char *object_end(const char *buf, size_t len)
 {
     size_t depth = 0;
-    bool in_str = false;
-    for (size_t i = 0; i < len; i++) {
+    for (size_t i = 0; i < len;) {
         char ch = buf[i];
-        if (in_str) {
-            if (ch == '\\')
-                i++;
-            else if (ch == '"')
-                in_str = false;
-        } else if (ch == '"') {
-            in_str = true;
-        } else if (ch == '{') {
-            depth++;
-        } else if (ch == '}' && --depth == 0) {
-            return buf + i;
+        if (ch == '"') {
+            i = past_string(buf, len, i);
+            continue;
         }
+        if (ch == '{')
+            depth++;
+        else if (ch == '}' && --depth == 0)
+            return buf + i;
+        i++;
     }
     return NULL;
 }
