@@ -11,7 +11,7 @@
 set -u
 ROUNDS=${1:-${PS_BENCH_ROUNDS:-100}}
 export INF_EVENTS=${2:-50} INF_DELAY=0.01
-. "$(dirname "$0")/../tests/lib/world.sh"; world_enter "$@"
+. "$(dirname "$0")/../tests/lib/world.sh" || exit 1; world_enter "$@"
 . "$PS_SRC/tests/lib/inference_world.sh"
 command -v jq >/dev/null || skip "jq missing"
 

@@ -9,7 +9,7 @@
 set -u
 ROUNDS=${1:-${PS_BENCH_ROUNDS:-300}}
 CALLS=${2:-${PS_BENCH_SYSCALLS:-5000000}}
-. "$(dirname "$0")/../tests/lib/world.sh"; world_enter "$@"
+. "$(dirname "$0")/../tests/lib/world.sh" || exit 1; world_enter "$@"
 . "$PS_SRC/tests/lib/module_world.sh"
 BENCH="$PS_BUILD/bench/pam_bench"
 [ -x "$BENCH" ] || skip "$BENCH not built"

@@ -18,7 +18,7 @@
 # PROXYD_OPTS and PROXYD_B_OPTS add command-line options to either (PS_BUILD_B may be PS_BUILD).
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-. "$here/../tests/lib/world.sh"
+. "$here/../tests/lib/world.sh" || exit 1
 world_enter "$@"
 . "$here/lib/peers.sh"
 

@@ -9,7 +9,7 @@
 # - an account asks for name after name to take the synthetic range from everyone else - it is
 #   held to its share (a quarter), and the others still get addresses.
 # UIDs 59740-59749.
-. "$(dirname "$0")/../lib/world.sh"; world_enter "$@"
+. "$(dirname "$0")/../lib/world.sh" || exit 1; world_enter "$@"
 . "$PS_SRC/tests/lib/dns_world.sh"
 
 world_add_user dnsida 59741 dnsbox

@@ -3,7 +3,7 @@
 # loops, huge counts, answers, unknown opcodes, trailing bytes, bad labels, bad EDNS, oversize
 # datagrams and TCP frames, then a burst of random junk.  Each gets FORMERR/NOTIMP or is dropped,
 # and the server keeps answering correct queries over UDP and TCP.  UIDs 59720-59729.
-. "$(dirname "$0")/../lib/world.sh"; world_enter "$@"
+. "$(dirname "$0")/../lib/world.sh" || exit 1; world_enter "$@"
 . "$PS_SRC/tests/lib/dns_world.sh"
 
 world_add_user dnsfuzz 59721 dnsbox

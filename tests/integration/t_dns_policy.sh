@@ -3,7 +3,7 @@
 # upstream namespace: allowed names get synthetic A records, AAAA and other types empty answers,
 # denied names REFUSED with no upstream query at all, accounts that are not sandboxed REFUSED,
 # inference.local answered locally and never asked upstream.  UIDs 59700-59709.
-. "$(dirname "$0")/../lib/world.sh"; world_enter "$@"
+. "$(dirname "$0")/../lib/world.sh" || exit 1; world_enter "$@"
 . "$PS_SRC/tests/lib/dns_world.sh"
 
 world_add_user dnsuser 59701 dnsbox

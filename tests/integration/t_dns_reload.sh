@@ -2,7 +2,7 @@
 # Policy DNS across SIGHUP reloads of the real sandbox-proxyd: new profile rules take effect at
 # once, DNSListen= addresses are added and removed, Resolver= and SyntheticRange= change, and an
 # invalid new configuration leaves the old one answering.  UIDs 59750-59759.
-. "$(dirname "$0")/../lib/world.sh"; world_enter "$@"
+. "$(dirname "$0")/../lib/world.sh" || exit 1; world_enter "$@"
 . "$PS_SRC/tests/lib/dns_world.sh"
 
 world_add_user dnsrl 59751 dnsbox

@@ -4,7 +4,7 @@
 # upstream query, Resolver= may carry a port, an empty Resolver= means /etc/resolv.conf, and the
 # connect path (explicit proxy) resolves through the same cache.  The test resolver's query log is
 # the witness.  UIDs 59730-59739.
-. "$(dirname "$0")/../lib/world.sh"; world_enter "$@"
+. "$(dirname "$0")/../lib/world.sh" || exit 1; world_enter "$@"
 . "$PS_SRC/tests/lib/dns_world.sh"
 
 world_add_user dnsres 59731 dnsbox

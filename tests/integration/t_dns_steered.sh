@@ -5,7 +5,7 @@
 # synthetic answers; a denied name is REFUSED and never reaches the resolver, so asking the upstream
 # server directly is no way around policy.  An account outside the set is not steered.
 # UIDs 59760-59769.
-. "$(dirname "$0")/../lib/world.sh"; world_enter "$@"
+. "$(dirname "$0")/../lib/world.sh" || exit 1; world_enter "$@"
 . "$PS_SRC/tests/lib/dns_world.sh"
 
 command -v nft >/dev/null || skip "nft missing"

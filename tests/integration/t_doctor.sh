@@ -4,7 +4,7 @@
 # off) reports nothing and exits 0; each weakening, made one at a time, gives its own finding line
 # (file, line where there is one) and exit 1, and undoing it makes the report clean again.
 # UIDs: 59910-59919.
-. "${PS_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/world.sh"
+. "${PS_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/world.sh" || exit 1
 world_enter "$@"
 
 SC=$PS_BUILD/sandboxctl

@@ -5,7 +5,7 @@
 # fails with FILE:LINE and leaves the loaded table as it was; rejections are logged with the UID.
 # Accounts: sbx 59351 (sandboxed), plain 59352, late 59353 (added as a login would), pam-sandbox
 # 59359 (proxyd's account).
-. "$(dirname "$0")/../lib/world.sh"
+. "$(dirname "$0")/../lib/world.sh" || exit 1
 world_enter "$@"
 command -v nft >/dev/null || skip "nft missing"
 command -v setpriv >/dev/null || skip "setpriv missing"

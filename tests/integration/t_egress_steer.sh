@@ -7,7 +7,7 @@
 # Accounts: sbx 59301 (sandboxed), plain 59302 (not), squat 59303 (not: binds proxyd's ports while
 # proxyd is down), pam-sandbox 59309 (proxyd's account, in the sandboxed group on purpose: it must
 # still never be steered).
-. "$(dirname "$0")/../lib/world.sh"
+. "$(dirname "$0")/../lib/world.sh" || exit 1
 world_enter "$@"
 command -v nft >/dev/null || skip "nft missing"
 command -v setpriv >/dev/null || skip "setpriv missing"

@@ -6,7 +6,7 @@
 # allowed, unknown model, CL+TE, oversize, a non-API path closing the connection, rate limit,
 # other ports under deny-all, a profile without models), cut and stalled streams, and the admin's
 # key in no log or answer.  UIDs 59800-59809.
-. "$(dirname "$0")/../lib/world.sh"; world_enter "$@"
+. "$(dirname "$0")/../lib/world.sh" || exit 1; world_enter "$@"
 . "$PS_SRC/tests/lib/inference_world.sh"
 command -v jq >/dev/null || skip "jq missing"
 

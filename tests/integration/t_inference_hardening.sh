@@ -4,7 +4,7 @@
 # http://localhost is this host, never a question for DNS; a reload that changes a backend's URL
 # but cannot load its new key answers 503 instead of sending the old key to the new URL; a model
 # name of control characters leaves a decision record that still parses.  UIDs 59580-59589.
-. "$(dirname "$0")/../lib/world.sh"; world_enter "$@"
+. "$(dirname "$0")/../lib/world.sh" || exit 1; world_enter "$@"
 . "$PS_SRC/tests/lib/inference_world.sh"
 command -v jq >/dev/null || skip "jq missing"
 

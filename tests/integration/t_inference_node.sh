@@ -9,7 +9,7 @@
 #
 # The package is installed once (npm, before entering the namespace: the world has no route out)
 # into $PS_BUILD/node-openai and reused; a fresh clone installs it on its first run.
-. "$(dirname "$0")/../lib/world.sh"
+. "$(dirname "$0")/../lib/world.sh" || exit 1
 OPENAI_VERSION=4.95.0
 NODE_CACHE="$PS_BUILD/node-openai"
 if [ -z "${PS_IN_WORLD:-}" ] && [ "$(id -u)" = 0 ]; then

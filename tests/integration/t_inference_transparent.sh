@@ -7,7 +7,7 @@
 # models gets no interception at all.  `sandboxctl apply` reloads proxyd in place (its root-only
 # CA key and API keys come from its privileged helper), and a rotated API key is used after a
 # SIGHUP.  UIDs 59810-59819.
-. "$(dirname "$0")/../lib/world.sh"; world_enter "$@"
+. "$(dirname "$0")/../lib/world.sh" || exit 1; world_enter "$@"
 . "$PS_SRC/tests/lib/inference_world.sh"
 command -v jq >/dev/null || skip "jq missing"
 

@@ -3,7 +3,7 @@
 # ownership and the documented modes; a second install keeps an admin's edited config; the example
 # profiles are installed inert (they sandbox nobody until renamed to NAME.conf).
 # UIDs: 59900-59909.
-. "${PS_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/world.sh"
+. "${PS_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/world.sh" || exit 1
 world_enter "$@"
 
 command -v make >/dev/null || skip "make missing"

@@ -3,7 +3,7 @@
 # accounts a profile file's [Match] names are refused with the reason in syslog, others are left
 # alone; when nobody can tell whom a file matches (its [Match] is broken, it is not trusted) every
 # account but root is refused; root always gets in.  Driven through the noninteractive stack.
-. "$(dirname "$0")/../lib/world.sh"; world_enter "$@"
+. "$(dirname "$0")/../lib/world.sh" || exit 1; world_enter "$@"
 . "$PS_SRC/tests/lib/module_world.sh"
 
 mod_setup

@@ -3,7 +3,7 @@
 # (common-session-noninteractive, with stock pam_loginuid, pam_keyinit, pam_env, pam_unix and
 # pam_limits around it), driven by pamtester and by sandbox_pam_run (the su/cron lifecycle:
 # setcred, open, a command as the user, close, setcred(DELETE), end).  Real libpam, real module.
-. "$(dirname "$0")/../lib/world.sh"; world_enter "$@"
+. "$(dirname "$0")/../lib/world.sh" || exit 1; world_enter "$@"
 . "$PS_SRC/tests/lib/module_world.sh"
 command -v pamtester >/dev/null || skip "pamtester missing"
 

@@ -3,7 +3,7 @@
 # a private copy of /usr/share/pam-configs): the module lands in common-session AND
 # common-session-noninteractive (sudo, cron and systemd-user include only the latter, so the
 # profile must not be Session-Interactive-Only), as "required", and disabling removes it.
-. "$(dirname "$0")/../lib/world.sh"; world_enter "$@"
+. "$(dirname "$0")/../lib/world.sh" || exit 1; world_enter "$@"
 command -v pam-auth-update >/dev/null || skip "pam-auth-update missing (libpam-runtime)"
 prof="$PS_SRC/packaging/pam-configs/pam_sandbox"
 [ -f "$prof" ] || fail "$prof missing"

@@ -4,7 +4,7 @@
 # Network=proxy and a Network=block account; sshd logs no audit failure; an unmatched account is
 # untouched; a profile that fails `sandboxctl check` refuses its account with the reason in syslog
 # while another account still logs in.
-. "$(dirname "$0")/../lib/world.sh"; world_enter "$@"
+. "$(dirname "$0")/../lib/world.sh" || exit 1; world_enter "$@"
 . "$PS_SRC/tests/lib/module_world.sh"
 
 mod_setup

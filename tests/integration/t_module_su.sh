@@ -3,7 +3,7 @@
 # bounding set, the probe, TIOCSTI into the root-owned terminal of su (the attack that
 # dev.tty.legacy_tiocsti=1 allows: the unconfined control succeeds), and a fork bomb that stops at
 # the limit with EAGAIN, can be killed, and leaves another account unaffected.
-. "$(dirname "$0")/../lib/world.sh"; world_enter "$@"
+. "$(dirname "$0")/../lib/world.sh" || exit 1; world_enter "$@"
 . "$PS_SRC/tests/lib/module_world.sh"
 command -v script >/dev/null || skip "script(1) missing"
 

@@ -3,7 +3,7 @@
 # its inode, through a helper that keeps only CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH while the
 # proxy keeps nothing), allows the named binary, refuses another one, and refuses when processes
 # with different executables share the socket.  Explicit and transparent.  UIDs 59540-59549.
-. "$(dirname "$0")/../lib/world.sh"; world_enter "$@"
+. "$(dirname "$0")/../lib/world.sh" || exit 1; world_enter "$@"
 . "$PS_SRC/tests/lib/proxy_world.sh"
 
 world_add_user bnbox 59541

@@ -3,7 +3,7 @@
 # corporate proxy (by name here) for exactly the address that passed, never the client's name;
 # denials never reach it.  Also: a client that sends its request head too slowly is answered 408
 # and dropped while others are served.  UIDs 59550-59559.
-. "$(dirname "$0")/../lib/world.sh"; world_enter "$@"
+. "$(dirname "$0")/../lib/world.sh" || exit 1; world_enter "$@"
 . "$PS_SRC/tests/lib/proxy_world.sh"
 
 world_add_user chbox 59551

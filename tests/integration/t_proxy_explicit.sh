@@ -7,7 +7,7 @@
 # follows normal policy; accounts that are not sandboxed are refused; Mode=report lets a denial
 # through as would_deny but never an address-class one; a malformed request gets
 # 400 and the next client is served.  UIDs 59500-59509.
-. "$(dirname "$0")/../lib/world.sh"; world_enter "$@"
+. "$(dirname "$0")/../lib/world.sh" || exit 1; world_enter "$@"
 . "$PS_SRC/tests/lib/proxy_world.sh"
 
 world_add_user pxuser 59501

@@ -8,7 +8,7 @@
 # per-account cap are answered 429 at once, even before they send a request; a response body the
 # origin cuts short (a reset, a close before the framing's end, 60 s of silence) ends the client
 # connection with a reset, never a FIN that would pass for the body's end.  UIDs 59560-59569.
-. "$(dirname "$0")/../lib/world.sh"; world_enter "$@"
+. "$(dirname "$0")/../lib/world.sh" || exit 1; world_enter "$@"
 . "$PS_SRC/tests/lib/proxy_world.sh"
 
 world_add_user fwuser 59561

@@ -3,7 +3,7 @@
 # carrying a request; then the per-account cap (-m) answers 429 beyond its limit and frees a slot
 # when a tunnel closes.  Prints proxyd's RSS per idle tunnel (measured properly in bench/).
 # UIDs 59520-59529.
-. "$(dirname "$0")/../lib/world.sh"; world_enter "$@"
+. "$(dirname "$0")/../lib/world.sh" || exit 1; world_enter "$@"
 . "$PS_SRC/tests/lib/proxy_world.sh"
 
 world_add_user ldbox 59521

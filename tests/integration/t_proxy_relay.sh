@@ -7,7 +7,7 @@
 # connection is relayed is read from /proc: the epoll instance that has proxyd's socket registered
 # (tests/lib/proxy_epoll_of.py).
 # UIDs 59590-59599.
-. "$(dirname "$0")/../lib/world.sh"; world_enter "$@"
+. "$(dirname "$0")/../lib/world.sh" || exit 1; world_enter "$@"
 . "$PS_SRC/tests/lib/proxy_world.sh"
 
 world_add_user ruser 59591

@@ -7,7 +7,7 @@
 # is applied in place (same process, open tunnels kept) with the secrets the helper handed over,
 # a rotated key included; a secret that cannot be handed over makes proxyd exit 75 to be
 # restarted (never a stale policy).  UIDs 59530-59539.
-. "$(dirname "$0")/../lib/world.sh"; world_enter "$@"
+. "$(dirname "$0")/../lib/world.sh" || exit 1; world_enter "$@"
 . "$PS_SRC/tests/lib/proxy_world.sh"
 
 world_add_user rlbox 59531

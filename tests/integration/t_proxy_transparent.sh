@@ -6,7 +6,7 @@
 # judged by IP rules only (an allowed SNI/Host on an attacker's IP reaches nothing); allowed names
 # resolving inside are refused; the explicit proxy takes a synthetic address for its name, Host
 # included; with proxyd killed nothing gets out.  UIDs 59510-59519.
-. "$(dirname "$0")/../lib/world.sh"; world_enter "$@"
+. "$(dirname "$0")/../lib/world.sh" || exit 1; world_enter "$@"
 . "$PS_SRC/tests/lib/proxy_world.sh"
 
 world_add_user tpuser 59511

@@ -5,7 +5,7 @@
 # tunnel that has lived one check gets TCP keepalive on its upstream socket too, so an origin that
 # vanishes is found; a reset from either side is passed on as a reset, not as a FIN.
 # UIDs 59570-59579.
-. "$(dirname "$0")/../lib/world.sh"; world_enter "$@"
+. "$(dirname "$0")/../lib/world.sh" || exit 1; world_enter "$@"
 . "$PS_SRC/tests/lib/proxy_world.sh"
 
 world_add_user tuser 59571

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # sandboxctl check / explain / decide against real files in $CONF and real accounts (NSS, with
 # supplementary groups), asserting output and exit codes (DESIGN.md §2).  UIDs 59000-59019.
-. "${PS_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/world.sh"
+. "${PS_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib/world.sh" || exit 1
 world_enter "$@"
 
 CTL="$PS_BUILD/sandboxctl"

@@ -48,13 +48,25 @@ world_enter() {
     [ "$(id -u)" = 0 ] || skip "needs root (namespaces, PAM, sshd)"
     if [ -z "${PS_IN_WORLD:-}" ]; then
         command -v unshare >/dev/null || skip "unshare(1) missing"
-        PS_IN_WORLD=1 exec unshare -m -n --propagation private -- bash "$0" "$@"
+        # PS_IN_WORLD carries the namespaces we leave, so that the copy inside can check it left them
+        PS_IN_WORLD="$(readlink /proc/self/ns/mnt) $(readlink /proc/self/ns/net)" \
+            exec unshare -m -n --propagation private -- bash "$0" "$@"
+    fi
+    # Everything below mounts over /etc, /run, /dev and writes the network: never in the namespaces
+    # the test was started in (PS_IN_WORLD=1 set by hand, say, once did exactly that).
+    local host_mnt host_net
+    read -r host_mnt host_net <<<"$PS_IN_WORLD"
+    if [[ ! $host_mnt =~ ^mnt:\[[0-9]+\]$ || ! $host_net =~ ^net:\[[0-9]+\]$ ]] ||
+       [ "$(readlink /proc/self/ns/mnt)" = "$host_mnt" ] || [ "$(readlink /proc/self/ns/net)" = "$host_net" ]; then
+        echo "world: not in private mount and network namespaces of its own (PS_IN_WORLD=$PS_IN_WORLD);" \
+             "refusing to touch this host" >&2
+        exit 1
     fi
     WORLD=$(mktemp -d /tmp/ps-world.XXXXXX)
     chmod 755 "$WORLD"
     mount -t tmpfs -o mode=755 tmpfs "$WORLD"
     cp -a /etc "$WORLD/etc"
-    mount --bind "$WORLD/etc" /etc
+    mount --bind "$WORLD/etc" /etc || { echo "world: cannot put a copy over /etc; stopping" >&2; exit 1; }
     for d in run home var/log var/spool/cron tmp/ps-scratch; do
         mkdir -p "/$d"; mount -t tmpfs -o mode=755 tmpfs "/$d"
     done
