@@ -37,19 +37,13 @@ s.sendall(b"POST '"$O"'/stalled HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r
 print(s.recv(4096).decode("latin-1").split("\r\n")[0])' > "$WORLD/stalled.out" 2>&1 &
 STALLED=$!
 # the answer's head and "part" of a body ended by close, then silence: a reset after 60 s
-as fwuser timeout 90 python3 -c '
+as fwuser PYTHONPATH="$PS_SRC/tests/lib" timeout 90 python3 -c '
 import socket
+from proxy_connect import read_to_end
 s = socket.create_connection(("127.0.0.1", 3128))
 s.sendall(b"GET '"$O"'/body-stall HTTP/1.0\r\n\r\n")
-d = b""
-try:
-    while True:
-        b = s.recv(4096)
-        if not b: break
-        d += b
-    print(d.split(b"\r\n\r\n")[-1].decode(), "<fin>")
-except ConnectionResetError:
-    print(d.split(b"\r\n\r\n")[-1].decode(), "<reset>")' > "$WORLD/bodystall.out" 2>&1 &
+d, how = read_to_end(s)
+print(d.split(b"\r\n\r\n")[-1].decode(), how)' > "$WORLD/bodystall.out" 2>&1 &
 BODYSTALL=$!
 
 # raw CLIENT: send stdin as it is, print everything until the connection closes (or 5 s)
@@ -69,20 +63,12 @@ sys.stdout.write(d.decode("latin-1"))'; }
 
 # raw_end REQUEST: send it, print the body that arrived and how the connection ended: <fin>,
 # <reset> or <timeout>
-raw_end() { printf "$1" | as fwuser timeout 8 python3 -c '
+raw_end() { printf "$1" | as fwuser PYTHONPATH="$PS_SRC/tests/lib" timeout 8 python3 -c '
 import socket, sys
+from proxy_connect import read_to_end
 s = socket.create_connection(("127.0.0.1", 3128)); s.settimeout(5)
 s.sendall(sys.stdin.buffer.read())
-d, how = b"", "<fin>"
-try:
-    while True:
-        b = s.recv(65536)
-        if not b: break
-        d += b
-except socket.timeout:
-    how = "<timeout>"
-except ConnectionResetError:
-    how = "<reset>"
+d, how = read_to_end(s)
 print(d.partition(b"\r\n\r\n")[2].decode("latin-1"), how)'; }
 
 # close records of forwarded answers cut short, waited for up to 2 s to reach N

@@ -93,18 +93,11 @@ assert_match "  ... logged" '"reason":"half_closed_idle"' "$l"
 
 # --- a reset is passed on as one, both ways (a FIN would say that the stream ended whole) ---
 out=$(as tuser PYTHONPATH="$PS_SRC/tests/lib" timeout 20 python3 -c '
-from proxy_connect import open_tunnel
+from proxy_connect import open_tunnel, read_to_end
 s, status, line = open_tunnel("203.0.113.10:8095", timeout=15)
 assert status == "200", line
-got = b""
-try:
-    while True:
-        b = s.recv(4096)
-        if not b: break
-        got += b
-    print(got.decode(), "<fin>")
-except ConnectionResetError:
-    print(got.decode(), "<reset>")')
+got, how = read_to_end(s)
+print(got.decode(), how)')
 assert_eq "origin resets: the client gets its bytes, then a reset" "bye <reset>" "$out"
 for _ in $(seq 20); do l=$(proxy_log_last '"port":8095,' '"decision":"close"'); [ -n "$l" ] && break; sleep 0.1; done
 assert_match "  ... close record says who" '"reason":"upstream_reset"' "$l"
@@ -126,21 +119,14 @@ assert_match "  ... close record says who" '"reason":"client_reset"' "$l"
 # late, still gets all 64 KiB and the FIN, not a reset that would drop what was still queued.
 out=$(as tuser PYTHONPATH="$PS_SRC/tests/lib" timeout 20 python3 -c '
 import time
-from proxy_connect import open_tunnel
+from proxy_connect import open_tunnel, read_to_end
 s, status, line = open_tunnel("203.0.113.10:8097", timeout=15, rcvbuf=4096)
 assert status == "200", line
 time.sleep(1)                                # all 64 KiB and the FIN have reached proxyd
 for b in (b"x", b"y"):
     s.sendall(b); time.sleep(0.5)            # the origin answers with a reset
-got = 0
-try:
-    while True:
-        d = s.recv(65536)
-        if not d: break
-        got += len(d)
-    print(got, "<fin>")
-except ConnectionResetError:
-    print(got, "<reset>")')
+got, how = read_to_end(s)
+print(len(got), how)')
 assert_eq "origin resets after its whole stream: the client gets all of it and the FIN" "65536 <fin>" "$out"
 for _ in $(seq 20); do l=$(proxy_log_last '"port":8097,' '"decision":"close"'); [ -n "$l" ] && break; sleep 0.1; done
 assert_match "  ... close record says the origin reset" '"reason":"upstream_reset"' "$l"

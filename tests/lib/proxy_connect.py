@@ -1,8 +1,10 @@
 """The CONNECT handshake of the proxy tests' own clients (proxy_relay_client.py, proxy_tunnels.py,
-the inline clients of t_proxy_tunnel_upkeep.sh), written once.
+the inline clients of t_proxy_tunnel_upkeep.sh), written once; and how a connection ended
+(read_to_end), which the tests of resets read (t_proxy_tunnel_upkeep.sh, t_proxy_forward_edges.sh).
 
-  from proxy_connect import open_tunnel
+  from proxy_connect import open_tunnel, read_to_end
   s, status, line = open_tunnel("203.0.113.10:8095", timeout=20)
+  data, how = read_to_end(s)
 
 Import it from a script in this directory with sys.path.insert(0, <the script's directory>), or
 run python3 with PYTHONPATH=$PS_SRC/tests/lib.
@@ -38,3 +40,20 @@ def open_tunnel(target, proxy=("127.0.0.1", 3128), timeout=None, rcvbuf=None):
     m = STATUS_LINE.match(head)
     status = m.group(1).decode() if m and head.endswith(b"\r\n\r\n") else None
     return s, status, head.split(b"\r\n")[0].decode(errors="replace")
+
+
+def read_to_end(s, chunk=65536):
+    """Everything s receives until the connection ends, and how it ended: "<fin>", "<reset>" or,
+    with a timeout set on s, "<timeout>".  A reset is the point: a FIN would say the stream ended
+    whole."""
+    data = b""
+    try:
+        while True:
+            b = s.recv(chunk)
+            if not b:
+                return data, "<fin>"
+            data += b
+    except socket.timeout:
+        return data, "<timeout>"
+    except ConnectionResetError:
+        return data, "<reset>"
