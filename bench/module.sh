@@ -4,7 +4,9 @@
 # ratios, never asserted:
 #   - pam_open_session + pam_close_session: the module alone, versus a pam_permit-only stack and
 #     versus pam_limits alone (each round in a fresh child: see bench/pam_bench.c);
-#   - getppid() via syscall(2) in a tight loop, without and with the module's filters.
+#   - getppid() via syscall(2) in a tight loop: without a filter, under an allow-all filter (what
+#     the kernel charges any seccomp user per system call, the floor) and under the module's
+#     filters.
 # Use: bench/module.sh [ROUNDS] [SYSCALLS]   (as root; PS_BUILD selects the build, default build/)
 set -u
 ROUNDS=${1:-${PS_BENCH_ROUNDS:-300}}
@@ -44,10 +46,18 @@ printf 'open_session steps cold, one per process (median of 7, us): config load 
     "$(cmed step_config_load_us)" "$(cmed step_identity_resolve_us)" "$(cmed step_nft_ensure_uid_us)" \
     "$(cmed step_seccomp_build_us)"
 out=$("$BENCH" syscall "$CONF" ps-bench "$CALLS") || fail "syscall bench: $out"
-plain=$(val "$out" syscall_plain_ns); filt=$(val "$out" syscall_filtered_ns)
-printf 'getppid()            plain %.2f ns   filtered %.2f ns   (best of 7 alternating runs of 5 x %s/5 calls)\n' "$plain" "$filt" "$CALLS"
-awk -v p="${med[permit]}" -v l="${med[limits]}" -v m="${med[module]}" -v a="$plain" -v b="$filt" 'BEGIN {
+for k in syscall argcheck; do
+    eval "${k}_p=\$(val \"\$out\" ${k}_plain_ns) ${k}_a=\$(val \"\$out\" ${k}_any_filter_ns) ${k}_f=\$(val \"\$out\" ${k}_filtered_ns)"
+done
+printf 'getppid()            plain %.2f ns   allow-all filter %.2f ns   module filters %.2f ns   (best of 7 alternating runs of 5 x %s/5 calls)\n' \
+    "$syscall_p" "$syscall_a" "$syscall_f" "$CALLS"
+printf 'ioctl(-1, FIONREAD)  plain %.2f ns   allow-all filter %.2f ns   module filters %.2f ns   (arguments checked: the filter runs in full)\n' \
+    "$argcheck_p" "$argcheck_a" "$argcheck_f"
+awk -v p="${med[permit]}" -v l="${med[limits]}" -v m="${med[module]}" -v a="$syscall_p" -v b="$syscall_f" -v f="$syscall_a" \
+    -v ap="$argcheck_p" -v af="$argcheck_a" -v am="$argcheck_f" 'BEGIN {
     printf "ratio module/pam_permit   %.2f  (adds %.3f ms per login; target < 5 ms)\n", m / p, (m - p) / 1000
     printf "ratio module/pam_limits   %.2f\n", m / l
     printf "ratio filtered/plain syscall %.2f  (adds %.1f ns per syscall; target < 50 ns)\n", b / a, b - a
+    printf "ratio filtered/plain ioctl   %.2f  (adds %.1f ns per syscall whose arguments are checked; target < 50 ns)\n", am / ap, am - ap
+    printf "any seccomp filter costs %.1f ns per syscall on this kernel; over that floor the module filters add %.1f ns (getppid) and %.1f ns (ioctl)\n", f - a, b - f, am - af
 }'

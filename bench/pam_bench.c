@@ -5,23 +5,28 @@
  *       round in the same process would stack filters): pam_start, then the time of
  *       pam_open_session + pam_close_session, then pam_end.  Prints the median and mean in µs.
  *   pam_bench syscall CONFDIR USER N
- *       ns per getppid() via syscall(2) in a tight loop of N, without a filter and then in a
- *       child under the filters pam_sandbox builds for USER's profile in CONFDIR.
+ *       ns per getppid() via syscall(2) in a tight loop of N: without a filter, under a filter
+ *       that allows everything (the kernel's fixed price for any seccomp filter, which moves
+ *       every system call of the task to the slow entry path; the module's own filter cannot go
+ *       below it), and under the filters pam_sandbox builds for USER's profile in CONFDIR.
  *   pam_bench steps CONFDIR USER N
  *       the median of each step of open_session, measured in this process (the filters are
  *       built, not loaded): config load, account lookup + resolution, the nftables step, the
  *       seccomp build; tells which step a slow login spends its time in.
  * Output lines are "key value" so that bench/module.sh can compute ratios. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <security/pam_appl.h>
+#include <seccomp.h>
 #include "common/config.h"
 #include "common/resolve.h"
 #include "netfilter/nft.h"
@@ -102,18 +107,37 @@ static int bench_session(const char *service, const char *user, int n)
     return 0;
 }
 
-static double loop_ns(long n)
+/* getppid: a call every filter allows whatever its arguments, which the kernel's per-filter cache
+ * answers without running the filter.  ioctl(-1, FIONREAD): a call whose arguments the module's
+ * filter checks (TIOCSTI, TIOCLINUX), so the filter runs in full; -1 makes the kernel's own work
+ * an EBADF at once. */
+static double loop_ns(long n, bool args_checked)
 {
     double best = 1e18;
     for (int rep = 0; rep < 5; rep++) {    /* best of 5: the least disturbed run */
         double t0 = now_ns();
         for (long i = 0; i < n; i++)
-            syscall(SYS_getppid);
+            if (args_checked)
+                syscall(SYS_ioctl, -1, FIONREAD, NULL);
+            else
+                syscall(SYS_getppid);
         double t = (now_ns() - t0) / (double)n;
         if (t < best)
             best = t;
     }
     return best;
+}
+
+/* The floor: one filter whose every answer is "allow".  Any seccomp user pays this much per
+ * system call on this kernel, whatever its filter says. */
+static int allow_all_filter_install(char *err, size_t errlen)
+{
+    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+    int rc = ctx ? seccomp_load(ctx) : -ENOMEM;
+    if (rc < 0)
+        snprintf(err, errlen, "allow-all filter: %s", strerror(-rc));
+    seccomp_release(ctx);
+    return rc < 0 ? -1 : 0;
 }
 
 static int bench_syscall(const char *confdir, const char *user, long n)
@@ -132,37 +156,48 @@ static int bench_syscall(const char *confdir, const char *user, long n)
         fprintf(stderr, "%s: no profile\n", user);
         return 1;
     }
-    /* Plain and filtered runs alternate, each in its own child, and the best of each is kept:
-     * on a busy machine the load changes between runs, and the best run is the least disturbed. */
-    double best[2] = { 1e18, 1e18 };
-    for (int round = 0; round < 14; round++) {
-        int filtered = round & 1, pfd[2];
+    /* The three kinds of run alternate, each in its own child, and the best of each is kept: on a
+     * busy machine the load changes between runs, and the best run is the least disturbed. */
+    enum { PLAIN, ANY_FILTER, MODULE_FILTER, KINDS };
+    double best[KINDS][2] = { { 1e18, 1e18 }, { 1e18, 1e18 }, { 1e18, 1e18 } };
+    for (int round = 0; round < 7 * KINDS; round++) {
+        int kind = round % KINDS, pfd[2];
         if (pipe(pfd) < 0)
             return 1;
         pid_t pid = fork();
         if (pid == 0) {
-            char err[512];
-            if (filtered && (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
-                             ps_seccomp_install(p, err, sizeof err) < 0)) {
+            char err[512] = "";
+            if (kind != PLAIN && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+                _exit(1);
+            if (kind == ANY_FILTER && allow_all_filter_install(err, sizeof err) < 0) {
                 fprintf(stderr, "%s\n", err);
                 _exit(1);
             }
-            double t = loop_ns(n / 5 > 0 ? n / 5 : 1);
-            _exit(write(pfd[1], &t, sizeof t) == (ssize_t)sizeof t ? 0 : 1);
+            if (kind == MODULE_FILTER && ps_seccomp_install(p, err, sizeof err) < 0) {
+                fprintf(stderr, "%s\n", err);
+                _exit(1);
+            }
+            long calls = n / 5 > 0 ? n / 5 : 1;
+            double t[2] = { loop_ns(calls, false), loop_ns(calls, true) };
+            _exit(write(pfd[1], t, sizeof t) == (ssize_t)sizeof t ? 0 : 1);
         }
         close(pfd[1]);
-        double t;
-        ssize_t got = pid > 0 ? read(pfd[0], &t, sizeof t) : -1;
+        double t[2];
+        ssize_t got = pid > 0 ? read(pfd[0], t, sizeof t) : -1;
         close(pfd[0]);
         int st = 1;
         if (pid > 0)
             waitpid(pid, &st, 0);
         if (got != (ssize_t)sizeof t || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
             return 1;
-        if (t < best[filtered])
-            best[filtered] = t;
+        for (int c = 0; c < 2; c++)
+            if (t[c] < best[kind][c])
+                best[kind][c] = t[c];
     }
-    printf("syscall_plain_ns %.2f\nsyscall_filtered_ns %.2f\n", best[0], best[1]);
+    printf("syscall_plain_ns %.2f\nsyscall_any_filter_ns %.2f\nsyscall_filtered_ns %.2f\n"
+           "argcheck_plain_ns %.2f\nargcheck_any_filter_ns %.2f\nargcheck_filtered_ns %.2f\n",
+           best[PLAIN][0], best[ANY_FILTER][0], best[MODULE_FILTER][0],
+           best[PLAIN][1], best[ANY_FILTER][1], best[MODULE_FILTER][1]);
     int st = 0;
     ps_identity_free(&id);
     ps_config_free(cfg);
