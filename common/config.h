@@ -177,9 +177,17 @@ struct ps_backend {
     char *url_host;
     uint16_t url_port;
     char *url_path;               /* "/v1" etc., no trailing slash, "" for none */
+    unsigned url_line;            /* where URL= was set */
     enum ps_api api;
     char *api_key_file;
     struct ps_model_map *models; size_t n_models;
+    /* BackendUser=: the account a backend on this host runs as.  An http:// backend whose socket
+     * is on this host gets the key only from a socket owned by root, by proxyd's own user or by
+     * this account (proxyd/inference_owner.c). */
+    bool has_owner;
+    uid_t owner_uid;
+    char *owner_name;
+    unsigned owner_line;          /* where BackendUser= was set, for errors found later */
 };
 
 struct ps_config {

@@ -1,5 +1,7 @@
 /* inference.d/NAME.conf (DESIGN.md §3.3): one inference backend per file. */
 #include <arpa/inet.h>
+#include <errno.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +93,7 @@ static int key_url(struct pctx *c, const struct ps_key *k, const char *val, unsi
             return -1;
         }
     b->url = ps_xstrdup(val);
+    b->url_line = line;
     b->url_host = host;
     b->url_port = port;
     b->url_path = ps_xstrndup(path, pl);
@@ -117,6 +120,42 @@ static int key_keyfile(struct pctx *c, const struct ps_key *k, const char *val, 
         return -1;
     }
     c->b->api_key_file = ps_xstrdup(val);
+    return 0;
+}
+
+/* BackendUser=NAME or a numeric UID, resolved now: a name that no account has is an error here, not
+ * a refused request later. */
+static int key_owner(struct pctx *c, const struct ps_key *k, const char *val, unsigned line)
+{
+    struct ps_backend *b = c->b;
+    uint64_t n;
+    char err[128];
+    if (*val >= '0' && *val <= '9') {
+        if (ps_parse_uint(val, 0xfffffffeu, &n, err, sizeof err) < 0) {
+            ps_perr(c, line, "%s=%s: %s", k->name, val, err);
+            return -1;
+        }
+        b->owner_uid = (uid_t)n;
+    } else {
+        if (!ps_valid_account_name(val)) {
+            ps_perr(c, line, "%s=%s: not a valid user name", k->name, val);
+            return -1;
+        }
+        struct passwd pw, *res = NULL;
+        char buf[4096];
+        errno = 0;
+        int rc = getpwnam_r(val, &pw, buf, sizeof buf, &res);
+        if (!res) {
+            ps_perr(c, line, "%s=%s: %s", k->name, val,
+                    rc ? strerror(rc) : "no such account");
+            return -1;
+        }
+        b->owner_uid = pw.pw_uid;
+    }
+    free(b->owner_name);
+    b->owner_name = ps_xstrdup(val);
+    b->has_owner = true;
+    b->owner_line = line;
     return 0;
 }
 
@@ -163,6 +202,7 @@ const struct ps_key ps_backend_keys[] = {
     { "Backend", "API", 0, key_api, 0 },
     { "Backend", "APIKeyFile", 0, key_keyfile, 0 },
     { "Backend", "Models", KEY_REPEAT, key_models, 0 },
+    { "Backend", "BackendUser", 0, key_owner, 0 },
 };
 const size_t ps_n_backend_keys = sizeof ps_backend_keys / sizeof ps_backend_keys[0];
 
@@ -174,6 +214,10 @@ void ps_backend_finish(struct pctx *c)
         for (size_t i = 0; i < c->n_keys; i++)
             if (strcmp(c->keys[i].name, required[r]) == 0 && !c->seen[i])
                 ps_perr(c, 0, "[Backend] %s= is required", required[r]);
+    /* Nothing set is silently without effect: an https backend is told apart by its certificate. */
+    if (b->has_owner && b->url && b->tls)
+        ps_perr(c, b->owner_line, "BackendUser= applies to an http:// backend only (an https:// "
+                "backend is identified by its certificate)");
     /* A request is routed by its model name: two backends offering one name would be ambiguous. */
     for (size_t i = 0; i < b->n_models; i++)
         for (size_t j = 0; j < c->cfg->n_backends; j++)
@@ -191,6 +235,7 @@ void ps_backend_free(struct ps_backend *b)
     free(b->url_host);
     free(b->url_path);
     free(b->api_key_file);
+    free(b->owner_name);
     for (size_t i = 0; i < b->n_models; i++) {
         free(b->models[i].name);
         free(b->models[i].upstream);

@@ -206,3 +206,35 @@ int ps_sockdiag_lookup(int proto, const struct sockaddr *src, const struct socka
         *inode = m.idiag_inode;
     return 0;
 }
+
+int ps_sockdiag_tcp_find(const struct sockaddr *local, const struct sockaddr *remote,
+                         struct ps_sockdiag_answer *a)
+{
+    struct endpoint l, r;
+    if (endpoint_from(local, &l) < 0 || endpoint_from(remote, &r) < 0)
+        return -1;
+    if (l.family != r.family) {
+        errno = EINVAL;
+        return -1;
+    }
+    struct inet_diag_req_v2 req;
+    memset(&req, 0, sizeof req);
+    req.sdiag_family = (uint8_t)l.family;
+    req.sdiag_protocol = IPPROTO_TCP;
+    req.idiag_states = ~0u;
+    req.id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
+    req.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+    memcpy(req.id.idiag_src, l.addr, sizeof req.id.idiag_src);
+    req.id.idiag_sport = l.port;
+    memcpy(req.id.idiag_dst, r.addr, sizeof req.id.idiag_dst);
+    req.id.idiag_dport = r.port;
+    struct inet_diag_msg m;
+    if (sockdiag_exchange(&req, &m) < 0)
+        return -1;
+    a->state = m.idiag_state;
+    a->uid = m.idiag_uid;
+    a->inode = m.idiag_inode;
+    a->exact = endpoint_matches(m.idiag_family, m.id.idiag_src, m.id.idiag_sport, &l, false) &&
+               endpoint_matches(m.idiag_family, m.id.idiag_dst, m.id.idiag_dport, &r, false);
+    return 0;
+}

@@ -16,6 +16,20 @@
 int ps_sockdiag_lookup(int proto, const struct sockaddr *src, const struct sockaddr *dst,
                        uid_t *uid, uint64_t *inode);
 
+/* The TCP socket the kernel finds for the connection local <-> remote, as seen from its local end:
+ * the connection itself when it exists on this host in any state (exact), else the listener that
+ * would take it (not exact).  The kernel reports no inode (0) for a socket that no process holds
+ * yet (in a listener's accept queue, half-open, TIME_WAIT), and its uid then says nothing.
+ * 0 with *a set, or -1 with errno (ENOENT: nothing on this host). */
+struct ps_sockdiag_answer {
+    int state;                         /* TCP_ESTABLISHED, ... as the kernel numbers them */
+    uid_t uid;
+    uint64_t inode;
+    bool exact;
+};
+int ps_sockdiag_tcp_find(const struct sockaddr *local, const struct sockaddr *remote,
+                         struct ps_sockdiag_answer *a);
+
 /* sockdiag_dump.c: every TCP listener (proto IPPROTO_TCP) or UDP socket (IPPROTO_UDP) of family
  * AF_INET or AF_INET6 in this network namespace, one cb call each; 0, or -1 with errno. */
 struct ps_bound_socket {

@@ -1,7 +1,8 @@
 /* sandboxctl doctor [--root DIR]: report what on this host would weaken the sandbox (DESIGN.md §9):
  * a session stack without the module, pam_limits undoing its limits, sshd without PAM, sudo
  * without sessions, no ruleset, no proxyd, DNS through a Unix socket that nftables cannot see, ICMP
- * sockets for sandboxed groups, /proc/PID/mem open to the session (Yama).  One line per finding,
+ * sockets for sandboxed groups, /proc/PID/mem open to the session (Yama), an http:// inference
+ * backend on loopback held by an account proxyd will not send its key to.  One line per finding,
  * "FILE[:LINE]: problem; fix: action", and per note ("FILE: note: ...", not counted).
  * Exit 0: nothing found; 1: findings; 2: usage. */
 #include <errno.h>
@@ -162,6 +163,7 @@ int cmd_doctor(const struct ctl_opts *o, int argc, char **argv)
     doc_check_ruleset(&d);
     doc_check_proxyd(&d);
     doc_check_listener_marks(&d);
+    doc_check_backend_owners(&d);
     doc_check_dns_sockets(&d);
     doc_check_ping(&d);
     doc_check_ptrace(&d);

@@ -50,6 +50,7 @@ void doc_check_sudoers(struct doctor *d);
 void doc_check_ruleset(struct doctor *d);
 void doc_check_proxyd(struct doctor *d);
 void doc_check_listener_marks(struct doctor *d);  /* listener_marks.c */
+void doc_check_backend_owners(struct doctor *d);  /* http:// backends on loopback */
 void doc_check_dns_sockets(struct doctor *d);
 void doc_check_ping(struct doctor *d);
 void doc_check_ptrace(struct doctor *d);    /* Yama's ptrace_scope */

@@ -234,6 +234,7 @@ struct inf_up *inf_up_start(struct inf_conn *k, const struct ps_backend *be, cha
     u->k = k;
     u->be = be;
     u->io.fd = -1;
+    u->owner_uid = -1;
     u->usage.input_tokens = u->usage.output_tokens = -1;
     inf_buf_add(&u->out, request, len);
     inf_conn_set_deadline(k, CONNECT_MS);
@@ -295,6 +296,8 @@ static bool retry_fresh(struct inf_up *u)
 
 void inf_up_free(struct inf_up *u)
 {
+    if (u->owner_timer)
+        pd_timer_cancel(pd->loop, u->owner_timer);
     if (u->q)
         resolver_cancel(pd->resolver, u->q);
     if (u->reusable && u->io.fd >= 0 && !inf_buf_used(&u->in))
@@ -329,7 +332,13 @@ void inf_up_timeout(struct inf_up *u)
 {
     if (u->phase == INF_UP_DONE)
         return;
-    fail(u, 504, u->phase < INF_UP_HEAD ? "backend_connect_timeout" : "stream_idle_timeout");
+    if (u->owner_timer) {
+        pd_timer_cancel(pd->loop, u->owner_timer);
+        u->owner_timer = NULL;
+    }
+    /* a backend on this host that never accept()ed the connection: its owner stayed unknown */
+    fail(u, 504, u->phase == INF_UP_OWNER ? "backend_owner_unknown"
+                 : u->phase < INF_UP_HEAD ? "backend_connect_timeout" : "stream_idle_timeout");
 }
 
 static bool connected(struct inf_up *u)
@@ -346,7 +355,8 @@ static bool connected(struct inf_up *u)
     }
     u->io.wr_blocked = false;
     if (!u->be->tls) {
-        u->phase = INF_UP_SEND;
+        u->phase = INF_UP_OWNER;
+        u->owner_wait_ms = 0;
         return true;
     }
     u->io.ssl = SSL_new(u->k->st->cli);
@@ -371,6 +381,50 @@ static bool connected(struct inf_up *u)
     }
     u->phase = INF_UP_TLS;
     return true;
+}
+
+static void on_owner_timer(struct pd_loop *l, void *arg)
+{
+    (void)l;
+    struct inf_up *u = arg;
+    u->owner_timer = NULL;
+    inf_conn_run(u->k);
+}
+
+/* A plain-http connection is up: send on it only when its other end is held by an account the key
+ * may go to (inference_owner.c).  While the backend has not accept()ed it yet, look again after 1,
+ * 2, 4 ... 64 ms, until the connect deadline. */
+static bool owner_checked(struct inf_up *u)
+{
+    if (u->owner_timer) {
+        /* Woken before the timer: with no interest registered, only by an error or hang-up, which
+         * level-triggered epoll would report again and again. */
+        struct pollfd p = { .fd = u->io.fd, .events = 0 };
+        if (poll(&p, 1, 0) <= 0 || !(p.revents & (POLLERR | POLLHUP)))
+            return false;
+        pd_timer_cancel(pd->loop, u->owner_timer);
+        u->owner_timer = NULL;
+        close_fd(u);
+        fail(u, 502, "backend_connect_failed");
+        return true;
+    }
+    switch (inf_backend_owner(u->io.fd, u->be, &u->owner_uid)) {
+    case INF_OWNER_OK:
+        u->phase = INF_UP_SEND;
+        return true;
+    case INF_OWNER_PENDING:
+        u->owner_wait_ms = u->owner_wait_ms ? (u->owner_wait_ms < 64 ? u->owner_wait_ms * 2 : 64) : 1;
+        u->owner_timer = pd_timer_add(pd->loop, u->owner_wait_ms, on_owner_timer, u);
+        return false;
+    case INF_OWNER_MISMATCH:
+        close_fd(u);                 /* nothing was sent on it */
+        fail(u, 502, "backend_owner_mismatch");
+        return true;
+    default:
+        close_fd(u);
+        fail(u, 502, "backend_owner_unknown");
+        return true;
+    }
 }
 
 /* De-frame what is buffered.  True on progress. */
@@ -457,6 +511,9 @@ bool inf_up_run(struct inf_up *u)
             return progress;
         case INF_UP_CONNECT:
             step = connected(u);
+            break;
+        case INF_UP_OWNER:
+            step = owner_checked(u);
             break;
         case INF_UP_TLS: {
             int r = inf_io_handshake(&u->io);

@@ -150,6 +150,17 @@ void inf_log(struct inf_conn *k, const char *decision, const char *reason, const
              const char *upstream_model, const char *backend, int status,
              const struct inf_usage *u);
 
+/* ---- proxyd/inference_owner.c ---- */
+/* May the request (with its key) go over this connected plain-http socket fd to backend be?
+ * MISMATCH sets *owner_uid to the owner found. */
+enum inf_owner {
+    INF_OWNER_OK,                 /* remote, or held by root, proxyd's user or BackendUser= */
+    INF_OWNER_PENDING,            /* on this host, not accept()ed yet: ask again shortly */
+    INF_OWNER_MISMATCH,           /* held by another account: never send */
+    INF_OWNER_UNKNOWN,            /* the kernel could not be asked */
+};
+enum inf_owner inf_backend_owner(int fd, const struct ps_backend *be, int64_t *owner_uid);
+
 /* ---- proxyd/inference_backend.c: one exchange with a backend ---- */
 struct inf_up {
     struct inf_conn *k;
@@ -160,6 +171,9 @@ struct inf_up {
     struct sockaddr_storage addrs[8];
     size_t n_addrs, next_addr;
     char address[64];                     /* connected to, for the log */
+    int64_t owner_uid;                    /* a refused http:// backend's socket owner, or -1 */
+    struct pd_timer *owner_timer;         /* INF_UP_OWNER: the next look at the backend's end */
+    unsigned owner_wait_ms;
     struct inf_buf out, in;
     struct http_response resp;
     enum http_body_kind body_kind;
@@ -189,7 +203,7 @@ struct inf_up {
     char model[257], upstream_model[257];
     const char *fail_reason;              /* set when the exchange failed */
 };
-enum { INF_UP_RESOLVE, INF_UP_CONNECT, INF_UP_TLS, INF_UP_SEND, INF_UP_HEAD, INF_UP_BODY, INF_UP_DONE };
+enum { INF_UP_RESOLVE, INF_UP_CONNECT, INF_UP_OWNER, INF_UP_TLS, INF_UP_SEND, INF_UP_HEAD, INF_UP_BODY, INF_UP_DONE };
 
 struct inf_up *inf_up_start(struct inf_conn *k, const struct ps_backend *be, char *request,
                             size_t len);

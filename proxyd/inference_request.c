@@ -62,6 +62,9 @@ void inf_log(struct inf_conn *k, const char *decision, const char *reason, const
     if (u && n > 0 && (size_t)n < sizeof extra)
         snprintf(extra + n, sizeof extra - (size_t)n, ",\"input_tokens\":%lld,\"output_tokens\":%lld",
                  (long long)u->input_tokens, (long long)u->output_tokens);
+    n = (int)strlen(extra);
+    if (k->up && k->up->owner_uid >= 0 && (size_t)n < sizeof extra)
+        snprintf(extra + n, sizeof extra - (size_t)n, ",\"backend_owner_uid\":%lld", (long long)k->up->owner_uid);
     models_rule(k, rule, sizeof rule);
     struct pd_log_entry e = {
         .who = &k->who,

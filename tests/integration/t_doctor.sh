@@ -287,6 +287,24 @@ world_bg "$PS_BUILD/sandbox-proxyd" -c "$CONF" -f
 for _ in $(seq 100); do [ -s /run/pam_sandbox/proxyd.pid ] && break; sleep 0.05; done
 assert_clean "proxyd restarted (its own, marked listeners are no finding)"
 
+# An http:// inference backend on loopback whose port another account holds: proxyd would refuse
+# every request to it (backend_owner_mismatch), so the doctor names the holder and BackendUser=.
+mkdir -p "$CONF/inference.d"
+printf '[Backend]\nURL=http://127.0.0.1:8093/v1\nAPI=openai\nModels=docm\n' > "$CONF/inference.d/local.conf"
+chmod 644 "$CONF/inference.d/local.conf"
+assert_clean "an http:// backend on loopback that nothing holds"
+world_bg setpriv --reuid 59911 --regid 59911 --clear-groups -- "$PS_BUILD/tests/nft_origdst_listener" \
+    nomark tcp 127.0.0.1 8093 > "$WORLD/bsquat.log"
+SQUAT_PID=${WORLD_PIDS[-1]}
+for _ in $(seq 100); do grep -q ready "$WORLD/bsquat.log" 2>/dev/null && break; sleep 0.05; done
+grep -q ready "$WORLD/bsquat.log" || fail "backend port holder did not start: $(cat "$WORLD/bsquat.log")"
+assert_finding "a backend port held by another account" \
+    "^$CONF/inference.d/local.conf:2: http://127\\.0\\.0\\.1:8093/v1 is held by uid 59911 \\(psdocfree\\), which is not root, sandbox-proxyd's user or BackendUser=: .*set BackendUser=psdocfree" "$OUT"
+echo "BackendUser=psdocfree" >> "$CONF/inference.d/local.conf"
+assert_clean "the same, named by BackendUser="
+kill "$SQUAT_PID"; wait "$SQUAT_PID" 2>/dev/null
+rm "$CONF/inference.d/local.conf"
+
 # DNS through Unix sockets that nftables cannot see (created in the world's private /run).
 mksock() { python3 -c 'import socket,sys,os; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); os.chmod(sys.argv[1], 0o666)' "$1"; }
 mkdir -p /run/nscd /run/systemd/resolve

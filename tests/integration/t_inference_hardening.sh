@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # inference.local against a hostile account and a half-failed reload (DESIGN.md §5.4): answers to
 # pipelined requests that are never read do not pile up in proxyd; a backend written as
-# http://localhost is this host, never a question for DNS; a reload that changes a backend's URL
+# http://localhost is this host, never a question for DNS; an http:// backend port on this host
+# squatted by a local account that is not sandboxed gets no request (and so no key), while one run
+# by root or by BackendUser= is served; a reload that changes a backend's URL
 # but cannot load its new key answers 503 instead of sending the old key to the new URL; a model
 # name of control characters leaves a decision record that still parses.  UIDs 59580-59589.
 . "$(dirname "$0")/../lib/world.sh" || exit 1; world_enter "$@"
@@ -19,10 +21,33 @@ python3 "$PS_SRC/tests/lib/inference_fake_backend.py" --listen 127.0.0.1:8001 --
     --key "$INF_KEY" > "$WORLD/backend-local.out" 2>&1 &
 WORLD_PIDS+=($!)
 for _ in $(seq 100); do grep -q listening "$WORLD/backend-local.out" && break; sleep 0.05; done
+# Two more backends on this host's loopback, over http: port 8003 held by infsquat, a local account
+# that is not sandboxed (the real backend is down, say); port 8004 run by infbk, named by BackendUser=.
+world_add_user infsquat 59583
+world_add_user infbk 59584
+printf '[Backend]\nURL=http://127.0.0.1:8003/v1\nAPI=openai\nAPIKeyFile=%s\nModels=sq=gpt-4o-mini\n' \
+    "$CONF/secrets/openai.key" > "$CONF/inference.d/squatted.conf"
+printf '[Backend]\nURL=http://127.0.0.1:8004/v1\nAPI=openai\nAPIKeyFile=%s\nBackendUser=infbk\nModels=own=gpt-4o-mini\n' \
+    "$CONF/secrets/openai.key" > "$CONF/inference.d/own-user.conf"
+# ... and port 8005 held by infsquat's listener that accepts nothing for 13 s
+printf '[Backend]\nURL=http://127.0.0.1:8005/v1\nAPI=openai\nAPIKeyFile=%s\nModels=sqq=gpt-4o-mini\n' \
+    "$CONF/secrets/openai.key" > "$CONF/inference.d/squatted-queue.conf"
+chmod 644 "$CONF/inference.d/squatted.conf" "$CONF/inference.d/own-user.conf" "$CONF/inference.d/squatted-queue.conf"
+mkdir -m 1777 "$WORLD/squat"
+as infsquat python3 "$PS_SRC/tests/lib/tcp_sink.py" 127.0.0.1:8003 "$WORLD/squat/got" > "$WORLD/squat.out" 2>&1 &
+WORLD_PIDS+=($!)
+as infsquat python3 "$PS_SRC/tests/lib/tcp_sink.py" 127.0.0.1:8005 "$WORLD/squat/got-queued" 13 > "$WORLD/squat-queue.out" 2>&1 &
+WORLD_PIDS+=($!)
+as infbk python3 "$PS_SRC/tests/lib/inference_fake_backend.py" --listen 127.0.0.1:8004 \
+    --record "$WORLD/squat/own.jsonl" --key "$INF_KEY" > "$WORLD/squat/own.out" 2>&1 &
+WORLD_PIDS+=($!)
+for _ in $(seq 100); do grep -q listening "$WORLD/squat.out" && grep -q listening "$WORLD/squat/own.out" && break; sleep 0.05; done
+grep -q listening "$WORLD/squat.out" || fail "squatter did not start: $(cat "$WORLD/squat.out")"
+grep -q listening "$WORLD/squat/own.out" || fail "infbk's backend did not start: $(cat "$WORLD/squat/own.out")"
 proxy_profile 10-h.conf "[Match]
 Group=infhgrp
 [Inference]
-Models=fast loc big gz"
+Models=fast loc big gz sq sqq own"
 "$PS_BUILD/sandboxctl" -c "$CONF" check >/dev/null || { "$PS_BUILD/sandboxctl" -c "$CONF" check; fail "config"; }
 proxy_start
 
@@ -30,6 +55,30 @@ proxy_start
 r=$(inf_req infh --req '{"path":"/v1/chat/completions","body":{"model":"loc","messages":[]}}')
 assert_eq "http://localhost backend answers" 200 "$(jq -r '.responses[0].status' <<<"$r")"
 assert_eq "  ... and no resolver was asked for localhost" 0 "$(dns_upstream_count localhost)"
+
+# --- a squatted http:// backend port: the request (and the key) never leaves proxyd ---
+r=$(inf_req infh --req '{"path":"/v1/chat/completions","body":{"model":"sq","messages":[]}}')
+assert_eq "a backend port held by a local account that is not sandboxed" 502 "$(jq -r '.responses[0].status' <<<"$r")"
+l=$(proxy_log_last '"model":"sq"')
+assert_match "  ... refused for its owner, logged" '"reason":"backend_owner_mismatch"' "$l"
+assert_match "  ... the log names the owner's uid" '"backend_owner_uid":59583' "$l"
+sleep 0.5
+assert_eq "  ... the squatter received nothing at all" 0 "$(stat -c %s "$WORLD/squat/got" 2>/dev/null || echo missing)"
+assert_match "  ... though proxyd did connect to it" "accepted" "$(cat "$WORLD/squat.out")"
+# The accept queue: the connection is up as soon as the kernel completes the handshake, before the
+# squatter's process has it, and the kernel names no owner for it until then.  Waited for until the
+# connect deadline (10 s), never written to.
+r=$(inf_req infh --req '{"path":"/v1/chat/completions","body":{"model":"sqq","messages":[]}}')
+assert_eq "a squatter that leaves the connection in its accept queue" 504 "$(jq -r '.responses[0].status' <<<"$r")"
+assert_match "  ... refused as an unknown owner, logged" '"reason":"backend_owner_unknown"' "$(proxy_log_last '"model":"sqq"')"
+for _ in $(seq 100); do grep -q accepted "$WORLD/squat-queue.out" && break; sleep 0.1; done
+sleep 0.5
+assert_match "  ... the squatter accepted the connection later" "accepted" "$(cat "$WORLD/squat-queue.out")"
+assert_eq "  ... and found nothing in it" 0 "$(stat -c %s "$WORLD/squat/got-queued" 2>/dev/null || echo missing)"
+r=$(inf_req infh --req '{"path":"/v1/chat/completions","body":{"model":"own","messages":[]}}')
+assert_eq "a backend run by its BackendUser= account" 200 "$(jq -r '.responses[0].status' <<<"$r")"
+assert_eq "  ... received the request with the key" "Bearer $INF_KEY" \
+    "$(grep '"path"' "$WORLD/squat/own.jsonl" | tail -n 1 | jq -r .headers.authorization)"
 
 # --- an account holding request bodies open (heads with a 10 MB Content-Length, no body) ---
 # Each is reserved whole at its head; an account holds at most 64 MiB of request bodies, so the

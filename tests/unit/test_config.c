@@ -314,6 +314,18 @@ static void test_backend_example(void **state)
                      &diags), 0);
     assert_int_equal(cfg->backends[1].url_port, 8080);
     assert_string_equal(cfg->backends[1].url_path, "");
+    assert_false(cfg->backends[1].has_owner);
+    /* BackendUser= by name (resolved now) or by number */
+    assert_int_equal(ps_config_parse_buffer(cfg, PS_FILE_BACKEND, "inference.d/own.conf",
+                     "[Backend]\nURL=http://127.0.0.1:8081\nAPI=openai\nModels=o\nBackendUser=root\n", strlen("[Backend]\nURL=http://127.0.0.1:8081\nAPI=openai\nModels=o\nBackendUser=root\n"),
+                     &diags), 0);
+    assert_true(cfg->backends[2].has_owner);
+    assert_int_equal(cfg->backends[2].owner_uid, 0);
+    assert_string_equal(cfg->backends[2].owner_name, "root");
+    assert_int_equal(ps_config_parse_buffer(cfg, PS_FILE_BACKEND, "inference.d/num.conf",
+                     "[Backend]\nURL=http://[::1]:8082\nAPI=openai\nModels=n\nBackendUser=4242\n", strlen("[Backend]\nURL=http://[::1]:8082\nAPI=openai\nModels=n\nBackendUser=4242\n"),
+                     &diags), 0);
+    assert_int_equal(cfg->backends[3].owner_uid, 4242);
 }
 
 /* ---- bad input: each case of issue 2 ---- */
@@ -551,6 +563,11 @@ static void test_bad_backend(void **state)
         { "[Backend]\nURL=https://x.example\nAPI=openai\nModels=a\nAPIKeyFile=key\n", 5, "absolute" },
         { "[Backend]\nAPI=openai\nModels=a\n", 0, "URL= is required" },
         { "[Backend]\nURL=https://x.example\nModels=a\n", 0, "API= is required" },
+        { "[Backend]\nURL=http://127.0.0.1:8080\nAPI=openai\nModels=a\nBackendUser=no-such-account-ps\n", 5,
+          "no-such-account-ps: no such account" },
+        { "[Backend]\nURL=http://127.0.0.1:8080\nAPI=openai\nModels=a\nBackendUser=4294967295\n", 5, "BackendUser=" },
+        { "[Backend]\nURL=http://127.0.0.1:8080\nAPI=openai\nModels=a\nBackendUser=bad/name\n", 5, "not a valid user name" },
+        { "[Backend]\nBackendUser=root\nURL=https://x.example\nAPI=openai\nModels=a\n", 2, "http:// backend only" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         ps_diags_free(&diags);
