@@ -67,7 +67,8 @@ int dns_name_decode(const uint8_t *msg, size_t len, size_t *off, size_t min_ptr,
 }
 
 /* The OPT pseudo-record (RFC 6891 6.1.2): root owner, TYPE 41, CLASS = UDP size,
- * TTL = extended rcode / version / flags, RDATA = options that must exactly fill RDLENGTH. */
+ * TTL = extended rcode / version / flags, RDATA = options that must exactly fill RDLENGTH.
+ * 0, or 1 for a well-formed record of a version other than 0; -1 when malformed. */
 static int parse_opt(const uint8_t *msg, size_t len, size_t *off, struct dns_query *q)
 {
     size_t p = *off;
@@ -78,7 +79,6 @@ static int parse_opt(const uint8_t *msg, size_t len, size_t *off, struct dns_que
     uint8_t version = msg[p + 6];
     uint16_t rdlen = get16(msg + p + 9);
     p += 11;
-    if (version != 0) return -1;
     if (rdlen > len - p) return -1;
     size_t end = p + rdlen;
     while (p < end) {                               /* each option: code, length, data */
@@ -91,7 +91,7 @@ static int parse_opt(const uint8_t *msg, size_t len, size_t *off, struct dns_que
     q->edns = true;
     q->edns_udp_size = size < 512 ? 512 : size;
     *off = end;
-    return 0;
+    return version != 0;
 }
 
 enum dns_parse_status dns_parse_query(const uint8_t *msg, size_t len, struct dns_query *q)
@@ -117,9 +117,10 @@ enum dns_parse_status dns_parse_query(const uint8_t *msg, size_t len, struct dns
     off += 4;
     q->question_len = off - DNS_HEADER_LEN;
     if (q->qtype == DNS_TYPE_OPT) return DNS_PARSE_FORMERR;
-    if (ar == 1 && parse_opt(msg, len, &off, q) < 0) return DNS_PARSE_FORMERR;
+    int opt = ar == 1 ? parse_opt(msg, len, &off, q) : 0;
+    if (opt < 0) return DNS_PARSE_FORMERR;
     if (off != len) return DNS_PARSE_FORMERR;             /* trailing garbage */
-    return DNS_PARSE_OK;
+    return opt ? DNS_PARSE_BADVERS : DNS_PARSE_OK;
 }
 
 static size_t put_header(uint8_t *out, uint16_t id, uint16_t qflags, int rcode, uint16_t qd,
@@ -159,6 +160,14 @@ size_t dns_build_answer(const struct dns_query *q, const uint8_t *msg, int rcode
         o += 11;
     }
     return o;
+}
+
+size_t dns_build_badvers(const struct dns_query *q, const uint8_t *msg, uint8_t *out, size_t cap)
+{
+    size_t n = dns_build_answer(q, msg, DNS_RCODE_NOERROR, NULL, 0, out, cap);
+    if (n)                                               /* the OPT record is the last 11 bytes */
+        out[n - 11 + 5] = DNS_EXT_RCODE_BADVERS >> 4;    /* TTL: extended rcode, version 0, flags 0 */
+    return n;
 }
 
 size_t dns_build_error(const uint8_t *msg, int rcode, uint8_t *out, size_t cap)

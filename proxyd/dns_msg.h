@@ -23,6 +23,7 @@ enum { DNS_TYPE_A = 1, DNS_TYPE_NS = 2, DNS_TYPE_CNAME = 5, DNS_TYPE_SOA = 6, DN
 enum { DNS_CLASS_IN = 1 };
 enum { DNS_RCODE_NOERROR = 0, DNS_RCODE_FORMERR = 1, DNS_RCODE_SERVFAIL = 2, DNS_RCODE_NXDOMAIN = 3,
        DNS_RCODE_NOTIMP = 4, DNS_RCODE_REFUSED = 5 };
+enum { DNS_EXT_RCODE_BADVERS = 16 };        /* 12 bits: 4 in the header, 8 in the OPT record */
 
 /* Header flag bits (host order of the 16-bit flags word). */
 #define DNS_FLAG_QR 0x8000u
@@ -37,6 +38,7 @@ enum dns_parse_status {
     DNS_PARSE_DROP,      /* not worth an answer: shorter than a header, or a response (QR=1) */
     DNS_PARSE_FORMERR,   /* header readable: answer FORMERR with an empty question section */
     DNS_PARSE_NOTIMP,    /* an opcode other than QUERY: answer NOTIMP */
+    DNS_PARSE_BADVERS,   /* well-formed, but an EDNS version other than 0: dns_build_badvers() */
 };
 
 struct dns_query {
@@ -54,6 +56,12 @@ struct dns_query {
 };
 
 enum dns_parse_status dns_parse_query(const uint8_t *msg, size_t len, struct dns_query *q);
+
+/* The answer to a query whose EDNS version we do not implement (RFC 6891 6.1.3): extended RCODE
+ * BADVERS (16: 0 in the header, 1 in the OPT record's upper bits), the question echoed, and an OPT
+ * record of version 0, the one we speak, so that the client can retry with it.  Nothing was looked
+ * up.  Returns the length, 0 if cap is too small. */
+size_t dns_build_badvers(const struct dns_query *q, const uint8_t *msg, uint8_t *out, size_t cap);
 
 /* Decode the (possibly compressed) name at *off into presentation form.  Compression pointers
  * must point strictly backwards and at least to min_ptr (so a pointer can never loop, and a name

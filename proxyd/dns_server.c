@@ -344,6 +344,10 @@ static void handle_query(const uint8_t *msg, size_t len, struct origin *o, int i
                                             out, sizeof out));
         return;
     }
+    if (st == DNS_PARSE_BADVERS) {
+        send_answer(o, out, dns_build_badvers(&q, msg, out, sizeof out));
+        return;
+    }
 
     struct pd_client who;
     identify(&who, ident_errno, uid);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Hostile DNS messages against the real sandbox-proxyd: truncated messages, compression pointer
 # loops, huge counts, answers, unknown opcodes, trailing bytes, bad labels, bad EDNS, oversize
-# datagrams and TCP frames, then a burst of random junk.  Each gets FORMERR/NOTIMP or is dropped,
+# datagrams and TCP frames, an EDNS version other than 0 (BADVERS), then a burst of random junk.  Each gets FORMERR/NOTIMP or is dropped,
 # and the server keeps answering correct queries over UDP and TCP.  UIDs 59720-59729.
 . "$(dirname "$0")/../lib/world.sh" || exit 1; world_enter "$@"
 . "$PS_SRC/tests/lib/dns_world.sh"
@@ -52,6 +52,17 @@ EOF
 assert_eq "tcp pipeline + half-close" "1=NOERROR 2=NOERROR 3=REFUSED" "$(probe --tcp pipeline github.com)"
 # A client that connects and sends nothing is dropped after the idle timeout (10 s), not kept.
 assert_eq "idle TCP connection closed by the server" CLOSED "$(probe --tcp --timeout 15 idle)"
+
+# An EDNS version we do not speak (RFC 6891 6.1.3): BADVERS, with an OPT record of version 0 that
+# tells the client what to retry with; no decision is taken (or logged) for it.
+before=$(dns_decisions github.com | wc -l)
+out=$(dns_q dnsfuzz +edns=1 +noednsnegotiation github.com A)
+assert_eq "EDNS version 1" BADVERS "$(dns_status "$out")"
+assert_match "  ... answered with EDNS version 0" "EDNS: version: 0" "$out"
+assert_eq "  ... no answer records" 0 "$(dns_ancount "$out")"
+assert_eq "  ... no decision for it" "$before" "$(dns_decisions github.com | wc -l)"
+out=$(dns_q dnsfuzz +edns=1 github.com A)
+assert_eq "dig negotiating down from version 1 gets its answer" NOERROR "$(dns_status "$out")"
 
 # A burst of random junk (and random mutations of a valid query) over UDP.
 runuser -u dnsfuzz -- python3 - <<'EOF'

@@ -201,8 +201,21 @@ static void rejects_bad_opt(void **state)
     struct dns_query q;
     size_t n = make_query(b, "a.b", DNS_TYPE_A, true);
     size_t opt = n - 11;
-    b[opt + 6] = 1;                                    /* EDNS version 1 */
+    b[opt + 6] = 1;                                    /* EDNS version 1: not ours, but well-formed */
+    assert_int_equal(dns_parse_query(b, n, &q), DNS_PARSE_BADVERS);
+    uint8_t out[512];
+    size_t m = dns_build_badvers(&q, b, out, sizeof out);
+    assert_int_equal(m, n);                            /* question echoed, our own OPT record */
+    assert_int_equal(out[2] & 0x80, 0x80);             /* a response */
+    assert_int_equal(out[3] & 0xf, 0);                 /* BADVERS = 16: 0 in the header ... */
+    assert_int_equal(out[7], 0);                       /* no answer */
+    assert_int_equal(out[11], 1);                      /* the OPT record */
+    assert_int_equal(out[opt + 5], 1);                 /* ... 1 in the extended rcode */
+    assert_int_equal(out[opt + 6], 0);                 /* version 0, the one we speak */
+    assert_int_equal(dns_build_badvers(&q, b, out, n - 1), 0);
+    b[opt + 10] = 4;                                   /* a higher version does not excuse RDLENGTH */
     assert_int_equal(dns_parse_query(b, n, &q), DNS_PARSE_FORMERR);
+    b[opt + 10] = 0;
     b[opt + 6] = 0;
     b[opt + 2] = 1;                                    /* additional record is not OPT */
     assert_int_equal(dns_parse_query(b, n, &q), DNS_PARSE_FORMERR);
