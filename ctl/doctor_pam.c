@@ -97,26 +97,40 @@ static void copy(char *dst, size_t len, const char *src)
     snprintf(dst, len, "%s", src);
 }
 
-/* Next token of *p (PAM splits on blanks; a control in brackets may contain blanks). */
-static char *next_token(char **p)
+/* Next token of *p, split as libpam's _pam_StrTok does: on blanks, except that a token opening
+ * with '[' runs to the first ']' not preceded by a backslash, blanks included, and is returned
+ * without its brackets (*bracketed set, when asked); the character after that ']' starts the next
+ * token even when it is not a blank ("[default=ignore]pam_x.so" is a control and a module). */
+static char *next_token_b(char **p, bool *bracketed)
 {
     char *s = *p;
-    while (*s == ' ' || *s == '\t')
+    if (bracketed)
+        *bracketed = false;
+    while (*s == ' ' || *s == '\t' || *s == '\n')
         s++;
     if (!*s)
         return NULL;
-    char *start = s;
+    char *start = s, *end;
     if (*s == '[') {
-        char *close = strchr(s, ']');
-        s = close ? close + 1 : s + strlen(s);
+        start = end = s + 1;
+        while (*end && !(*end == ']' && end[-1] != '\\'))
+            end++;
+        if (bracketed)
+            *bracketed = true;
     } else {
-        while (*s && *s != ' ' && *s != '\t')
-            s++;
+        end = s;
+        while (*end && *end != ' ' && *end != '\t' && *end != '\n')
+            end++;
     }
-    if (*s)
-        *s++ = '\0';
-    *p = s;
+    if (*end)
+        *end++ = '\0';
+    *p = end;
     return start;
+}
+
+static char *next_token(char **p)
+{
+    return next_token_b(p, NULL);
 }
 
 static bool expand(const struct doctor *d, const char *path, int depth, int level, struct stack *st);
@@ -186,11 +200,16 @@ static void add_line(const struct doctor *d, const char *path, unsigned at, char
     bool dash = type[0] == '-';
     if (strcasecmp(type + dash, "session") != 0)   /* libpam ignores the case of the type */
         return;
-    char *control = next_token(&q), *module = next_token(&q);
+    bool bracketed;
+    char *control = next_token_b(&q, &bracketed), *module = next_token(&q);
     if (!control || !module)
         return;
     struct pam_control ctl;
+    /* As libpam: the field without its brackets, keyword or list ("[required]" is "required"). */
     enum pam_control_kind kind = pam_control_parse(control, &ctl);
+    char shown[sizeof st->v[0].control];
+    snprintf(shown, sizeof shown, bracketed ? "[%s]" : "%s", control);
+    control = shown;
     if (kind != PAM_CONTROL_MODULE) {
         add_include(d, path, at, control, module, kind == PAM_CONTROL_SUBSTACK, depth, level, st);
         return;

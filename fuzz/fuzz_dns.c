@@ -21,6 +21,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (n == 0 || n > sizeof out) __builtin_trap();
         struct dns_query back;
         if (dns_parse_query(out, n, &back) != DNS_PARSE_DROP) __builtin_trap();
+    } else if (st == DNS_PARSE_BADVERS) {
+        size_t n = dns_build_badvers(&q, data, out, sizeof out);
+        if (n == 0 || n > sizeof out || !q.edns) __builtin_trap();
+        struct dns_query back;
+        if (dns_parse_query(out, n, &back) != DNS_PARSE_DROP) __builtin_trap();
     } else if (st == DNS_PARSE_FORMERR || st == DNS_PARSE_NOTIMP) {
         if (dns_build_error(data, DNS_RCODE_FORMERR, out, sizeof out) != DNS_HEADER_LEN) __builtin_trap();
     }

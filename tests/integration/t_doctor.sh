@@ -212,6 +212,15 @@ assert_match "...named in the included file" '^/etc/pam.d/psdocrun-sub:1: "suffi
 # a jump past the end of the stack is an error: libpam refuses the session
 stack_case "a jump past the end" clean 'session required pam_permit.so' 'session [success=3 default=ignore] pam_permit.so' \
     "session required $MOD"
+# libpam's tokenizer: a bracketed control ends at its "]" even with no blank after it, and then
+# loses its brackets ("[sufficient]" is the keyword); "\]" does not end it.
+stack_case "no blank after ]" clean "session [success=ok default=bad]$MOD" 'session required pam_permit.so'
+stack_case "a jump with no blank after ]" flagged \
+    'session [success=1 default=ignore]pam_succeed_if.so user ingroup psdocsbx' "session required $MOD" \
+    'session required pam_permit.so'
+stack_case "a keyword in brackets" flagged 'session [sufficient] pam_permit.so' "session required $MOD"
+stack_case "an escaped ] inside the brackets" clean \
+    'session [success=1 default=ignore\] x] pam_permit.so' "session required $MOD" 'session required pam_permit.so'
 rm $PAMD/psdocrun $PAMD/psdocrun-sub $PAMD/psdocrun-two
 assert_clean "stacks removed"
 
