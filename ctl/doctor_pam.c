@@ -110,18 +110,24 @@ static char *next_token_b(char **p, bool *bracketed)
         s++;
     if (!*s)
         return NULL;
-    char *start = s, *end;
     if (*s == '[') {
-        start = end = s + 1;
+        char *start = s + 1, *end = start;
         while (*end && !(*end == ']' && end[-1] != '\\'))
             end++;
+        *p = *end ? end + 1 : end;       /* past the ']', whatever follows it */
+        /* "\]" inside stands for "]" (libpam drops the backslash) */
+        char *w = start;
+        for (char *r = start; r < end; r++)
+            if (!(*r == '\\' && r + 1 < end && r[1] == ']'))
+                *w++ = *r;
+        *w = '\0';
         if (bracketed)
             *bracketed = true;
-    } else {
-        end = s;
-        while (*end && *end != ' ' && *end != '\t' && *end != '\n')
-            end++;
+        return start;
     }
+    char *start = s, *end = s;
+    while (*end && *end != ' ' && *end != '\t' && *end != '\n')
+        end++;
     if (*end)
         *end++ = '\0';
     *p = end;
@@ -133,17 +139,20 @@ static char *next_token(char **p)
     return next_token_b(p, NULL);
 }
 
-static bool expand(const struct doctor *d, const char *path, int depth, int level, struct stack *st);
+/* typed: the file was reached through a session include or substack, which libpam reads for the
+ * session type only (see add_line). */
+static bool expand(const struct doctor *d, const char *path, int depth, int level, bool typed,
+                   struct stack *st);
 
 static bool include_file(const struct doctor *d, const char *target, int depth, int level,
-                         struct stack *st)
+                         bool typed, struct stack *st)
 {
     char path[512];
     if (target[0] == '/')
         copy(path, sizeof path, target);
     else
         snprintf(path, sizeof path, PAM_DIR "/%s", target);
-    return expand(d, path, depth + 1, level, st);
+    return expand(d, path, depth + 1, level, typed, st);
 }
 
 /* A new handler at the end of st (NULL when st is full: later lines are not followed). */
@@ -173,7 +182,7 @@ static void add_include(const struct doctor *d, const char *path, unsigned at, c
         copy(e->control, sizeof e->control, control);
         st->step[st->n - 1].runs = false;
     }
-    if (include_file(d, target, depth, level + substack, st))
+    if (include_file(d, target, depth, level + substack, true, st))
         return;
     struct pam_entry *e = push(st, path, at, level);
     if (!e)
@@ -185,7 +194,7 @@ static void add_include(const struct doctor *d, const char *path, unsigned at, c
 
 /* One logical line of a PAM file (comments removed): its session handlers, appended to st. */
 static void add_line(const struct doctor *d, const char *path, unsigned at, char *line, int depth,
-                     int level, struct stack *st)
+                     int level, bool typed, struct stack *st)
 {
     char *q = line, *type = next_token(&q);
     if (!type)
@@ -194,15 +203,24 @@ static void add_line(const struct doctor *d, const char *path, unsigned at, char
         /* Debian's: a file it cannot read aborts pam_start, every session fails */
         char *t = next_token(&q);
         if (t)
-            include_file(d, t, depth, level, st);
+            include_file(d, t, depth, level, typed, st);
         return;
     }
     bool dash = type[0] == '-';
-    if (strcasecmp(type + dash, "session") != 0)   /* libpam ignores the case of the type */
+    /* A type libpam does not know is installed, in a file read for one type (an include or
+     * substack of a session line), as a handler of that type that always fails with
+     * PAM_PERM_DENIED: it runs, and counts for a jump.  In a service's own file (read for every
+     * type) it goes to the auth stack. */
+    static const char *const known[] = { "auth", "account", "password", "session" };
+    bool legal = false;
+    for (size_t i = 0; i < sizeof known / sizeof *known; i++)
+        legal |= strcasecmp(type + dash, known[i]) == 0;
+    bool must_fail = !legal && typed;
+    if (!must_fail && strcasecmp(type + dash, "session") != 0)   /* libpam ignores the type's case */
         return;
     bool bracketed;
     char *control = next_token_b(&q, &bracketed), *module = next_token(&q);
-    if (!control || !module)
+    if (!control)
         return;
     struct pam_control ctl;
     /* As libpam: the field without its brackets, keyword or list ("[required]" is "required"). */
@@ -211,9 +229,20 @@ static void add_line(const struct doctor *d, const char *path, unsigned at, char
     snprintf(shown, sizeof shown, bracketed ? "[%s]" : "%s", control);
     control = shown;
     if (kind != PAM_CONTROL_MODULE) {
-        add_include(d, path, at, control, module, kind == PAM_CONTROL_SUBSTACK, depth, level, st);
+        if (!must_fail && module)
+            add_include(d, path, at, control, module, kind == PAM_CONTROL_SUBSTACK, depth, level, st);
         return;
     }
+    /* No module named: libpam installs the line as a handler that always fails, with its actions
+     * ("session [default=1]" alone jumps over the next module). */
+    bool no_module = !module;
+    if (no_module) {
+        must_fail = true;
+        module = (char *)"";
+    }
+    if (must_fail)                       /* only PAM_PERM_DENIED can come of it */
+        for (int v = 0; v < PAM_STACK_NVALUES; v++)
+            ctl.act[v] = ctl.act[PAM_PERM_DENIED];
     struct pam_entry *e = push(st, path, at, level);
     if (!e)
         return;
@@ -222,6 +251,11 @@ static void add_line(const struct doctor *d, const char *path, unsigned at, char
     copy(e->control, sizeof e->control, control);
     const char *base = strrchr(module, '/');
     copy(e->module, sizeof e->module, base ? base + 1 : module);
+    if (no_module)
+        snprintf(e->module, sizeof e->module, "(no module named: always fails)");
+    else if (must_fail)                  /* not the module, nor pam_limits, whatever it names */
+        snprintf(e->module, sizeof e->module, "%.60s (type \"%.20s\": always fails)",
+                 base ? base + 1 : module, type);
     copy(e->path, sizeof e->path, module);
     while (*q == ' ' || *q == '\t')
         q++;
@@ -230,7 +264,8 @@ static void add_line(const struct doctor *d, const char *path, unsigned at, char
 
 /* Append the session handlers of file path (and what it includes) to st, in stack order, at
  * substack level `level`.  False if the file cannot be read. */
-static bool expand(const struct doctor *d, const char *path, int depth, int level, struct stack *st)
+static bool expand(const struct doctor *d, const char *path, int depth, int level, bool typed,
+                   struct stack *st)
 {
     if (depth > MAX_DEPTH)
         return true;              /* not followed further; not a missing file */
@@ -260,7 +295,7 @@ static bool expand(const struct doctor *d, const char *path, int depth, int leve
         char *hash = strchr(line, '#');
         if (hash)
             *hash = '\0';
-        add_line(d, path, at, line, depth, level, st);
+        add_line(d, path, at, line, depth, level, typed, st);
     }
     free(buf);
     return true;
@@ -356,7 +391,7 @@ void doc_check_pam(struct doctor *d)
         if (stat(doc_path(d, file, full, sizeof full), &fst) != 0 || !S_ISREG(fst.st_mode))
             continue;             /* not installed here: nothing opens sessions through it */
         st->n = 0;
-        expand(d, file, 0, 0, st);
+        expand(d, file, 0, 0, false, st);
         size_t modules = 0;
         for (size_t i = 0; i < st->n; i++)
             modules += st->v[i].module[0] != '\0';

@@ -221,7 +221,19 @@ stack_case "a jump with no blank after ]" flagged \
 stack_case "a keyword in brackets" flagged 'session [sufficient] pam_permit.so' "session required $MOD"
 stack_case "an escaped ] inside the brackets" clean \
     'session [success=1 default=ignore\] x] pam_permit.so' "session required $MOD" 'session required pam_permit.so'
-rm $PAMD/psdocrun $PAMD/psdocrun-sub $PAMD/psdocrun-two
+# A line of an unknown type in a file included for the session type is an always-failing session
+# handler, and counts for a jump; in a service's own file it goes to the auth stack.
+printf '%s\n' 'sesion optional pam_permit.so' > $PAMD/psdocrun-inv
+stack_case "a jump of 1 lands on an unknown type's line in an include" clean \
+    'session [success=1 default=ignore] pam_permit.so' 'session include psdocrun-inv' \
+    "session required $MOD" 'session required pam_permit.so'
+stack_case "an unknown type's line in the service's own file is not in the session stack" flagged \
+    'session [success=1 default=ignore] pam_permit.so' 'sesion optional pam_permit.so' \
+    "session required $MOD" 'session required pam_permit.so'
+# A line without a module is an always-failing handler with the line's actions.
+stack_case "a line without a module, jumping over it" flagged 'session [default=1]' "session required $MOD" \
+    'session required pam_permit.so'
+rm $PAMD/psdocrun $PAMD/psdocrun-sub $PAMD/psdocrun-two $PAMD/psdocrun-inv
 assert_clean "stacks removed"
 
 # pam_limits after the module (cron, sshd) with an entry that raises a sandboxed limit.
