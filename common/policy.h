@@ -53,6 +53,9 @@ void ps_addr_set_local(const struct sockaddr_storage *addrs, size_t n);
 /* Read this host's addresses from its interfaces into that set (loopback and link-local ones
  * are left out: they are closed anyway).  0, or -1 (errno) with the previous set kept. */
 int ps_addr_load_local(void);
+/* common/route_local.c: 1 when the kernel routes dst to this host itself (RTN_LOCAL), 0 when not
+ * (or when it has no route to it), -1 with errno when it cannot be asked. */
+int ps_route_is_local(const struct sockaddr *dst);
 const char *ps_addr_class_name(enum ps_addr_class c);
 
 /* May a connection whose destination address is sa be made?  via_name: the address came from

@@ -69,6 +69,12 @@ static bool endpoint_matches(int family, const uint32_t addr[4], uint16_t port,
         const uint32_t mapped_prefix[3] = { 0, 0, htonl(0xffff) };
         return memcmp(addr, mapped_prefix, sizeof mapped_prefix) == 0 && addr[3] == e->addr[0];
     }
+    if (family == AF_INET) {
+        /* e is an IPv4-mapped IPv6 address (an AF_INET6 socket connected to ::ffff:a.b.c.d), and
+         * the kernel answered with the IPv4 socket at the other end. */
+        const uint32_t mapped_prefix[3] = { 0, 0, htonl(0xffff) };
+        return memcmp(e->addr, mapped_prefix, sizeof mapped_prefix) == 0 && addr[0] == e->addr[3];
+    }
     return memcmp(addr, e->addr, 16) == 0;
 }
 

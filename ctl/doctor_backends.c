@@ -22,17 +22,30 @@ struct owner_scan {
     uint8_t addr[16];                  /* the backend's address, in family's length */
     uid_t proxy_uid;
     bool has_proxy_uid;
+    bool v4_listener;                  /* an IPv4 listener takes the port (it wins over [::]) */
 };
 
 static void check_listener(void *arg, const struct ps_bound_socket *s)
 {
     static const uint8_t zero[16];
-    const struct owner_scan *sc = arg;
-    size_t n = sc->family == AF_INET ? 4 : 16;
-    if (s->proto != IPPROTO_TCP || s->family != sc->family || s->port != sc->be->url_port)
+    struct owner_scan *sc = arg;
+    if (s->proto != IPPROTO_TCP || s->port != sc->be->url_port)
         return;
-    if (memcmp(s->addr, sc->addr, n) != 0 && memcmp(s->addr, zero, n) != 0)
+    if (s->family == sc->family) {
+        size_t n = sc->family == AF_INET ? 4 : 16;
+        if (memcmp(s->addr, sc->addr, n) != 0 && memcmp(s->addr, zero, n) != 0)
+            return;
+    } else if (s->family == AF_INET6 && sc->family == AF_INET) {
+        /* a dual-stack listener takes IPv4 connections too: on [::], or on ::ffff:a.b.c.d */
+        static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+        bool on_mapped = memcmp(s->addr, mapped, 12) == 0 && memcmp(s->addr + 12, sc->addr, 4) == 0;
+        if (!on_mapped && memcmp(s->addr, zero, 16) != 0)
+            return;
+    } else {
         return;
+    }
+    if (s->family == AF_INET)
+        sc->v4_listener = true;
     if (s->uid == 0 || (sc->has_proxy_uid && s->uid == sc->proxy_uid) ||
         (sc->be->has_owner && s->uid == sc->be->owner_uid))
         return;
@@ -75,7 +88,12 @@ void doc_check_backend_owners(struct doctor *d)
          * only by reading the interfaces, and proxyd checks those connections anyway. */
         if (ps_addr_classify((struct sockaddr *)&ss, NULL) != PS_ADDR_LOOPBACK)
             continue;
-        if (ps_sockdiag_dump_bound(sc.family, IPPROTO_TCP, check_listener, &sc) < 0)
+        /* An IPv4 connection goes to an IPv4 listener when there is one, else to a dual-stack
+         * IPv6 one (a [::] listener that is IPv6-only does not count then, but cannot be told
+         * apart here: it is named too). */
+        if (ps_sockdiag_dump_bound(sc.family, IPPROTO_TCP, check_listener, &sc) < 0 ||
+            (sc.family == AF_INET && !sc.v4_listener &&
+             ps_sockdiag_dump_bound(AF_INET6, IPPROTO_TCP, check_listener, &sc) < 0))
             fprintf(stderr, "sandboxctl: cannot list TCP listeners: %m (%s not checked)\n", be->url);
     }
 }

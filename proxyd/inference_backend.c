@@ -37,6 +37,8 @@ static void on_up_io(struct pd_loop *l, int fd, uint32_t events, void *arg)
 struct idle {
     struct idle *next;
     char *url;                            /* the backend URL it was opened for */
+    bool has_owner;                       /* ... and the BackendUser= its owner was checked */
+    uid_t owner_uid;                      /*     against (an http:// backend on this host) */
     int fd;
     SSL *ssl;
     uint64_t since;
@@ -78,6 +80,8 @@ static void idle_put(struct inf_up *u)
     }
     struct idle *i = ps_xcalloc(1, sizeof *i);
     i->url = ps_xstrdup(u->be->url);
+    i->has_owner = u->be->has_owner;
+    i->owner_uid = u->be->owner_uid;
     i->fd = u->io.fd;
     i->ssl = u->io.ssl;
     i->since = pd_now_ms();
@@ -108,7 +112,10 @@ static bool idle_take(struct inf_up *u)
             idle_close(i);
             continue;
         }
-        if (strcmp(i->url, u->be->url) != 0)
+        /* the same URL, and the same owner rule: a connection whose owner was accepted under
+         * another BackendUser= (before a reload, or in another file) is not reused */
+        if (strcmp(i->url, u->be->url) != 0 || i->has_owner != u->be->has_owner ||
+            (i->has_owner && i->owner_uid != u->be->owner_uid))
             continue;
         char c;
         ssize_t r = recv(i->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);

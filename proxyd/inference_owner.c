@@ -32,10 +32,18 @@ enum inf_owner inf_backend_owner(int fd, const struct ps_backend *be, int64_t *o
     if (ps_sockdiag_tcp_find((struct sockaddr *)&peer, (struct sockaddr *)&me, &a) < 0) {
         if (errno != ENOENT)
             return INF_OWNER_UNKNOWN;
-        /* Neither the connection nor a listener on this host: a remote backend.  Loopback is
-         * always this host: its end is about to appear. */
-        return ps_addr_classify((struct sockaddr *)&peer, NULL) == PS_ADDR_LOOPBACK ? INF_OWNER_PENDING
-                                                                                  : INF_OWNER_OK;
+        /* No socket found: a remote backend, unless the address is this host's own after all.
+         * sock_diag's lookup does not find every local socket (not one bound to a device, which
+         * any account may do to a socket it accepted), so ask the routing table, not the
+         * socket table, whether it is.  A local end that cannot be found is never trusted. */
+        switch (ps_route_is_local((struct sockaddr *)&peer)) {
+        case 0:
+            return INF_OWNER_OK;
+        case 1:
+            return INF_OWNER_PENDING;
+        default:
+            return INF_OWNER_UNKNOWN;
+        }
     }
     if (!a.exact || a.inode == 0) {
         /* Only a listener, or the connection not yet accepted (or already gone to TIME_WAIT,

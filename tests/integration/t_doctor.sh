@@ -324,6 +324,17 @@ assert_finding "a backend port held by another account" \
 echo "BackendUser=psdocfree" >> "$CONF/inference.d/local.conf"
 assert_clean "the same, named by BackendUser="
 kill "$SQUAT_PID"; wait "$SQUAT_PID" 2>/dev/null
+# A dual-stack [::] listener takes the IPv4 backend's connections when no IPv4 listener does.
+sed -i '/^BackendUser=/d' "$CONF/inference.d/local.conf"
+mkdir -m 1777 "$WORLD/bs6"
+world_bg setpriv --reuid 59911 --regid 59911 --clear-groups -- /usr/bin/python3 "$PS_SRC/tests/lib/tcp_sink.py" \
+    "[::]:8093" "$WORLD/bs6/got" > "$WORLD/bs6/log" 2>&1
+SQUAT_PID=${WORLD_PIDS[-1]}
+for _ in $(seq 100); do grep -q listening "$WORLD/bs6/log" 2>/dev/null && break; sleep 0.05; done
+grep -q listening "$WORLD/bs6/log" || fail "dual-stack holder did not start: $(cat "$WORLD/bs6/log")"
+assert_finding "a dual-stack [::] listener on an IPv4 backend's port" \
+    "^$CONF/inference.d/local.conf:2: http://127\\.0\\.0\\.1:8093/v1 is held by uid 59911 " "$OUT"
+kill "$SQUAT_PID"; wait "$SQUAT_PID" 2>/dev/null
 rm "$CONF/inference.d/local.conf"
 
 # DNS through Unix sockets that nftables cannot see (created in the world's private /run).

@@ -32,22 +32,40 @@ printf '[Backend]\nURL=http://127.0.0.1:8004/v1\nAPI=openai\nAPIKeyFile=%s\nBack
 # ... and port 8005 held by infsquat's listener that accepts nothing for 13 s
 printf '[Backend]\nURL=http://127.0.0.1:8005/v1\nAPI=openai\nAPIKeyFile=%s\nModels=sqq=gpt-4o-mini\n' \
     "$CONF/secrets/openai.key" > "$CONF/inference.d/squatted-queue.conf"
-chmod 644 "$CONF/inference.d/squatted.conf" "$CONF/inference.d/own-user.conf" "$CONF/inference.d/squatted-queue.conf"
+# ... and 169.254.7.7:8006, an address of this host (on the world's lo) that sock_diag does not
+# find the squatter's sockets on, because infsquat binds them to the device
+ip addr add 169.254.7.7/32 dev lo
+printf '[Backend]\nURL=http://169.254.7.7:8006/v1\nAPI=openai\nAPIKeyFile=%s\nModels=sqd=gpt-4o-mini\n' \
+    "$CONF/secrets/openai.key" > "$CONF/inference.d/squatted-device.conf"
+# ... and the root-run backend of port 8001 again, written as an IPv4-mapped IPv6 address
+printf '[Backend]\nURL=http://[::ffff:127.0.0.1]:8001/v1\nAPI=openai\nAPIKeyFile=%s\nModels=mapped=gpt-4o-mini\n' \
+    "$CONF/secrets/openai.key" > "$CONF/inference.d/mapped.conf"
+chmod 644 "$CONF/inference.d/squatted.conf" "$CONF/inference.d/own-user.conf" "$CONF/inference.d/squatted-queue.conf" \
+    "$CONF/inference.d/squatted-device.conf" "$CONF/inference.d/mapped.conf"
 mkdir -m 1777 "$WORLD/squat"
 as infsquat python3 "$PS_SRC/tests/lib/tcp_sink.py" 127.0.0.1:8003 "$WORLD/squat/got" > "$WORLD/squat.out" 2>&1 &
 WORLD_PIDS+=($!)
-as infsquat python3 "$PS_SRC/tests/lib/tcp_sink.py" 127.0.0.1:8005 "$WORLD/squat/got-queued" 13 > "$WORLD/squat-queue.out" 2>&1 &
+as infsquat python3 "$PS_SRC/tests/lib/tcp_sink.py" 127.0.0.1:8005 "$WORLD/squat/got-queued" --accept-after 13 \
+    > "$WORLD/squat-queue.out" 2>&1 &
+WORLD_PIDS+=($!)
+as infsquat python3 "$PS_SRC/tests/lib/tcp_sink.py" 169.254.7.7:8006 "$WORLD/squat/got-device" --device lo \
+    > "$WORLD/squat-device.out" 2>&1 &
 WORLD_PIDS+=($!)
 as infbk python3 "$PS_SRC/tests/lib/inference_fake_backend.py" --listen 127.0.0.1:8004 \
     --record "$WORLD/squat/own.jsonl" --key "$INF_KEY" > "$WORLD/squat/own.out" 2>&1 &
 WORLD_PIDS+=($!)
-for _ in $(seq 100); do grep -q listening "$WORLD/squat.out" && grep -q listening "$WORLD/squat/own.out" && break; sleep 0.05; done
+for _ in $(seq 100); do
+    grep -q listening "$WORLD/squat.out" && grep -q listening "$WORLD/squat/own.out" &&
+        grep -q listening "$WORLD/squat-device.out" && break
+    sleep 0.05
+done
+grep -q listening "$WORLD/squat-device.out" || fail "device-bound squatter did not start: $(cat "$WORLD/squat-device.out")"
 grep -q listening "$WORLD/squat.out" || fail "squatter did not start: $(cat "$WORLD/squat.out")"
 grep -q listening "$WORLD/squat/own.out" || fail "infbk's backend did not start: $(cat "$WORLD/squat/own.out")"
 proxy_profile 10-h.conf "[Match]
 Group=infhgrp
 [Inference]
-Models=fast loc big gz sq sqq own"
+Models=fast loc big gz sq sqq sqd own mapped"
 "$PS_BUILD/sandboxctl" -c "$CONF" check >/dev/null || { "$PS_BUILD/sandboxctl" -c "$CONF" check; fail "config"; }
 proxy_start
 
@@ -66,15 +84,27 @@ sleep 0.5
 assert_eq "  ... the squatter received nothing at all" 0 "$(stat -c %s "$WORLD/squat/got" 2>/dev/null || echo missing)"
 assert_match "  ... though proxyd did connect to it" "accepted" "$(cat "$WORLD/squat.out")"
 # The accept queue: the connection is up as soon as the kernel completes the handshake, before the
-# squatter's process has it, and the kernel names no owner for it until then.  Waited for until the
-# connect deadline (10 s), never written to.
-r=$(inf_req infh --req '{"path":"/v1/chat/completions","body":{"model":"sqq","messages":[]}}')
-assert_eq "a squatter that leaves the connection in its accept queue" 504 "$(jq -r '.responses[0].status' <<<"$r")"
+# squatter's process has it, and the kernel names no owner for it until then.  And a squatter on
+# an address of this host that binds its sockets to a device: sock_diag finds no socket for the
+# connection at all, which must not pass for a remote backend.  Both are waited for until the
+# connect deadline (10 s, side by side), and never written to.
+inf_req infh --req '{"path":"/v1/chat/completions","body":{"model":"sqq","messages":[]}}' > "$WORLD/sqq.json" &
+q1=$!
+inf_req infh --req '{"path":"/v1/chat/completions","body":{"model":"sqd","messages":[]}}' > "$WORLD/sqd.json" &
+q2=$!
+wait "$q1" "$q2"
+assert_eq "a squatter that leaves the connection in its accept queue" 504 "$(jq -r '.responses[0].status' "$WORLD/sqq.json")"
 assert_match "  ... refused as an unknown owner, logged" '"reason":"backend_owner_unknown"' "$(proxy_log_last '"model":"sqq"')"
+assert_eq "a squatter whose sockets are bound to a device" 504 "$(jq -r '.responses[0].status' "$WORLD/sqd.json")"
+assert_match "  ... refused as an unknown owner, logged" '"reason":"backend_owner_unknown"' "$(proxy_log_last '"model":"sqd"')"
 for _ in $(seq 100); do grep -q accepted "$WORLD/squat-queue.out" && break; sleep 0.1; done
 sleep 0.5
-assert_match "  ... the squatter accepted the connection later" "accepted" "$(cat "$WORLD/squat-queue.out")"
+assert_match "  ... the queueing squatter accepted the connection later" "accepted" "$(cat "$WORLD/squat-queue.out")"
 assert_eq "  ... and found nothing in it" 0 "$(stat -c %s "$WORLD/squat/got-queued" 2>/dev/null || echo missing)"
+assert_match "  ... the device-bound squatter had the connection" "accepted" "$(cat "$WORLD/squat-device.out")"
+assert_eq "  ... and found nothing in it" 0 "$(stat -c %s "$WORLD/squat/got-device" 2>/dev/null || echo missing)"
+r=$(inf_req infh --req '{"path":"/v1/chat/completions","body":{"model":"mapped","messages":[]}}')
+assert_eq "root's backend written as http://[::ffff:127.0.0.1]" 200 "$(jq -r '.responses[0].status' <<<"$r")"
 r=$(inf_req infh --req '{"path":"/v1/chat/completions","body":{"model":"own","messages":[]}}')
 assert_eq "a backend run by its BackendUser= account" 200 "$(jq -r '.responses[0].status' <<<"$r")"
 assert_eq "  ... received the request with the key" "Bearer $INF_KEY" \
