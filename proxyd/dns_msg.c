@@ -89,7 +89,6 @@ static int parse_opt(const uint8_t *msg, size_t len, size_t *off, struct dns_que
         p += olen;
     }
     q->edns = true;
-    q->edns_do = msg[*off + 7] & 0x80;              /* DNSSEC OK, echoed in the answer (RFC 3225) */
     q->edns_udp_size = size < 512 ? 512 : size;
     *off = end;
     return version != 0;
@@ -156,7 +155,11 @@ size_t dns_build_answer(const struct dns_query *q, const uint8_t *msg, int rcode
         out[o] = 0;
         put16(out + o + 1, DNS_TYPE_OPT);
         put16(out + o + 3, DNS_EDNS_UDP_SIZE);
-        put32(out + o + 5, q->edns_do ? 0x8000u : 0);   /* extended rcode 0, version 0, DO */
+        /* Extended rcode 0, version 0, and no DO bit even when the query set it: answers here are
+         * synthetic and can never carry valid signatures, and a validating stub (systemd-resolved
+         * with DNSSEC=allow-downgrade) takes a DO bit that comes back as a server that does DNSSEC,
+         * and then holds the missing signatures against the answers. */
+        put32(out + o + 5, 0);
         put16(out + o + 9, 0);
         o += 11;
     }

@@ -52,7 +52,6 @@ struct dns_query {
     bool name_plain;              /* no \DDD escape was needed */
     size_t question_len;          /* wire bytes of the question (name+type+class) after the header */
     bool edns;                    /* the query carried an OPT record (then the answer carries one) */
-    bool edns_do;                 /* ... with the DO bit, which the answer's OPT record repeats */
     uint16_t edns_udp_size;       /* the client's advertised size (>= 512), 512 without EDNS */
 };
 
