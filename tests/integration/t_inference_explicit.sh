@@ -189,6 +189,14 @@ assert_eq "reaches the backend de-chunked, with a length" '"Content-Length"' \
     "$(inf_backend_last | jq -c '[.headers | has("content-length"), has("transfer-encoding")]' | sed 's/\[true,false\]/"Content-Length"/')"
 r=$(inf_req infuser --raw "$WORLD/expect")
 assert_eq "Expect: 100-continue" 200 "$(jq -r '.responses[0].status' <<<"$r")"
+# The body sent only after a pause: an HTTP/1.1 client waiting for it is told to go on; an
+# HTTP/1.0 client, which cannot know a 1xx (RFC 9110 15.2), gets only the final answer.
+r=$(inf_req infuser --raw "$WORLD/expect" --raw-pause 0.5)
+assert_eq "Expect: 100-continue, body held back: 100 then 200" "100 200" "$(jq -r '.responses[0] | "\(.interim | join(",")) \(.status)"' <<<"$r")"
+sed 's| HTTP/1.1\r| HTTP/1.0\r|' "$WORLD/expect" > "$WORLD/expect10"
+chmod 644 "$WORLD/expect10"
+r=$(inf_req infuser --raw "$WORLD/expect10" --raw-pause 0.5)
+assert_eq "the same from an HTTP/1.0 client: no 100" " 200" "$(jq -r '.responses[0] | "\(.interim | join(",")) \(.status)"' <<<"$r")"
 
 # ---- strict requests ----
 printf 'POST /v1/chat/completions HTTP/1.1\r\nHost: inference.local\r\nContent-Length: 17\r\nTransfer-Encoding: chunked\r\n\r\n11\r\n{"model":"fast"}\n\r\n0\r\n\r\n' > "$WORLD/clte"

@@ -8,7 +8,7 @@ the arrival time of every chunk (each SSE event arrives as one chunk), then whet
 closed the connection.  Raw request bytes can be given to send malformed requests.
 
   inference_client.py [--proxy 127.0.0.1:3128 | --connect ADDR:PORT] [--host inference.local]
-                      [--ca FILE] [--insecure] (--req JSON)... [--raw FILE]
+                      [--ca FILE] [--insecure] (--req JSON)... [--raw FILE [--raw-pause S]]
   --req '{"method":"POST","path":"/v1/chat/completions","headers":{"X":"y"},"body":{...}}'
 """
 import argparse
@@ -91,7 +91,9 @@ class Reader:
 
 def read_response(r, t0):
     status_line = r.line()
-    while status_line.startswith(b"HTTP/1.1 100"):
+    interim = []                     # 1xx answers before the final one, listed, then skipped
+    while status_line.split(b" ", 2)[1:2] and status_line.split(b" ", 2)[1].startswith(b"1"):
+        interim.append(int(status_line.split(b" ", 2)[1]))
         while r.line():
             pass
         status_line = r.line()
@@ -117,7 +119,7 @@ def read_response(r, t0):
             body += data
     elif "content-length" in headers:
         body = r.exact(int(headers["content-length"]))
-    return {"status": status, "headers": headers, "body": body.decode("utf-8", "replace"),
+    return {"status": status, "interim": interim, "headers": headers, "body": body.decode("utf-8", "replace"),
             "chunks": chunks, "t_start": t0, "t_head": first_byte, "t_end": time.time()}
 
 
@@ -149,6 +151,8 @@ def main():
     p.add_argument("--plain", action="store_true", help="no TLS (a plain-http backend)")
     p.add_argument("--req", action="append", default=[])
     p.add_argument("--raw")
+    p.add_argument("--raw-pause", type=float, default=0,
+                   help="send --raw's head, wait this long, then its body")
     p.add_argument("--timeout", type=float, default=15)
     args = p.parse_args()
     out = {"responses": []}
@@ -162,8 +166,13 @@ def main():
     if args.raw:
         msgs.append(open(args.raw, "rb").read())
     try:
-        for m in msgs:
+        for i, m in enumerate(msgs):
             t0 = time.time()
+            if args.raw and args.raw_pause and i == len(msgs) - 1 and b"\r\n\r\n" in m:
+                cut = m.index(b"\r\n\r\n") + 4
+                s.sendall(m[:cut])
+                time.sleep(args.raw_pause)
+                m = m[cut:]
             s.sendall(m)
             out["responses"].append(read_response(r, t0))
     except (EOFError, ConnectionError, ssl.SSLError) as e:
