@@ -169,6 +169,23 @@ static int sockdiag_exchange(const struct inet_diag_req_v2 *req, struct inet_dia
     }
 }
 
+/* A lookup of the one socket whose own end is local and whose peer is remote, in any state: the
+ * kernel answers with that socket, or with the listener that would take such a connection. */
+static void exact_request(struct inet_diag_req_v2 *req, int proto, const struct endpoint *local,
+                          const struct endpoint *remote)
+{
+    memset(req, 0, sizeof *req);
+    req->sdiag_family = (uint8_t)local->family;
+    req->sdiag_protocol = (uint8_t)proto;
+    req->idiag_states = ~0u;
+    req->id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
+    req->id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+    memcpy(req->id.idiag_src, local->addr, sizeof req->id.idiag_src);
+    req->id.idiag_sport = local->port;
+    memcpy(req->id.idiag_dst, remote->addr, sizeof req->id.idiag_dst);
+    req->id.idiag_dport = remote->port;
+}
+
 int ps_sockdiag_lookup(int proto, const struct sockaddr *src, const struct sockaddr *dst,
                        uid_t *uid, uint64_t *inode)
 {
@@ -185,19 +202,8 @@ int ps_sockdiag_lookup(int proto, const struct sockaddr *src, const struct socka
     }
 
     struct inet_diag_req_v2 req;
-    memset(&req, 0, sizeof req);
-    req.sdiag_family = (uint8_t)client.family;
-    req.sdiag_protocol = (uint8_t)proto;
-    req.idiag_states = ~0u;
-    req.id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
-    req.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
-    const struct endpoint *local = proto == IPPROTO_TCP ? &client : &server;
-    const struct endpoint *remote = proto == IPPROTO_TCP ? &server : &client;
-    memcpy(req.id.idiag_src, local->addr, sizeof req.id.idiag_src);
-    req.id.idiag_sport = local->port;
-    memcpy(req.id.idiag_dst, remote->addr, sizeof req.id.idiag_dst);
-    req.id.idiag_dport = remote->port;
-
+    exact_request(&req, proto, proto == IPPROTO_TCP ? &client : &server,
+                  proto == IPPROTO_TCP ? &server : &client);
     struct inet_diag_msg m;
     if (sockdiag_exchange(&req, &m) < 0)
         return -1;
@@ -224,16 +230,7 @@ int ps_sockdiag_tcp_find(const struct sockaddr *local, const struct sockaddr *re
         return -1;
     }
     struct inet_diag_req_v2 req;
-    memset(&req, 0, sizeof req);
-    req.sdiag_family = (uint8_t)l.family;
-    req.sdiag_protocol = IPPROTO_TCP;
-    req.idiag_states = ~0u;
-    req.id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
-    req.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
-    memcpy(req.id.idiag_src, l.addr, sizeof req.id.idiag_src);
-    req.id.idiag_sport = l.port;
-    memcpy(req.id.idiag_dst, r.addr, sizeof req.id.idiag_dst);
-    req.id.idiag_dport = r.port;
+    exact_request(&req, IPPROTO_TCP, &l, &r);
     struct inet_diag_msg m;
     if (sockdiag_exchange(&req, &m) < 0)
         return -1;
