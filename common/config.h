@@ -90,6 +90,7 @@ struct ps_global {
     uint64_t max_request_size;    /* [Inference] MaxRequestSize=, bytes, default 10M */
     uint64_t half_closed_timeout_ms; /* [Proxy] HalfClosedTimeout=, default 10min */
     uint64_t stream_idle_timeout_ms; /* [Inference] StreamIdleTimeout=, default 120s */
+    uint64_t request_body_timeout_ms; /* [Inference] RequestBodyTimeout=, default 5min */
 };
 
 /* ---- profiles/NAME.conf ---- */

@@ -182,6 +182,8 @@ static int key_timeout(struct pctx *c, const struct ps_key *k, const char *val, 
     }
     if (k->arg == 1)
         c->cfg->global.half_closed_timeout_ms = v;
+    else if (k->arg == 2)
+        c->cfg->global.request_body_timeout_ms = v;
     else
         c->cfg->global.stream_idle_timeout_ms = v;
     return 0;
@@ -199,6 +201,7 @@ const struct ps_key ps_global_keys[] = {
     { "Proxy", "HalfClosedTimeout", 0, key_timeout, 1 },
     { "Inference", "MaxRequestSize", 0, key_size, 0 },
     { "Inference", "StreamIdleTimeout", 0, key_timeout, 0 },
+    { "Inference", "RequestBodyTimeout", 0, key_timeout, 2 },
 };
 const size_t ps_n_global_keys = sizeof ps_global_keys / sizeof ps_global_keys[0];
 
@@ -222,6 +225,7 @@ void ps_global_defaults(struct ps_global *g)
     g->max_request_size = 10ull << 20;
     g->half_closed_timeout_ms = 600000;
     g->stream_idle_timeout_ms = 120000;
+    g->request_body_timeout_ms = 300000;
 }
 
 void ps_global_free(struct ps_global *g)

@@ -21,9 +21,8 @@
 #define FIRST_HEAD_MS 30000
 #define KEEPALIVE_MS 60000
 #define BODY_IDLE_MS 30000
-/* However it trickles in (one byte per BODY_IDLE_MS would do otherwise), a body is complete this
- * long after its head or refused: 10 MiB at 35 KB/s fits. */
-#define BODY_TOTAL_MS 300000
+/* However it trickles in (one byte per BODY_IDLE_MS would do otherwise), a body is complete
+ * [Inference] RequestBodyTimeout= after its head or refused (default 5 min: 10 MiB at 35 KB/s). */
 #define CLOSING_MS 5000
 #define OUT_HIGH 1048576u             /* stop reading the backend while this much is queued */
 /* Stop taking pipelined requests while this much of the answers is unread: requests answered here
@@ -259,7 +258,7 @@ static void begin_request(struct inf_conn *k)
     inf_buf_consume(&k->in, k->req.head_len);
     memset(&k->req, 0, sizeof k->req);
     k->phase = INF_PH_BODY;
-    k->body_deadline_ms = pd_now_ms() + BODY_TOTAL_MS;
+    k->body_deadline_ms = pd_now_ms() + k->who.conf->cfg->global.request_body_timeout_ms;
     body_deadline(k);
 }
 

@@ -13,7 +13,7 @@ command -v jq >/dev/null || skip "jq missing"
 world_add_user infuser 59801 infbox
 world_add_user infnomodel 59802 infdeny
 world_add_user inflimited 59803 inflimit
-inference_world "[Inference]" "MaxRequestSize=64K" "StreamIdleTimeout=2s"
+inference_world "[Inference]" "MaxRequestSize=64K" "StreamIdleTimeout=2s" "RequestBodyTimeout=4s"
 proxy_profile 10-box.conf "[Match]
 Group=infbox
 [Inference]
@@ -197,6 +197,17 @@ sed 's| HTTP/1.1\r| HTTP/1.0\r|' "$WORLD/expect" > "$WORLD/expect10"
 chmod 644 "$WORLD/expect10"
 r=$(inf_req infuser --raw "$WORLD/expect10" --raw-pause 0.5)
 assert_eq "the same from an HTTP/1.0 client: no 100" " 200" "$(jq -r '.responses[0] | "\(.interim | join(",")) \(.status)"' <<<"$r")"
+
+# A body that trickles in (a byte every half second, never a pause of 30 s) is cut off
+# RequestBodyTimeout= (4 s here) after its head.
+printf 'POST /v1/chat/completions HTTP/1.1\r\nHost: inference.local\r\nContent-Length: 62\r\n\r\n{"model":"fast","messages":[],"padding":"xxxxxxxxxxxxxxxxxxx"}' > "$WORLD/trickle"
+chmod 644 "$WORLD/trickle"
+t0=$(date +%s%3N)
+r=$(inf_req infuser --raw "$WORLD/trickle" --raw-trickle 0.5)
+took=$(( $(date +%s%3N) - t0 ))
+assert_eq "a body still trickling in at RequestBodyTimeout=" 408 "$(jq -r '.responses[0].status' <<<"$r")"
+assert_eq "  ... answered within 3.5 to 9 s of its head" yes "$( [ "$took" -ge 3500 ] && [ "$took" -lt 9000 ] && echo yes || echo "no: $took ms")"
+assert_match "  ... logged" '"reason":"request_body_timeout"' "$(proxy_log_last '"uid":59' '"status":408')"
 
 # ---- strict requests ----
 printf 'POST /v1/chat/completions HTTP/1.1\r\nHost: inference.local\r\nContent-Length: 17\r\nTransfer-Encoding: chunked\r\n\r\n11\r\n{"model":"fast"}\n\r\n0\r\n\r\n' > "$WORLD/clte"

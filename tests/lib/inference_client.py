@@ -8,11 +8,12 @@ the arrival time of every chunk (each SSE event arrives as one chunk), then whet
 closed the connection.  Raw request bytes can be given to send malformed requests.
 
   inference_client.py [--proxy 127.0.0.1:3128 | --connect ADDR:PORT] [--host inference.local]
-                      [--ca FILE] [--insecure] (--req JSON)... [--raw FILE [--raw-pause S]]
+                      [--ca FILE] [--insecure] (--req JSON)... [--raw FILE [--raw-pause S] [--raw-trickle S]]
   --req '{"method":"POST","path":"/v1/chat/completions","headers":{"X":"y"},"body":{...}}'
 """
 import argparse
 import json
+import select
 import socket
 import ssl
 import sys
@@ -153,6 +154,8 @@ def main():
     p.add_argument("--raw")
     p.add_argument("--raw-pause", type=float, default=0,
                    help="send --raw's head, wait this long, then its body")
+    p.add_argument("--raw-trickle", type=float, default=0,
+                   help="send --raw's body one byte at a time, this long apart, until an answer comes")
     p.add_argument("--timeout", type=float, default=15)
     args = p.parse_args()
     out = {"responses": []}
@@ -168,11 +171,18 @@ def main():
     try:
         for i, m in enumerate(msgs):
             t0 = time.time()
-            if args.raw and args.raw_pause and i == len(msgs) - 1 and b"\r\n\r\n" in m:
+            if args.raw and (args.raw_pause or args.raw_trickle) and i == len(msgs) - 1 and b"\r\n\r\n" in m:
                 cut = m.index(b"\r\n\r\n") + 4
                 s.sendall(m[:cut])
                 time.sleep(args.raw_pause)
                 m = m[cut:]
+                if args.raw_trickle:
+                    for k in range(len(m)):
+                        # stop once the server has answered (or closed): the answer is what counts
+                        if (hasattr(s, "pending") and s.pending()) or select.select([s], [], [], args.raw_trickle)[0]:
+                            break
+                        s.sendall(m[k:k + 1])
+                    m = b""
             s.sendall(m)
             out["responses"].append(read_response(r, t0))
     except (EOFError, ConnectionError, ssl.SSLError) as e:

@@ -265,6 +265,7 @@ static void test_global_example_and_defaults(void **state)
     assert_int_equal(g->synthetic_range.prefix, 15);
     assert_int_equal(g->max_request_size, 10u << 20);
     assert_int_equal(g->stream_idle_timeout_ms, 120000);
+    assert_int_equal(g->request_body_timeout_ms, 300000);
     assert_int_equal(g->half_closed_timeout_ms, 600000);
     assert_string_equal(g->decision_log, "/var/log/pam_sandbox/decisions.jsonl");
     assert_int_equal(parse(PS_FILE_GLOBAL,
@@ -273,7 +274,8 @@ static void test_global_example_and_defaults(void **state)
                            "DNSListen=127.0.0.1:3153\nResolver=\nResolver=192.0.2.53 [2001:db8::53]:5353\n"
                            "SyntheticRange=10.99.0.0/16\nUpstreamProxy=proxy.corp.example:8080\n"
                            "DecisionLog=/tmp/d.jsonl\nHalfClosedTimeout=90s\n"
-                           "[Inference]\nMaxRequestSize=1M\nStreamIdleTimeout=3min\n"), 0);
+                           "[Inference]\nMaxRequestSize=1M\nStreamIdleTimeout=3min\n"
+                           "RequestBodyTimeout=20min\n"), 0);
     assert_int_equal(g->n_explicit_listen, 2);
     assert_int_equal(g->explicit_listen[1].ss.ss_family, AF_INET6);
     assert_int_equal(g->n_transparent_listen, 1);          /* the file replaced the default */
@@ -288,6 +290,7 @@ static void test_global_example_and_defaults(void **state)
     assert_int_equal(g->max_request_size, 1u << 20);
     assert_int_equal(g->stream_idle_timeout_ms, 180000);
     assert_int_equal(g->half_closed_timeout_ms, 90000);   /* each key sets its own field */
+    assert_int_equal(g->request_body_timeout_ms, 1200000);
 }
 
 static void test_backend_example(void **state)
@@ -535,6 +538,7 @@ static void test_bad_global_values(void **state)
         { "[Inference]\nMaxRequestSize=2G\n", 2, "out of range" },
         { "[Inference]\nStreamIdleTimeout=5d\n", 2, "not a duration" },
         { "[Inference]\nStreamIdleTimeout=0s\n", 2, "out of range" },
+        { "[Inference]\nRequestBodyTimeout=25h\n", 2, "out of range" },
         { "[Proxy]\nHalfClosedTimeout=500ms\n", 2, "out of range" },
         { "[Proxy]\nHalfClosedTimeout=25h\n", 2, "out of range" },
         { "[Proxy]\nHalfClosedTimeout=never\n", 2, "not a duration" },
