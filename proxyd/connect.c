@@ -208,7 +208,9 @@ void pd_connect_start(struct pd_conn *c)
         pd_conn_fail(c, 502, "resolve_failed");
 }
 
-/* The upstream proxy's answer to our CONNECT: a 2xx head, and nothing else yet. */
+/* The upstream proxy's answer to our CONNECT: a 2xx head.  Bytes after it are the origin's, which
+ * may speak first (an SSH banner, an SMTP greeting) and be read together with the head: they stay
+ * in uin, and pd_tunnel_start() passes them on to the client after our own 200. */
 static void handshake_read(struct pd_conn *c)
 {
     pd_buf_reserve(&c->uin, 1024);
@@ -229,13 +231,19 @@ static void handshake_read(struct pd_conn *c)
             try_next(c, 502, "upstream_proxy_bad_answer");
         return;
     }
-    if (res == HTTP_ERROR || r->status / 100 != 2 || r->head_len != c->uin.len) {
+    if (res == HTTP_ERROR || r->status / 100 != 2) {
         free(r);
         try_next(c, 502, "upstream_proxy_refused");
         return;
     }
+    size_t head_len = r->head_len;
     free(r);
-    pd_buf_free(&c->uin);
+    if (head_len < c->uin.len) {
+        memmove(c->uin.p, c->uin.p + head_len, c->uin.len - head_len);
+        c->uin.len -= head_len;
+    } else {
+        pd_buf_free(&c->uin);
+    }
     pd_conn_timer(c, 0);
     pd_conn_log(c, c->decision, c->reason, c->rule, false);
     if (c->who.mode == PD_MODE_EXPLICIT)

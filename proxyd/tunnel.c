@@ -236,9 +236,18 @@ void pd_tunnel_check(struct pd_conn *c)
 void pd_tunnel_start(struct pd_conn *c)
 {
     c->st = CS_TUNNEL;
+    if (c->uin.len > c->uin.off) {     /* the origin's first bytes, read with an upstream proxy's 200 */
+        if (!pd_buf_reserve(&c->out, c->uin.len - c->uin.off)) {
+            pd_conn_abort(c, "out_of_memory");
+            return;
+        }
+        memcpy(c->out.p + c->out.len, c->uin.p + c->uin.off, c->uin.len - c->uin.off);
+        c->out.len += c->uin.len - c->uin.off;
+        c->bytes_down += (int64_t)(c->uin.len - c->uin.off);
+    }
+    pd_buf_free(&c->uin);
     c->bytes_at_check = delivered(c);
     pd_conn_timer(c, check_every(c));
-    pd_buf_free(&c->uin);
     pd_tunnel_io(c, -1, 0);
 }
 

@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
 """A minimal CONNECT-only "corporate proxy" for the UpstreamProxy= test, in the upstream namespace.
 
-  proxy_upstream_proxy.py --listen ADDR:PORT --log FILE
+  proxy_upstream_proxy.py --listen ADDR:PORT --log FILE [--banner-ports P,...]
 Each CONNECT target is appended to FILE ("CONNECT host:port"), then bytes are relayed.
+--banner-ports: for a target on one of these ports (an origin that speaks first), the origin's
+first bytes are sent in the same segment as the 200, as happens by timing with a real proxy.
 Prints "ready" once listening.
 """
 import argparse
+import select
 import socket
 import threading
 
@@ -26,7 +29,7 @@ def pipe(a, b):
             pass
 
 
-def serve(c, log):
+def serve(c, log, banner_ports):
     head = b""
     while b"\r\n\r\n" not in head:
         d = c.recv(4096)
@@ -46,7 +49,10 @@ def serve(c, log):
     except OSError:
         c.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
         return c.close()
-    c.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+    first = b""
+    if int(port) in banner_ports and select.select([u], [], [], 2)[0]:
+        first = u.recv(65536)
+    c.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n" + first)
     threading.Thread(target=pipe, args=(u, c), daemon=True).start()
     pipe(c, u)
 
@@ -55,7 +61,9 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--listen", required=True)
     p.add_argument("--log", required=True)
+    p.add_argument("--banner-ports", default="")
     a = p.parse_args()
+    banner_ports = {int(x) for x in a.banner_ports.split(",") if x}
     host, _, port = a.listen.rpartition(":")
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -64,7 +72,7 @@ def main():
     print("ready", flush=True)
     while True:
         c, _ = s.accept()
-        threading.Thread(target=serve, args=(c, a.log), daemon=True).start()
+        threading.Thread(target=serve, args=(c, a.log, banner_ports), daemon=True).start()
 
 
 if __name__ == "__main__":
