@@ -282,9 +282,15 @@ static void on_accept(struct pd_loop *l, int lfd, uint32_t ev, void *arg)
         /* A local client's request is already queued when its connection is accepted (in the
          * bench, every time): read it now rather than one turn of the event loop later. */
         bool over_cap = c->id_ok && !c->counted;
-        /* Over the cap: a request already here is answered 429 by pd_conn_decide (its host is
-         * logged); without one, 429 now rather than hold the descriptor for the head. */
-        if (pd_explicit_read(c) && over_cap)
-            pd_conn_over_cap(c);
+        /* Over the cap, or not a sandboxed account (which no cap counts): a request already here
+         * is answered 429 or 403 by pd_conn_decide (its host is logged); without one, now, rather
+         * than hold a descriptor for the head, uncounted, up to the head timeout.  An account
+         * that is not sandboxed stays so for the connection (pd_ident_refresh only narrows). */
+        if (pd_explicit_read(c)) {
+            if (!c->id_ok)
+                pd_conn_deny(c, c->id_err ? c->id_err : "client_not_found", "default");
+            else if (over_cap)
+                pd_conn_over_cap(c);
+        }
     }
 }
