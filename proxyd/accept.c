@@ -246,10 +246,16 @@ static void on_accept(struct pd_loop *l, int lfd, uint32_t ev, void *arg)
         socklen_t pl = sizeof peer;
         int fd = accept4(lfd, (struct sockaddr *)&peer, &pl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno == EMFILE || errno == ENFILE) {
-                /* The pending connection stays queued and the listener stays readable: without a
-                 * pause, level-triggered epoll would spin.  Retry in 100 ms. */
-                syslog(LOG_ERR, "accept: %m (pausing this listener for 100 ms)");
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* Out of descriptors or memory: the pending connection stays queued and the
+                 * listener stays readable, so without a pause level-triggered epoll would spin.
+                 * Retry in 100 ms; say so at most once a second, not once per listener and try. */
+                static uint64_t last_said;
+                uint64_t now = pd_now_ms();
+                if (now - last_said >= 1000) {
+                    syslog(LOG_ERR, "accept: %m (pausing the listeners that hit it for 100 ms)");
+                    last_said = now;
+                }
                 pd_loop_del(pd->loop, lfd);
                 pd_timer_add(pd->loop, 100, resume_listener, L);
             }

@@ -106,6 +106,13 @@ static void set_fd_mask(struct pd_conn *c, int fd, bool *reg, uint32_t *cur, boo
         if (pd_loop_add(c->loop, fd, want, pd_conn_io, c) == 0) {
             *reg = true;
             *cur = want;
+        } else if (!c->io_failed) {
+            /* (ENOMEM, or fs.epoll.max_user_watches) A socket no epoll watches would never move
+             * again, and a tunnel has no idle limit: end the connection, from a timer because the
+             * caller still holds it. */
+            syslog(LOG_ERR, "epoll: %m (a connection is ended)");
+            c->io_failed = true;
+            pd_conn_timer(c, 1);
         }
     } else if (*cur != want) {
         if (pd_loop_mod(c->loop, fd, want) == 0)
@@ -197,6 +204,10 @@ static void on_timer(struct pd_loop *l, void *arg)
 {
     struct pd_conn *c = arg;
     c->timer = NULL;
+    if (c->io_failed) {
+        pd_conn_abort(c, "epoll_failed");
+        return;
+    }
     switch (c->st) {
     case CS_CONNECTING:
     case CS_PROXY_HANDSHAKE:

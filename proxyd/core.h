@@ -68,6 +68,7 @@ struct pd_conn {
     uint32_t cmask, umask;             /* current epoll masks (registration done once) */
     bool creg, ureg;
     bool cpark, upark;                 /* registered for reading, nothing wanted (conn.c) */
+    bool io_failed;                    /* epoll refused a socket: aborted at the next timer */
     bool busy_kept;                    /* busy, and kept by pd->loop as its share (relay.c) */
     struct pd_client who;              /* holds a conf reference */
     enum pd_conn_state st;

@@ -1,8 +1,9 @@
 /* Decided tunnels.  Small exchanges (a request, a short answer) are copied with recv/send through a
  * stack buffer: for them two pipes and four splices cost more than the copy.  As soon as one read
  * fills the buffer, that direction switches to splice(2) (socket -> pipe -> socket, never through
- * user space) for the rest of the tunnel.  Pipes exist only for directions that carried bulk, so an
- * idle tunnel costs its struct only.
+ * user space) while it keeps moving data.  Pipes exist only for directions that carry bulk: a
+ * tunnel quiet for a whole upkeep check gives them back (pd_tunnel_check), so an idle tunnel
+ * costs its struct only.
  * Half-close is passed on (EOF one way shuts that way down), so protocols that send, shut down
  * and then read the answer work. */
 #include <errno.h>
@@ -212,6 +213,19 @@ static int64_t delivered(const struct pd_conn *c)
            (int64_t)(c->out.len - c->out.off) - (int64_t)(c->uout.len - c->uout.off);
 }
 
+/* A direction that carried bulk keeps its pipe while data moves; once the tunnel has been quiet
+ * for a whole check, the pipe is given back (two descriptors, and capacity that counts against
+ * fs.pipe-user-pages-soft for every pipe of this process) and the direction copies again until
+ * its next full read.  Otherwise every long-lived tunnel that once moved bulk would hold its
+ * pipes for good, and a few hundred of them would leave later bulk tunnels two-page pipes. */
+static void release_idle_pipe(struct pd_dir *d)
+{
+    if (d->pipe[0] >= 0 && d->inpipe == 0) {
+        pd_pipe_release(d);
+        d->splice = false;
+    }
+}
+
 void pd_tunnel_check(struct pd_conn *c)
 {
     uint64_t every = check_every(c);
@@ -220,6 +234,10 @@ void pd_tunnel_check(struct pd_conn *c)
         c->up_keepalive = true;
     }
     int64_t moved = delivered(c);
+    if (moved == c->bytes_at_check) {
+        release_idle_pipe(&c->up);
+        release_idle_pipe(&c->down);
+    }
     if ((c->up.shut || c->down.shut) && moved == c->bytes_at_check)
         c->quiet_ms += every;
     else

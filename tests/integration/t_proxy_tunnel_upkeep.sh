@@ -14,7 +14,7 @@ echo "HalfClosedTimeout=1s" >> "$CONF/sandbox.conf"     # checked every 250 ms
 proxy_profile 10-t.conf "[Match]
 User=tuser
 [Network]
-Allow=203.0.113.10:8091-8097"
+Allow=203.0.113.10:8091-8098"
 
 # The origin, one behaviour per port; what it saw goes to its output.
 #   8091  reads to the client's EOF, then says nothing and keeps the connection open
@@ -24,8 +24,9 @@ Allow=203.0.113.10:8091-8097"
 #   8095  says "bye", then resets the connection
 #   8096  reads until the client's end, printing "8096 fin" or "8096 reset"
 #   8097  sends 64 KiB and its FIN, then closes: what the client sends next gets a reset
+#   8098  echoes until the client's EOF, then keeps the connection open
 proxy_echo_origin "$WORLD/upkeep-origin.out" 8091:sink-hold 8092:sink-trickle 8093:bye 8094:sink-mib-hold \
-    8095:bye-reset 8096:sink-report 8097:all-then-close
+    8095:bye-reset 8096:sink-report 8097:all-then-close 8098:echo-hold
 proxy_start
 
 # tunnel PORT HALFCLOSE: CONNECT to the origin's PORT, send "hello" (then half-close when HALFCLOSE
@@ -90,6 +91,37 @@ awk -v t="$t" 'BEGIN { exit !(t >= 0.9 && t < 4) }' ||
 ok "origin half-closed, client silent: tunnel closed after ${t}s"
 l=$(proxy_log_last '"port":8093,' '"decision":"close"')
 assert_match "  ... logged" '"reason":"half_closed_idle"' "$l"
+
+# --- a tunnel that moved bulk and then went quiet gives its splice pipes back ---
+# 256 KiB each way (reads that fill the copy buffer: both directions splice, through a pipe each),
+# then a byte every 0.1 s for 1.5 s (data moving: the pipes stay), then 2 s of silence.
+pipes() { find "/proc/$PROXYD_PID/fd" -lname 'pipe:*' 2>/dev/null | wc -l; }
+before=$(pipes)
+as tuser PYTHONPATH="$PS_SRC/tests/lib" timeout 20 python3 -c '
+import sys, time
+from proxy_connect import open_tunnel
+s, status, line = open_tunnel("203.0.113.10:8098", timeout=15)
+assert status == "200", line
+s.sendall(b"x" * 262144)
+got = 0
+while got < 262144:
+    got += len(s.recv(65536))
+print("bulk done", flush=True)
+for _ in range(15):
+    s.sendall(b"y"); s.recv(16); time.sleep(0.1)
+print("quiet", flush=True)
+time.sleep(2.5)
+print("end", flush=True)' > "$WORLD/pipes.out" 2>&1 &
+PIPES_CLIENT=$!
+for _ in $(seq 100); do grep -q "bulk done" "$WORLD/pipes.out" && break; sleep 0.05; done
+sleep 0.5
+moving=$(pipes)
+for _ in $(seq 100); do grep -q quiet "$WORLD/pipes.out" && break; sleep 0.05; done
+sleep 1.5
+quiet=$(pipes)
+wait "$PIPES_CLIENT"
+assert_eq "a tunnel moving data after bulk holds two pipes (four descriptors)" 4 "$((moving - before))"
+assert_eq "  ... given back once it has been quiet for a check" 0 "$((quiet - before))"
 
 # --- a reset is passed on as one, both ways (a FIN would say that the stream ended whole) ---
 out=$(as tuser PYTHONPATH="$PS_SRC/tests/lib" timeout 20 python3 -c '
