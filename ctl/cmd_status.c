@@ -72,6 +72,8 @@ int cmd_status(const struct ctl_opts *o, int argc, char **argv)
            (unsigned long long)st.remapped);
     printf("refused, to proxyd's ports but not proxyd's socket (a port squatter): %llu\n",
            (unsigned long long)st.squatter);
+    printf("dropped, leaving by another device than lo (a socket bound to it): %llu\n",
+           (unsigned long long)st.off_loopback);
     ps_nft_status_free(&st);
     return rc;
 }

@@ -54,6 +54,7 @@ struct ps_nft_status {
     uint64_t rejected_tcp, rejected_udp, dropped_other;   /* packets, from the named counters */
     uint64_t remapped;            /* steered flows refused: conntrack rewrote their source port */
     uint64_t squatter;            /* packets refused: to proxyd's ports, not proxyd's socket */
+    uint64_t off_loopback;        /* packets dropped: a sandboxed socket bound to another device */
 };
 int ps_nft_status_read(struct ps_nft_status *st, char *err, size_t errlen);
 void ps_nft_status_free(struct ps_nft_status *st);

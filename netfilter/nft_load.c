@@ -16,6 +16,7 @@
 static const char flushes[] =
     "flush chain inet pam_sandbox steer\n"
     "flush chain inet pam_sandbox egress\n"
+    "flush chain inet pam_sandbox leave\n"
     "flush chain inet pam_sandbox remapped\n"
     "flush chain inet pam_sandbox refuse_remapped\n"
     "flush chain inet pam_sandbox listeners\n"

@@ -418,6 +418,17 @@ static int render_chains(const struct ps_config *cfg, uid_t proxy_uid, struct li
     emit(l, &no_origin, "\t\tmeta skuid @users counter name \"dropped_other\" drop");
     emit(l, &no_origin, "\t}");
 
+    /* Everything a sandboxed account may send goes to this host (proxyd, or a local address),
+     * which the kernel routes through lo.  A socket bound to another device (SO_BINDTODEVICE, open
+     * to any account for a socket not yet bound to one; an IPv6 link-local scope does the same) is
+     * routed out of that device even to 127.0.0.1 after the redirect, past every rule above, which
+     * only look at the address: its packets are dropped on the way out. */
+    emit(l, &no_origin, "\tchain leave {");
+    emit(l, &no_origin, "\t\ttype filter hook postrouting priority filter; policy accept;");
+    emit(l, &no_origin, "\t\tmeta skuid @users oifname != \"lo\" counter name \"off_loopback\" drop "
+         "comment \"bound to a device: not to proxyd\"");
+    emit(l, &no_origin, "\t}");
+
     emit_remapped_chain(cfg, l);
     emit_listener_guard(cfg, l);
     return 0;
@@ -443,6 +454,7 @@ static void render_declarations(struct lines *l, const uint32_t *version)
     emit(l, &no_origin, "\tcounter rejected_tcp { }");
     emit(l, &no_origin, "\tcounter rejected_udp { }");
     emit(l, &no_origin, "\tcounter dropped_other { }");
+    emit(l, &no_origin, "\tcounter off_loopback { }");
     emit(l, &no_origin, "\tcounter remapped { }");
     emit(l, &no_origin, "\tcounter squatter { }");
 }
@@ -487,6 +499,7 @@ int ps_nft_render_full(const struct ps_config *cfg, struct ps_nft_rendered *r, s
     render_declarations(&all, NULL);
     emit(&all, &no_origin, "\tchain steer { type nat hook output priority -100; policy accept; }");
     emit(&all, &no_origin, "\tchain egress { type filter hook output priority filter; policy accept; }");
+    emit(&all, &no_origin, "\tchain leave { type filter hook postrouting priority filter; policy accept; }");
     emit(&all, &no_origin, "\tchain remapped { type filter hook input priority filter; policy accept; }");
     emit(&all, &no_origin, "\tchain refuse_remapped { }");
     emit(&all, &no_origin, "\tchain listeners { type filter hook input priority filter; policy accept; }");

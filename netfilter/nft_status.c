@@ -110,6 +110,8 @@ int ps_nft_status_read(struct ps_nft_status *st, char *err, size_t errlen)
         st->remapped = 0;
     if (read_counter("squatter", &st->squatter, ignored, sizeof ignored) < 0)
         st->squatter = 0;
+    if (read_counter("off_loopback", &st->off_loopback, ignored, sizeof ignored) < 0)
+        st->off_loopback = 0;
     return 0;
 }
 

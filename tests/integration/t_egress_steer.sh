@@ -114,6 +114,40 @@ fi
 assert_match "upstream counted no echo request" 'icmp type echo-request counter packets 0 .*icmpv6 type echo-request counter packets 0' \
     "$(ip netns exec up nft list chain inet count in | tr '\n' ' ')"
 
+# --- a socket bound to the veth (SO_BINDTODEVICE) is routed out of it even to 127.0.0.1 or ::1
+# after the redirect, past every rule that looks at addresses: dropped on the way out ---
+ip netns exec up nft -f - <<'EON'
+table inet leak {
+    chain pre {
+        type filter hook prerouting priority -300; policy accept;
+        ip daddr 127.0.0.0/8 counter
+        ip6 daddr ::1 counter
+    }
+}
+EON
+# With a default route by the veth (as a host has by its uplink), such a packet would go to the
+# gateway's address on the wire: the upstream host plays the gateway here.
+ip route add default via 203.0.113.10 dev ps-veth0
+ip -6 route add default via 2001:db8::10 dev ps-veth0
+dev() { NFT_CLIENT_DEVICE=ps-veth0 as "$@"; }
+r=$(dev sbx udp 203.0.113.10 53)
+assert_match "sbx's DNS datagram from a socket bound to the veth gets nothing" '^(error EPERM|noreply)' "$r"
+r=$(dev sbx udp 2001:db8::10 53)
+assert_match "  ... over IPv6 too (no route to ::1 by the veth, or dropped)" '^(error (EPERM|ENETUNREACH)|noreply)' "$r"
+r=$(dev sbx tcp 203.0.113.10 80)
+assert_no_match "  ... nor its TCP connection" '^connected' "$r"
+r=$(dev plain tcp 203.0.113.10 80)
+assert_match "an account that is not sandboxed binds to the veth and connects (the test can see it)" '^connected ok' "$r"
+sleep 0.3
+assert_match "upstream saw no packet to a loopback address" 'ip daddr 127\.0\.0\.0/8 counter packets 0 .*ip6 daddr ::1 counter packets 0 ' \
+    "$(ip netns exec up nft list chain inet leak pre | tr '\n' ' ')"
+off=$(nft list counter inet pam_sandbox off_loopback | sed -n 's/.*packets \([0-9]*\).*/\1/p')
+assert_eq "they were dropped leaving by the veth (counter off_loopback)" yes "$([ "${off:-0}" -ge 3 ] && echo yes || echo "no: ${off:-none}")"
+assert_match "sandboxctl status shows it" "dropped, leaving by another device than lo \(a socket bound to it\): $off" \
+    "$("$PS_BUILD/sandboxctl" -c "$CONF" status 2>&1)"
+ip route del default via 203.0.113.10 dev ps-veth0
+ip -6 route del default via 2001:db8::10 dev ps-veth0
+
 # --- a connection the kernel refuses fails at once (DESIGN.md §9.9: the RST has no owner) ---
 r=$(as sbx tcp 127.0.0.1 3128)
 assert_match "sbx to proxyd's explicit port with nothing listening: refused at once" '^error ECONNREFUSED elapsed=0\.[0-4]' "$r"

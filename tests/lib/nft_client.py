@@ -4,7 +4,9 @@
   udp HOST PORT          -> "reply <answer>" | "noreply" | "error <ERRNO>"   (send fails at once?)
   ping HOST              -> "reply" | "noreply" | "error <ERRNO>"   (unprivileged ICMP socket)
   hold HOST PORT FILE    -> connect, echo "a", wait until FILE exists, echo "b": "held ab"
-and always " elapsed=SECONDS" so a test can tell "at once" from "after a timeout"."""
+and always " elapsed=SECONDS" so a test can tell "at once" from "after a timeout".
+With NFT_CLIENT_DEVICE set, tcp and udp sockets are bound to that device first (SO_BINDTODEVICE,
+which any account may set on a socket not yet bound to one)."""
 import errno, os, socket, struct, sys, time
 
 def fam(host):
@@ -13,8 +15,14 @@ def fam(host):
 def err(e):
     return "error " + errno.errorcode.get(e.errno, str(e.errno)) if e.errno else "error timeout"
 
+def sock(family, kind):
+    s = socket.socket(family, kind)
+    if os.environ.get("NFT_CLIENT_DEVICE"):
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, os.environ["NFT_CLIENT_DEVICE"].encode())
+    return s
+
 def tcp(host, port):
-    s = socket.socket(fam(host), socket.SOCK_STREAM)
+    s = sock(fam(host), socket.SOCK_STREAM)
     s.settimeout(5)
     try:
         s.connect((host, int(port)))
@@ -24,7 +32,7 @@ def tcp(host, port):
         return err(e)
 
 def udp(host, port):
-    s = socket.socket(fam(host), socket.SOCK_DGRAM)
+    s = sock(fam(host), socket.SOCK_DGRAM)
     s.settimeout(2)
     try:
         s.connect((host, int(port)))

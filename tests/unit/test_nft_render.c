@@ -233,12 +233,28 @@ static void proxyd_account_exempt_and_no_blanket_loopback(void **state)
     assert_non_null(s1);
     assert_non_null(s2);
     assert_true(s1 < egress);
-    /* Nothing accepts by interface or by loopback range without a port. */
-    assert_lacks(t, " (iif|oif|iifname|oifname) ");
+    /* Nothing accepts by interface or by loopback range without a port (an interface is only
+     * ever a reason to drop: chain leave). */
+    assert_lacks(t, " (iif|oif|iifname|oifname) .* accept");
+    assert_lacks(t, " (iif|oif|iifname|oifname) \"lo\" ");
     assert_lacks(t, "daddr 127\\.0\\.0\\.0/8");
     for (char *line = strtok(t, "\n"); line; line = strtok(NULL, "\n"))
         if (strstr(line, " accept ") && !strstr(line, " dport "))
             fail_msg("accept without a port: %s", line);
+    free(t);
+}
+
+/* A sandboxed socket bound to another device than lo leaves by it, even to 127.0.0.1 after the
+ * redirect: dropped at postrouting, whatever its address. */
+static void bound_device_dropped(void **state)
+{
+    (void)state;
+    char *t = render(base_conf);
+    const char *leave = strstr(t, "chain leave {");
+    assert_non_null(leave);
+    assert_has(leave, "^\t\ttype filter hook postrouting priority filter; policy accept;$");
+    assert_has(leave, "^\t\tmeta skuid @users oifname != \"lo\" counter name \"off_loopback\" drop ");
+    assert_has(t, "^\tcounter off_loopback \\{ \\}$");
     free(t);
 }
 
@@ -341,6 +357,7 @@ int main(void)
         cmocka_unit_test(remapped_flows_refused),
         cmocka_unit_test(listeners_only_proxyds_sockets),
         cmocka_unit_test(proxyd_account_exempt_and_no_blanket_loopback),
+        cmocka_unit_test(bound_device_dropped),
         cmocka_unit_test(log_rule),
         cmocka_unit_test(wildcard_and_missing_family),
         cmocka_unit_test(version_follows_the_rules),
