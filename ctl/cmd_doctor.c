@@ -2,7 +2,9 @@
  * a session stack without the module, pam_limits undoing its limits, sshd without PAM, sudo
  * without sessions, no ruleset, no proxyd, DNS through a Unix socket that nftables cannot see, ICMP
  * sockets for sandboxed groups, /proc/PID/mem open to the session (Yama), an http:// inference
- * backend on loopback held by an account proxyd will not send its key to.  One line per finding,
+ * backend on loopback held by an account proxyd will not send its key to, container and VM
+ * daemons' sockets open to sandboxed accounts, processes of sandboxed accounts without the
+ * module's seccomp filter.  One line per finding,
  * "FILE[:LINE]: problem; fix: action", and per note ("FILE: note: ...", not counted).
  * Exit 0: nothing found; 1: findings; 2: usage. */
 #include <errno.h>
@@ -167,6 +169,8 @@ int cmd_doctor(const struct ctl_opts *o, int argc, char **argv)
     doc_check_dns_sockets(&d);
     doc_check_ping(&d);
     doc_check_ptrace(&d);
+    doc_check_daemon_sockets(&d);
+    doc_check_unconfined_processes(&d);
 
     fprintf(stderr, "sandboxctl doctor: %u finding%s (%zu sandboxed account%s)\n", d.findings,
             d.findings == 1 ? "" : "s", d.n_acct, d.n_acct == 1 ? "" : "s");

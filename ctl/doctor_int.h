@@ -54,5 +54,7 @@ void doc_check_backend_owners(struct doctor *d);  /* http:// backends on loopbac
 void doc_check_dns_sockets(struct doctor *d);
 void doc_check_ping(struct doctor *d);
 void doc_check_ptrace(struct doctor *d);    /* Yama's ptrace_scope */
+void doc_check_daemon_sockets(struct doctor *d);        /* doctor_daemons.c */
+void doc_check_unconfined_processes(struct doctor *d);  /* doctor_daemons.c */
 
 #endif

@@ -392,6 +392,42 @@ ydoctor
 assert_eq "no Yama: a note, not a finding (exit)" 0 "$RC"
 assert_match "no Yama: the note" '^/proc/sys/kernel/yama/ptrace_scope: note: Yama is not active in this kernel, so nothing keeps a sandboxed process from writing the memory' "$OUT"
 assert_eq "...the only line" 1 "$(printf '%s\n' "$OUT" | grep -c "^/")"
+# Container and VM daemons' sockets that a sandboxed account can use: a way out of every rule.
+mksock /run/docker.sock
+chgrp psdocsbx /run/docker.sock; chmod 660 /run/docker.sock
+assert_finding "docker's socket, writable by a sandboxed account's group" \
+    "^/run/docker.sock: the Docker daemon's socket is reachable by sandboxed account psdoc \\(a member of group psdocsbx\\): it starts containers or machines as root" "$OUT"
+chmod 666 /run/docker.sock
+assert_finding "docker's socket, writable by every account" \
+    "^/run/docker.sock: the Docker daemon's socket is reachable by every account \\(mode 0666\\)" "$OUT"
+chmod 600 /run/docker.sock
+assert_clean "docker's socket for root only"
+rm /run/docker.sock
+
+# Processes of a sandboxed account without the module's seccomp filter (started outside a
+# session the module opened); one under the filter is no finding.
+world_bg setpriv --reuid 59910 --regid 59910 --clear-groups -- sleep 60
+UNC=${WORLD_PIDS[-1]}
+for _ in $(seq 50); do [ "$(stat -c %u "/proc/$UNC" 2>/dev/null)" = 59910 ] && break; sleep 0.05; done
+assert_finding "an unconfined process of a sandboxed account" \
+    "^/proc/$UNC: process $UNC \\(sleep\\) of sandboxed account psdoc runs without the module's seccomp filter" "$OUT"
+kill "$UNC"; wait "$UNC" 2>/dev/null
+printf 'session required %s conf=%s\n' "$PS_BUILD/pam_sandbox.so" "$CONF" > $PAMD/psdocok
+"${SAN_ENV[@]}" "$PAM_RUN" psdocok psdoc /bin/sleep 30 > "$WORLD/confined.out" 2>&1 &
+CONFINED=$!
+confined=
+for _ in $(seq 100); do
+    for p in $(pgrep -u 59910 -x sleep); do
+        grep -q '^Seccomp:[[:space:]]*2' "/proc/$p/status" 2>/dev/null && confined=$p
+    done
+    [ -n "$confined" ] && break
+    sleep 0.05
+done
+[ -n "$confined" ] || fail "no confined process of psdoc: $(cat "$WORLD/confined.out")"
+assert_clean "a process of the account under the module's filter"
+kill "$confined" 2>/dev/null; wait "$CONFINED" 2>/dev/null
+rm $PAMD/psdocok
+
 # A broken config is a finding too (and --root reads the files of another tree).
 echo 'Bogus=1' >> "$CONF/profiles/10-doc.conf"
 assert_finding "config error" "^$CONF: the configuration does not load" "$OUT"
