@@ -98,6 +98,55 @@ static int resolve(struct builder *b, const char *name)
     return nr;
 }
 
+/* AF_INET and AF_INET6: stream and datagram sockets of TCP, UDP and ICMP (the ping sockets),
+ * nothing else.  Other protocols (SCTP, DCCP, UDP-Lite, L2TP, MPTCP) and types would get no packet
+ * past the ruleset's final drop, but asking for one makes the kernel load and run its code (a
+ * module each, loaded on demand for any account): kernel code behind many local privilege
+ * escalations, none of which a session needs.  Answered as by a kernel without them; a raw socket
+ * as by the kernel to an account without CAP_NET_RAW, which a session never has anyway.
+ * The type's low 4 bits are the type (the rest are flags); the protocol is compared on all 64
+ * bits, so garbage in the upper half is above every allowed value and denied. */
+static int inet_protocol_rules(struct builder *b, scmp_filter_ctx ctx, int sock)
+{
+    static const struct { uint64_t mask, val; } bad_types[] = {
+        { 0xf, 0 },                       /* no type: the kernel would look a module up for it */
+        { 0xc, 4 },                       /* 4..7: SOCK_RDM, SOCK_SEQPACKET, SOCK_DCCP, 7 */
+        { 0xe, 8 },                       /* 8, 9 */
+    };
+    /* allowed protocols: 0 (the type's default), 1 ICMP, 6 TCP, 17 UDP, 58 ICMPv6; the rest of
+     * 2..58 as aligned blocks (a rule compares an argument once), above 58 at once */
+    static const struct { uint64_t mask, val; } bad_protos[] = {
+        { ~1ull, 2 }, { ~1ull, 4 }, { ~0ull, 7 }, { ~7ull, 8 }, { ~0ull, 16 }, { ~1ull, 18 },
+        { ~3ull, 20 }, { ~7ull, 24 }, { ~15ull, 32 }, { ~7ull, 48 }, { ~1ull, 56 },
+    };
+    const int fams[] = { AF_INET, AF_INET6 };
+    int rc;
+    for (size_t f = 0; f < 2; f++) {
+        const scmp_datum_t fam = (scmp_datum_t)fams[f];
+        for (size_t i = 0; i < sizeof bad_types / sizeof *bad_types; i++)
+            if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ESOCKTNOSUPPORT), sock, 2, SCMP_A0(SCMP_CMP_EQ, fam),
+                                       SCMP_A1(SCMP_CMP_MASKED_EQ, bad_types[i].mask, bad_types[i].val))) < 0)
+                return fail(b, "socket type rule", sock, rc);
+        /* SOCK_PACKET (10) is an AF_PACKET socket for AF_INET (family_rules); for AF_INET6 a type
+         * the kernel would look a module up for */
+        if (fams[f] == AF_INET6 &&
+            (rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ESOCKTNOSUPPORT), sock, 2, SCMP_A0(SCMP_CMP_EQ, fam),
+                                   SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_PACKET))) < 0)
+            return fail(b, "socket type rule", sock, rc);
+        if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), sock, 2, SCMP_A0(SCMP_CMP_EQ, fam),
+                                   SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_RAW))) < 0)
+            return fail(b, "raw socket rule", sock, rc);
+        if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPROTONOSUPPORT), sock, 2, SCMP_A0(SCMP_CMP_EQ, fam),
+                                   SCMP_A2(SCMP_CMP_GT, 58))) < 0)
+            return fail(b, "protocol rule", sock, rc);
+        for (size_t i = 0; i < sizeof bad_protos / sizeof *bad_protos; i++)
+            if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPROTONOSUPPORT), sock, 2, SCMP_A0(SCMP_CMP_EQ, fam),
+                                       SCMP_A2(SCMP_CMP_MASKED_EQ, bad_protos[i].mask, bad_protos[i].val))) < 0)
+                return fail(b, "protocol rule", sock, rc);
+    }
+    return 0;
+}
+
 static int family_rules(struct builder *b, scmp_filter_ctx ctx)
 {
     const struct ps_profile *p = b->p;
@@ -129,6 +178,9 @@ static int family_rules(struct builder *b, scmp_filter_ctx ctx)
         (rc = seccomp_rule_add(ctx, act, sock, 2, SCMP_A0(SCMP_CMP_EQ, AF_INET),
                                SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_PACKET))) < 0)
         return fail(b, "SOCK_PACKET rule", sock, rc);
+
+    if (allowed[AF_INET] && (rc = inet_protocol_rules(b, ctx, sock)) < 0)
+        return rc;
 
     if (allowed[AF_NETLINK]) {
         bool keep[NETLINK_AUDIT + 1] = { false };
