@@ -12,7 +12,6 @@
  * as well), so the check waits for it (INF_OWNER_PENDING). */
 #include <errno.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include "common/policy.h"

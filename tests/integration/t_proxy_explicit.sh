@@ -209,19 +209,13 @@ l=$(proxy_log_last '"account":"pxfree"')
 assert_match "not sandboxed logged" '"uid":59503,"profile":null.*"decision":"deny","reason":"not_sandboxed"' "$l"
 # ... which no per-account cap counts: a connection of it that sends nothing is answered at once,
 # not held until the head timeout (10 s).
-r=$(as pxfree python3 -c '
+r=$(as pxfree env PYTHONPATH="$PS_SRC/tests/lib" python3 -c '
 import socket, time
+from proxy_connect import read_to_end
 s = socket.create_connection(("127.0.0.1", 3128)); t = time.time(); s.settimeout(8)
-d = b""
-try:
-    while True:
-        x = s.recv(4096)
-        if not x: break
-        d += x
-except OSError as e:
-    d += b" <" + type(e).__name__.encode() + b">"
-print(d.split(b"\r\n")[0].decode(), "closed after", "under 2 s" if time.time() - t < 2 else "%.1f s" % (time.time() - t))')
-assert_eq "not sandboxed, nothing sent: 403 at once, closed" "HTTP/1.1 403 Forbidden closed after under 2 s" "$r"
+d, how = read_to_end(s)
+print(d.split(b"\r\n")[0].decode(), how, "under 2 s" if time.time() - t < 2 else "after %.1f s" % (time.time() - t))')
+assert_eq "not sandboxed, nothing sent: 403 at once, closed" "HTTP/1.1 403 Forbidden <fin> under 2 s" "$r"
 code=$(pcurl pxdeny -o /dev/null -w '%{http_code}' http://allowed.test/hello 2>/dev/null)
 assert_eq "deny-all profile" 403 "$code"
 # root's own connection (proxyd's peers are identified, never trusted by address)
